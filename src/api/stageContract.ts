@@ -1,0 +1,133 @@
+// The stage contract: what the operator gives every stage pod and what it reads back.
+// The one place both sides (src/operator builds pods, src/trainer reads them) take these names from.
+// A bring-your-own trainer image needs only this: the environment below, the volume at /btx,
+// a JSON termination message, and (optionally) the progress annotation.
+
+export const STAGES = ['seed', 'expert', 'mix', 'finetune', 'eval'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** Where the shared volume is mounted in every stage container. */
+export const VOLUME_MOUNT_PATH = '/btx';
+
+/** Environment variables of the stage contract. */
+export const ENV = {
+  stage: 'BTX_STAGE',
+  run: 'BTX_RUN',
+  namespace: 'BTX_NAMESPACE',
+  /** expert: the domain's name. */
+  domain: 'BTX_DOMAIN',
+  /** seed/expert: one data path. finetune/eval: comma-separated `DOMAIN=PATH`. */
+  data: 'BTX_DATA',
+  /** The checkpoint a stage starts from: the seed for an expert, the mixed model for finetune. */
+  input: 'BTX_INPUT',
+  /** mix: comma-separated expert checkpoint folders, in expert order. */
+  experts: 'BTX_EXPERTS',
+  /** mix: the seed checkpoint to add as a generalist expert (optional). */
+  generalist: 'BTX_GENERALIST',
+  /** eval: comma-separated `NAME=CHECKPOINT_DIR`. */
+  checkpoints: 'BTX_CHECKPOINTS',
+  /** The folder a stage writes to (experts: checkpoints step-N inside it). */
+  output: 'BTX_OUTPUT',
+  /** 1 for the first pod of a stage, +1 for each replacement. */
+  attempt: 'BTX_ATTEMPT',
+  steps: 'BTX_STEPS',
+  batchSize: 'BTX_BATCH_SIZE',
+  learningRate: 'BTX_LEARNING_RATE',
+  checkpointEvery: 'BTX_CHECKPOINT_EVERY',
+  /** Random seed for initialisation and data order. */
+  randomSeed: 'BTX_RANDOM_SEED',
+  /** seed: the architecture as JSON ({@link ModelSpec}). */
+  modelConfig: 'BTX_MODEL_CONFIG',
+  /** mix/finetune: topK | switch | soft | sampleTop1. */
+  router: 'BTX_ROUTER',
+  topK: 'BTX_TOP_K',
+  /** mix: how new routers start: zeros | normal. */
+  routerInit: 'BTX_ROUTER_INIT',
+  loadBalancingCoef: 'BTX_LOAD_BALANCING_COEF',
+  freezeExperts: 'BTX_FREEZE_EXPERTS',
+  /** finetune: comma-separated `DOMAIN=WEIGHT`. */
+  dataWeights: 'BTX_DATA_WEIGHTS',
+  /** mix: output dtype f32 | f16 | bf16. */
+  dtype: 'BTX_DTYPE',
+  /** eval: batches per domain. */
+  evalBatches: 'BTX_EVAL_BATCHES',
+  /** The pod's own name and namespace (downward API), for the progress annotation. */
+  podName: 'BTX_POD_NAME',
+  podNamespace: 'BTX_POD_NAMESPACE',
+  /**
+   * Set only by the embedded kubelet: JSON object mapping container paths (mount paths,
+   * the termination message path) to host folders. See src/util/containerPaths.ts.
+   */
+  localPaths: 'BTX_LOCAL_PATHS',
+} as const;
+
+/** Annotation a trainer patches on its own pod: JSON {@link Progress}. */
+export const PROGRESS_ANNOTATION = 'btx.ai/progress';
+
+export interface Progress {
+  step: number;
+  totalSteps: number;
+  loss: number | null;
+  tokensPerSecond: number | null;
+  /** Newest complete checkpoint written by this pod, if any. */
+  checkpoint?: string;
+  /** RFC 3339 time of this report. */
+  time: string;
+}
+
+/** Default terminationMessagePath; a stage writes {@link TerminationMessage} JSON there. */
+export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
+/** Kubernetes truncates termination messages at 4096 bytes; stages keep theirs below this. */
+export const TERMINATION_MESSAGE_MAX_BYTES = 4096;
+
+export interface EvalResult {
+  model: string;
+  domain: string;
+  loss: number;
+  perplexity: number;
+}
+
+/** Share of a domain's tokens routed to an expert, averaged over the MoE layers. */
+export interface RoutingShare {
+  domain: string;
+  expert: string;
+  share: number;
+}
+
+export interface TerminationMessage {
+  checkpoint?: string;
+  step?: number;
+  loss?: number | null;
+  /** eval only. */
+  results?: EvalResult[];
+  /** eval only (MoE models). */
+  routing?: RoutingShare[];
+}
+
+/** The architecture of a model trained from scratch (the seed), in BTXRun's terms. */
+export interface ModelSpec {
+  vocabSize: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  /** Key/value heads (grouped-query attention); defaults to heads. */
+  kvHeads?: number;
+  ffnHidden: number;
+  seqLen: number;
+  ropeTheta?: number;
+  rmsNormEps?: number;
+  tieEmbeddings?: boolean;
+}
+
+/** Folder layout of one run on the shared volume. */
+export function runLayout(namespace: string, run: string, root: string = VOLUME_MOUNT_PATH) {
+  const base = `${root}/runs/${namespace}/${run}`;
+  return {
+    base,
+    seed: `${base}/seed`,
+    expert: (domain: string) => `${base}/experts/${domain}`,
+    mixed: `${base}/mixed`,
+    finetuned: `${base}/finetuned`,
+    eval: `${base}/eval`,
+  };
+}

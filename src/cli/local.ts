@@ -1,0 +1,5 @@
+// Placeholder until the 'local' command lands (see the issues); it says so instead of pretending.
+export async function run(_argv: string[]): Promise<number> {
+  process.stderr.write('btx local: not implemented yet\n');
+  return 1;
+}
