@@ -1,0 +1,238 @@
+// The BTXRun custom resource (btx.ai/v1alpha1): the one TypeScript source of its shape.
+// src/api/schema.ts builds the CRD's openAPIV3Schema from the same field list, and a test
+// checks that crds/ and the chart's CRD are what it generates.
+import type {
+  V1ObjectMeta,
+  V1ResourceRequirements,
+  V1Toleration,
+  V1PodTemplateSpec,
+} from '@kubernetes/client-node';
+import type { EvalResult, ModelSpec, RoutingShare } from './stageContract.js';
+
+export const GROUP = 'btx.ai';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'BTXRun';
+export const PLURAL = 'btxruns';
+export const SINGULAR = 'btxrun';
+export const SHORT_NAMES = ['btx'];
+
+export type RouterType = 'topK' | 'switch' | 'soft' | 'sampleTop1';
+export type RouterInit = 'zeros' | 'normal';
+
+export interface StorageSpec {
+  /** The PVC mounted at /btx in every stage pod. */
+  persistentVolumeClaim: { claimName: string };
+}
+
+export interface SeedSpec {
+  /** An existing dense safetensors checkpoint (e.g. a Llama model) under /btx. */
+  checkpoint?: string;
+  /** Or pretrain a small seed first. */
+  train?: { data: string; steps: number; batchSize?: number; learningRate?: number };
+}
+
+export interface DomainSpec {
+  /** DNS label; names the expert, its pod and its checkpoint folder. */
+  name: string;
+  /** Path under /btx of the domain's .txt/.md/.jsonl data. */
+  data: string;
+  /** Overrides spec.expert.steps for this domain. */
+  steps?: number;
+  /** Overrides spec.expert.resources for this domain. */
+  resources?: V1ResourceRequirements;
+}
+
+/** Defaults for every expert pod. */
+export interface ExpertSpec {
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  checkpointEvery: number;
+  /** Restarts per expert that spend budget (eviction, preemption and node loss do not). */
+  maxRestarts: number;
+  /** First restart delay; doubles per restart, capped at 10 minutes. */
+  backoffSeconds: number;
+  activeDeadlineSeconds?: number;
+  resources?: V1ResourceRequirements;
+  nodeSelector?: Record<string, string>;
+  tolerations?: V1Toleration[];
+  priorityClassName?: string;
+  schedulerName?: string;
+  /** Merged under the generated pod (labels, annotations, extra volumes, env, ...). */
+  template?: V1PodTemplateSpec;
+}
+
+export type FailureAction = 'Restart' | 'FailExpert' | 'Ignore';
+
+export interface FailureRule {
+  action: FailureAction;
+  /** Matches when the trainer container exited with one of these codes. */
+  onExitCodes?: number[];
+  /** Matches when the pod has this condition True (e.g. DisruptionTarget). */
+  onPodCondition?: string;
+}
+
+export interface FailurePolicy {
+  /** Evaluated in order; the first match decides. Unmatched failures restart while budget remains. */
+  rules?: FailureRule[];
+  /** Mix once this many experts have succeeded and the rest failed for good. Default: all domains. */
+  minExperts?: number;
+}
+
+export interface MixSpec {
+  /** Add the seed as one more (generalist) expert, as in the BTX paper. */
+  includeSeedAsExpert: boolean;
+  router: { type: RouterType; k: number };
+  routerInit: RouterInit;
+  dtype?: 'f32' | 'f16' | 'bf16';
+  activeDeadlineSeconds?: number;
+  resources?: V1ResourceRequirements;
+}
+
+export interface FinetuneSpec {
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  loadBalancingCoef: number;
+  freezeExperts: boolean;
+  checkpointEvery: number;
+  /** Sampling weight per domain name; default equal. */
+  dataWeights?: Record<string, number>;
+  activeDeadlineSeconds?: number;
+  resources?: V1ResourceRequirements;
+}
+
+export interface EvalSpec {
+  enabled: boolean;
+  batches: number;
+  /** Compare the seed and each expert with the BTX model (not only the BTX model). */
+  compareBaselines: boolean;
+  activeDeadlineSeconds?: number;
+  resources?: V1ResourceRequirements;
+}
+
+export interface BTXRunSpec {
+  image: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  serviceAccountName?: string;
+  /** Extra labels for every stage pod (e.g. kueue.x-k8s.io/queue-name). */
+  podLabels?: Record<string, string>;
+  storage: StorageSpec;
+  model?: ModelSpec;
+  seed: SeedSpec;
+  domains: DomainSpec[];
+  expert: ExpertSpec;
+  failurePolicy?: FailurePolicy;
+  mix: MixSpec;
+  finetune: FinetuneSpec;
+  eval: EvalSpec;
+  randomSeed: number;
+  suspend: boolean;
+  ttlSecondsAfterFinished?: number;
+}
+
+export const PHASES = [
+  'Pending',
+  'Seeding',
+  'TrainingExperts',
+  'Mixing',
+  'Finetuning',
+  'Evaluating',
+  'Succeeded',
+  'Failed',
+  'Suspended',
+] as const;
+export type RunPhase = (typeof PHASES)[number];
+
+export const CONDITION_TYPES = [
+  'ExpertsReady',
+  'Mixed',
+  'Finetuned',
+  'Evaluated',
+  'Suspended',
+  'Restarting',
+  'Succeeded',
+  'Failed',
+] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+export interface Condition {
+  type: ConditionType;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export type ExpertPhase = 'Pending' | 'Running' | 'Restarting' | 'Succeeded' | 'Failed';
+
+export interface ExpertFailure {
+  attempt: number;
+  reason: string;
+  message: string;
+  exitCode?: number;
+  /** Whether this failure spent restart budget (eviction, preemption, node loss do not). */
+  countsAgainstBudget: boolean;
+  time: string;
+}
+
+export interface ExpertStatus {
+  name: string;
+  phase: ExpertPhase;
+  /** 1-based; each replacement pod is attempt + 1. */
+  attempt: number;
+  /** Restarts that spent budget. */
+  restarts: number;
+  /** All restarts, budget or not. */
+  totalRestarts?: number;
+  pod?: string;
+  step?: number;
+  totalSteps?: number;
+  loss?: number | null;
+  checkpoint?: string;
+  startTime?: string;
+  completionTime?: string;
+  /** When the next attempt may start (backoff). */
+  nextAttemptTime?: string;
+  lastFailure?: ExpertFailure;
+}
+
+export type StagePhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+export interface StageStatus {
+  job?: string;
+  phase: StagePhase;
+  checkpoint?: string;
+  startTime?: string;
+  completionTime?: string;
+  message?: string;
+}
+
+export interface BTXRunStatus {
+  phase?: RunPhase;
+  conditions?: Condition[];
+  observedGeneration?: number;
+  startTime?: string;
+  completionTime?: string;
+  /** "ready/total", for the printer column. */
+  expertsReady?: string;
+  /** Sum of expert restarts, for the printer column. */
+  restarts?: number;
+  experts?: ExpertStatus[];
+  seed?: StageStatus;
+  mix?: StageStatus;
+  finetune?: StageStatus;
+  eval?: StageStatus;
+  results?: EvalResult[];
+  routing?: RoutingShare[];
+}
+
+export interface BTXRun {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: V1ObjectMeta;
+  spec: BTXRunSpec;
+  status?: BTXRunStatus;
+}
