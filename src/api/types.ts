@@ -154,6 +154,8 @@ export const CONDITION_TYPES = [
   'Restarting',
   'Succeeded',
   'Failed',
+  /** False (reason ImmutableFieldChanged) while the spec asks for a change the run cannot make. */
+  'SpecApplied',
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
@@ -203,6 +205,8 @@ export type StagePhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
 export interface StageStatus {
   job?: string;
+  /** 1 for the first Job of the stage; +1 when a suspend stopped it and resuming starts it again. */
+  attempt?: number;
   phase: StagePhase;
   checkpoint?: string;
   startTime?: string;
@@ -227,6 +231,17 @@ export interface BTXRunStatus {
   eval?: StageStatus;
   results?: EvalResult[];
   routing?: RoutingShare[];
+  /**
+   * The immutable fields as the run started with them. A later change to them is reported
+   * (reason ImmutableFieldChanged) and not applied; kept here so it derives from the API server.
+   */
+  startedWith?: StartedWith;
+}
+
+export interface StartedWith {
+  domains: DomainSpec[];
+  model?: ModelSpec;
+  storage: StorageSpec;
 }
 
 export interface BTXRun {
