@@ -1,0 +1,62 @@
+// Fields that cannot change once a run is created: every expert was trained on this storage, for
+// these domains, with this architecture. The CRD enforces it with `self == oldSelf`
+// rules where the API server runs CEL; the operator checks it with changedImmutableField() either way.
+import type { BTXRunSpec } from './types.js';
+
+export const IMMUTABLE_FIELDS = [
+  'storage',
+  'model',
+  'seed',
+  'domains',
+] as const satisfies readonly (keyof BTXRunSpec)[];
+export type ImmutableField = (typeof IMMUTABLE_FIELDS)[number];
+
+export interface ImmutableChange {
+  /** The changed field as Kubernetes names it, e.g. `spec.domains[1].data`. */
+  field: string;
+  message: string;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The first path where `a` and `b` differ (keys with undefined values count as absent), or undefined. */
+export function firstDifference(a: unknown, b: unknown, path: string): string | undefined {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const d = firstDifference(a[i], b[i], `${path}[${i}]`);
+      if (d !== undefined) return d;
+    }
+    return a.length === b.length ? undefined : path;
+  }
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    for (const key of keys) {
+      const d = firstDifference(a[key], b[key], `${path}.${key}`);
+      if (d !== undefined) return d;
+    }
+    return undefined;
+  }
+  return Object.is(a, b) ? undefined : path;
+}
+
+/**
+ * Names the first immutable field of `current` that differs from what the run started with.
+ * Compare defaulted specs (applyDefaults) so a default filled in by one side only is not a change.
+ */
+export function changedImmutableField(
+  startedWith: BTXRunSpec,
+  current: BTXRunSpec,
+): ImmutableChange | undefined {
+  for (const field of IMMUTABLE_FIELDS) {
+    const path = firstDifference(startedWith[field], current[field], `spec.${field}`);
+    if (path !== undefined) {
+      return {
+        field: path,
+        message: `${path}: field is immutable: spec.${field} cannot change once the run is created (the experts were trained with it); create a new BTXRun instead`,
+      };
+    }
+  }
+  return undefined;
+}

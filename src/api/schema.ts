@@ -1,0 +1,691 @@
+// The BTXRun openAPIV3Schema, built here and only here: crds/, the Helm chart's CRD and docs/api.md
+// are generated from it (scripts/generate.ts), and test/api checks that every field of the TypeScript
+// types in types.ts has a described node in it. Defaults come from the DEFAULTS table (defaults.ts).
+// The schema says what it can (types, enums, minimums, patterns, CEL rules, immutability);
+// validation.ts adds what needs the whole run and is what the operator enforces either way.
+import { DEFAULTS } from './defaults.js';
+import { CONDITION_TYPES, PHASES } from './types.js';
+import { VOLUME_MOUNT_PATH } from './stageContract.js';
+
+/** The subset of Kubernetes' JSONSchemaProps that the BTXRun schema uses, with its wire names. */
+export interface JSONSchema {
+  type?: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
+  description?: string;
+  format?: string;
+  properties?: Record<string, JSONSchema>;
+  required?: string[];
+  items?: JSONSchema;
+  additionalProperties?: JSONSchema;
+  anyOf?: JSONSchema[];
+  enum?: (string | number)[];
+  default?: unknown;
+  nullable?: boolean;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: boolean;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  minItems?: number;
+  maxItems?: number;
+  maxProperties?: number;
+  'x-kubernetes-int-or-string'?: boolean;
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+  'x-kubernetes-embedded-resource'?: boolean;
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-map-type'?: 'granular' | 'atomic';
+  'x-kubernetes-validations'?: ValidationRule[];
+}
+
+export interface ValidationRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+/** Most domains (experts) a run may have; also bounds CEL costs on real clusters. */
+export const MAX_DOMAINS = 64;
+/** RFC 1123 label: names experts, pods and checkpoint folders. */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+export const DNS_LABEL_MAX_LENGTH = 63;
+/** RFC 1123 subdomain: PVC, service account and priority class names. */
+export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** Paths a stage reads: the mount point or anything below it. */
+export const VOLUME_PATH_PATTERN = `^${VOLUME_MOUNT_PATH}(/.*)?$`;
+const MAX_PATH_LENGTH = 1024;
+const MAX_STRING_LENGTH = 4096;
+const MAX_MAP_ENTRIES = 64;
+/** Kubernetes' resource.Quantity syntax. */
+export const QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
+type Extra = Omit<JSONSchema, 'type' | 'description'>;
+
+function str(description: string, extra: Extra = {}): JSONSchema {
+  return { type: 'string', description, maxLength: MAX_STRING_LENGTH, ...extra };
+}
+
+function int(description: string, extra: Extra = {}): JSONSchema {
+  return { type: 'integer', description, ...extra };
+}
+
+function num(description: string, extra: Extra = {}): JSONSchema {
+  return { type: 'number', description, ...extra };
+}
+
+function bool(description: string, extra: Extra = {}): JSONSchema {
+  return { type: 'boolean', description, ...extra };
+}
+
+function obj(description: string, properties: Record<string, JSONSchema>, extra: Extra = {}): JSONSchema {
+  return { type: 'object', description, properties, ...extra };
+}
+
+function arr(description: string, items: JSONSchema, extra: Extra = {}): JSONSchema {
+  return { type: 'array', description, items, ...extra };
+}
+
+function stringMap(description: string, values: JSONSchema, extra: Extra = {}): JSONSchema {
+  return {
+    type: 'object',
+    description,
+    additionalProperties: values,
+    maxProperties: MAX_MAP_ENTRIES,
+    ...extra,
+  };
+}
+
+/** A path on the shared volume; `..` segments would escape it. */
+function volumePath(description: string): JSONSchema {
+  return str(`${description} An absolute path under ${VOLUME_MOUNT_PATH}, the shared volume.`, {
+    maxLength: MAX_PATH_LENGTH,
+    pattern: VOLUME_PATH_PATTERN,
+    'x-kubernetes-validations': [
+      {
+        rule: "!self.contains('/../') && !self.endsWith('/..')",
+        message: `must not contain '..' segments (it must stay under ${VOLUME_MOUNT_PATH})`,
+      },
+    ],
+  });
+}
+
+function immutable(schema: JSONSchema, field: string): JSONSchema {
+  return {
+    ...schema,
+    description: `${schema.description} Immutable once the run is created.`,
+    'x-kubernetes-validations': [
+      ...(schema['x-kubernetes-validations'] ?? []),
+      {
+        rule: 'self == oldSelf',
+        message: `${field} is immutable once the run is created; create a new BTXRun instead`,
+      },
+    ],
+  };
+}
+
+function quantity(description: string): JSONSchema {
+  return {
+    description,
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    pattern: QUANTITY_PATTERN,
+    'x-kubernetes-int-or-string': true,
+  };
+}
+
+function resources(whose: string): JSONSchema {
+  return obj(
+    `Compute resources of ${whose} (requests and limits, e.g. cpu, memory, nvidia.com/gpu), as in a pod's container.`,
+    {
+      limits: stringMap(
+        'The most of each resource the container may use.',
+        quantity('A resource quantity (e.g. 2, 500m, 4Gi).'),
+      ),
+      requests: stringMap(
+        'The resources the scheduler reserves for the container.',
+        quantity('A resource quantity (e.g. 2, 500m, 4Gi).'),
+      ),
+      claims: arr(
+        'Dynamic resource claims (DRA) the container uses, by name of a claim in the pod.',
+        obj(
+          'One resource claim.',
+          {
+            name: str('Name of a resource claim in the pod spec.', { maxLength: DNS_LABEL_MAX_LENGTH }),
+            request: str('The request within the claim, when the claim has several.', {
+              maxLength: DNS_LABEL_MAX_LENGTH,
+            }),
+          },
+          { required: ['name'] },
+        ),
+        { maxItems: 16, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
+      ),
+    },
+  );
+}
+
+function activeDeadline(stage: string): JSONSchema {
+  return int(
+    `Seconds the ${stage} may run before it is failed (its pod's activeDeadlineSeconds). Unset: no deadline.`,
+    { minimum: 1 },
+  );
+}
+
+const modelSchema: JSONSchema = obj(
+  'The architecture of the seed when it is trained here (a Llama-style decoder). Required with seed.train.',
+  {
+    vocabSize: int('Vocabulary size. The built-in trainer uses a byte-level tokenizer of 259 symbols.', {
+      minimum: 1,
+      default: DEFAULTS.model.vocabSize,
+    }),
+    dModel: int('Hidden size (width of the residual stream). A multiple of heads.', { minimum: 1 }),
+    layers: int('Number of transformer blocks.', { minimum: 1 }),
+    heads: int('Attention heads.', { minimum: 1 }),
+    kvHeads: int('Key/value heads (grouped-query attention); divides heads. Default: heads.', { minimum: 1 }),
+    ffnHidden: int('Hidden size of the SwiGLU feed-forward network (each expert in the MoE).', {
+      minimum: 1,
+    }),
+    seqLen: int('Context length in tokens.', { minimum: 1 }),
+    ropeTheta: num('Base of the rotary position embedding.', {
+      minimum: 0,
+      exclusiveMinimum: true,
+      default: DEFAULTS.model.ropeTheta,
+    }),
+    rmsNormEps: num('Epsilon of RMSNorm.', {
+      minimum: 0,
+      exclusiveMinimum: true,
+      default: DEFAULTS.model.rmsNormEps,
+    }),
+    tieEmbeddings: bool('Share the input embedding with the output projection.', {
+      default: DEFAULTS.model.tieEmbeddings,
+    }),
+  },
+  {
+    required: ['dModel', 'layers', 'heads', 'ffnHidden', 'seqLen'],
+    'x-kubernetes-validations': [
+      {
+        rule: 'self.dModel % self.heads == 0',
+        message: 'dModel must be a multiple of heads',
+        fieldPath: '.dModel',
+      },
+      {
+        rule: '!has(self.kvHeads) || self.heads % self.kvHeads == 0',
+        message: 'kvHeads must divide heads',
+        fieldPath: '.kvHeads',
+      },
+    ],
+  },
+);
+
+const storageSchema: JSONSchema = obj(
+  `The volume shared by all stages, mounted at ${VOLUME_MOUNT_PATH}.`,
+  {
+    persistentVolumeClaim: obj(
+      "A PersistentVolumeClaim in the run's namespace (ReadWriteMany when stages run on several nodes).",
+      {
+        claimName: str('Name of the PVC.', { minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }),
+      },
+      { required: ['claimName'] },
+    ),
+  },
+  { required: ['persistentVolumeClaim'] },
+);
+
+const seedSchema: JSONSchema = obj(
+  'Where the dense seed model comes from: exactly one of checkpoint (an existing model) or train (pretrain one here).',
+  {
+    checkpoint: volumePath(
+      'A dense Llama-architecture checkpoint folder (config.json + safetensors) to branch the experts from.',
+    ),
+    train: obj(
+      'Pretrain a small seed model on this data first (needs spec.model).',
+      {
+        data: volumePath('The seed corpus: a .txt/.md/.jsonl file or a folder of them.'),
+        steps: int('Training steps of the seed.', { minimum: 1 }),
+        batchSize: int('Sequences per step.', { minimum: 1, default: DEFAULTS.seedTrain.batchSize }),
+        learningRate: num('Peak learning rate (AdamW).', {
+          minimum: 0,
+          exclusiveMinimum: true,
+          default: DEFAULTS.seedTrain.learningRate,
+        }),
+      },
+      { required: ['data', 'steps'] },
+    ),
+  },
+  {
+    'x-kubernetes-validations': [
+      {
+        rule: 'has(self.checkpoint) != has(self.train)',
+        message: 'seed must set exactly one of checkpoint or train',
+      },
+    ],
+  },
+);
+
+const domainSchema: JSONSchema = obj(
+  'One domain: the data one expert is trained on.',
+  {
+    name: str('Domain name, an RFC 1123 label; names the expert, its pod and its checkpoint folder.', {
+      minLength: 1,
+      maxLength: DNS_LABEL_MAX_LENGTH,
+      pattern: DNS_LABEL_PATTERN,
+    }),
+    data: volumePath("The domain's training data: a .txt/.md/.jsonl file or a folder of them."),
+    steps: int("Training steps of this domain's expert. Default: expert.steps.", { minimum: 1 }),
+    resources: resources("this domain's expert pod (overrides expert.resources)"),
+  },
+  { required: ['name', 'data'] },
+);
+
+const tolerationSchema: JSONSchema = obj('A toleration, as in a pod spec.', {
+  key: str('Taint key; empty with operator Exists matches every taint.', { maxLength: 317 }),
+  operator: str('Exists or Equal (default Equal).', { enum: ['Exists', 'Equal'] }),
+  value: str('Taint value to match with operator Equal.', { maxLength: 63 }),
+  effect: str('Taint effect to match; empty matches all.', {
+    enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'],
+  }),
+  tolerationSeconds: int('With effect NoExecute: how long the pod stays bound after the taint appears.', {
+    format: 'int64',
+  }),
+});
+
+const expertSchema: JSONSchema = obj(
+  'Defaults for every expert pod (one per domain).',
+  {
+    steps: int('Training steps per expert.', { minimum: 1, default: DEFAULTS.expert.steps }),
+    batchSize: int('Sequences per step.', { minimum: 1, default: DEFAULTS.expert.batchSize }),
+    learningRate: num('Peak learning rate (AdamW).', {
+      minimum: 0,
+      exclusiveMinimum: true,
+      default: DEFAULTS.expert.learningRate,
+    }),
+    checkpointEvery: int(
+      'Write a checkpoint every this many steps; a restarted expert resumes from the newest.',
+      {
+        minimum: 1,
+        default: DEFAULTS.expert.checkpointEvery,
+      },
+    ),
+    maxRestarts: int(
+      'Restarts per expert that spend budget. Eviction, preemption and node loss restart without spending it.',
+      { minimum: 0, default: DEFAULTS.expert.maxRestarts },
+    ),
+    backoffSeconds: int('Delay before the first restart; doubles per restart, capped at 10 minutes.', {
+      minimum: 0,
+      default: DEFAULTS.expert.backoffSeconds,
+    }),
+    activeDeadlineSeconds: activeDeadline('each expert pod'),
+    resources: resources('each expert pod (e.g. nvidia.com/gpu: 1)'),
+    nodeSelector: stringMap(
+      'Node labels an expert pod must be scheduled on.',
+      str('Label value.', { maxLength: 63 }),
+    ),
+    tolerations: arr('Tolerations of every expert pod.', tolerationSchema, { maxItems: 32 }),
+    priorityClassName: str('PriorityClass of expert pods.', { maxLength: 253 }),
+    schedulerName: str('Scheduler of expert pods (e.g. a gang scheduler).', { maxLength: 253 }),
+    template: {
+      type: 'object',
+      description:
+        'A PodTemplateSpec merged under each generated expert pod: extra labels, annotations, volumes, env, sidecars. Generated fields win.',
+      'x-kubernetes-preserve-unknown-fields': true,
+    },
+  },
+  { default: {} },
+);
+
+const failureRuleSchema: JSONSchema = obj(
+  'Decides what a failed expert pod means. Sets exactly one of onExitCodes or onPodCondition.',
+  {
+    action: str(
+      'Restart: restart spending budget; FailExpert: fail the expert at once; Ignore: restart without spending budget.',
+      { enum: ['Restart', 'FailExpert', 'Ignore'] },
+    ),
+    onExitCodes: arr(
+      'Matches when the trainer container exited with one of these codes.',
+      int('An exit code.', { minimum: 1, maximum: 255 }),
+      { minItems: 1, maxItems: 255, 'x-kubernetes-list-type': 'set' },
+    ),
+    onPodCondition: str('Matches when the pod has this condition True (e.g. DisruptionTarget).', {
+      maxLength: 316,
+    }),
+  },
+  {
+    required: ['action'],
+    'x-kubernetes-validations': [
+      {
+        rule: 'has(self.onExitCodes) != has(self.onPodCondition)',
+        message: 'a failure rule sets exactly one of onExitCodes or onPodCondition',
+      },
+    ],
+  },
+);
+
+const mixSchema: JSONSchema = obj(
+  'How the trained experts become one Mixture-of-Experts model.',
+  {
+    includeSeedAsExpert: bool('Add the seed as one more (generalist) expert, as in the BTX paper.', {
+      default: DEFAULTS.mix.includeSeedAsExpert,
+    }),
+    router: obj(
+      'The token router of every MoE layer.',
+      {
+        type: str(
+          'topK: softmax over experts, top k, renormalised (Mixtral); switch: top 1; soft: all experts weighted; sampleTop1: sample one expert (training), top 1 (inference).',
+          { enum: ['topK', 'switch', 'soft', 'sampleTop1'], default: DEFAULTS.mix.router.type },
+        ),
+        k: int(
+          'Experts per token for topK; at most the number of experts (domains, plus the seed if included).',
+          {
+            minimum: 1,
+            maximum: MAX_DOMAINS + 1,
+            default: DEFAULTS.mix.router.k,
+          },
+        ),
+      },
+      { default: {} },
+    ),
+    routerInit: str('Initial router weights: zeros (uniform routing) or normal (small random).', {
+      enum: ['zeros', 'normal'],
+      default: DEFAULTS.mix.routerInit,
+    }),
+    dtype: str('Tensor type of the mixed checkpoint.', {
+      enum: ['f32', 'f16', 'bf16'],
+      default: DEFAULTS.mix.dtype,
+    }),
+    activeDeadlineSeconds: activeDeadline('mix Job'),
+    resources: resources('the mix pod'),
+  },
+  { default: {} },
+);
+
+const finetuneSchema: JSONSchema = obj(
+  'Fine-tuning of the mixed model on all domains together (learns the routers).',
+  {
+    steps: int('Fine-tuning steps.', { minimum: 1, default: DEFAULTS.finetune.steps }),
+    batchSize: int('Sequences per step.', { minimum: 1, default: DEFAULTS.finetune.batchSize }),
+    learningRate: num('Peak learning rate (AdamW).', {
+      minimum: 0,
+      exclusiveMinimum: true,
+      default: DEFAULTS.finetune.learningRate,
+    }),
+    loadBalancingCoef: num('Weight of the Switch load-balancing loss.', {
+      minimum: 0,
+      default: DEFAULTS.finetune.loadBalancingCoef,
+    }),
+    freezeExperts: bool(
+      'Train only the routers (and shared weights), not the expert feed-forward networks.',
+      {
+        default: DEFAULTS.finetune.freezeExperts,
+      },
+    ),
+    checkpointEvery: int('Write a checkpoint every this many steps.', {
+      minimum: 1,
+      default: DEFAULTS.finetune.checkpointEvery,
+    }),
+    dataWeights: stringMap(
+      'Sampling weight per domain name (keys are domain names). Default: equal weights.',
+      num('Relative weight; 0 leaves the domain out.', { minimum: 0 }),
+    ),
+    activeDeadlineSeconds: activeDeadline('finetune Job'),
+    resources: resources('the finetune pod'),
+  },
+  { default: {} },
+);
+
+const evalSchema: JSONSchema = obj(
+  'Held-out evaluation: loss and perplexity per domain, and routing shares.',
+  {
+    enabled: bool('Run the eval stage.', { default: DEFAULTS.eval.enabled }),
+    batches: int('Held-out batches per domain.', { minimum: 1, default: DEFAULTS.eval.batches }),
+    compareBaselines: bool('Also evaluate the seed and each expert, not only the BTX model.', {
+      default: DEFAULTS.eval.compareBaselines,
+    }),
+    activeDeadlineSeconds: activeDeadline('eval Job'),
+    resources: resources('the eval pod'),
+  },
+  { default: {} },
+);
+
+const specSchema: JSONSchema = obj(
+  'The desired BTX run: a seed, one expert per domain, then mix, finetune and eval.',
+  {
+    image: str('Trainer image of every stage pod (the stage contract: docs/stage-contract.md).', {
+      minLength: 1,
+      maxLength: 1024,
+      default: DEFAULTS.image,
+    }),
+    imagePullPolicy: str('Pull policy of every stage pod.', {
+      enum: ['Always', 'IfNotPresent', 'Never'],
+      default: DEFAULTS.imagePullPolicy,
+    }),
+    serviceAccountName: str('Service account of every stage pod (needs patch on its own pod for progress).', {
+      maxLength: 253,
+      pattern: DNS_SUBDOMAIN_PATTERN,
+    }),
+    podLabels: stringMap(
+      'Extra labels on every stage pod (e.g. kueue.x-k8s.io/queue-name).',
+      str('Label value.', { maxLength: 63 }),
+    ),
+    storage: immutable(storageSchema, 'storage'),
+    model: immutable(modelSchema, 'model'),
+    seed: seedSchema,
+    domains: immutable(
+      arr('The domains, one expert each. Names are unique.', domainSchema, {
+        minItems: 1,
+        maxItems: MAX_DOMAINS,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+      }),
+      'domains',
+    ),
+    expert: expertSchema,
+    failurePolicy: obj('What expert failures mean, and how many experts must succeed.', {
+      rules: arr(
+        'Evaluated in order; the first match decides. Unmatched failures restart while budget remains.',
+        failureRuleSchema,
+        {
+          maxItems: 32,
+        },
+      ),
+      minExperts: int(
+        'Mix once this many experts succeeded and the others failed for good. Default: all domains.',
+        { minimum: 1, maximum: MAX_DOMAINS },
+      ),
+    }),
+    mix: mixSchema,
+    finetune: finetuneSchema,
+    eval: evalSchema,
+    randomSeed: int('Seed of initialisation and data order, for reproducible runs.', {
+      minimum: 0,
+      default: DEFAULTS.randomSeed,
+    }),
+    suspend: bool('Stop running pods and keep checkpoints; false resumes, spending no restart budget.', {
+      default: DEFAULTS.suspend,
+    }),
+    ttlSecondsAfterFinished: int(
+      "Delete the run's pods and Jobs this long after it Succeeded or Failed (checkpoints stay). Unset: keep them.",
+      { minimum: 0 },
+    ),
+  },
+  {
+    required: ['storage', 'seed', 'domains'],
+    'x-kubernetes-validations': [
+      {
+        rule: '!has(self.seed.train) || has(self.model)',
+        message: 'model is required when seed.train is set',
+        fieldPath: '.model',
+        reason: 'FieldValueRequired',
+      },
+      {
+        rule: 'has(self.model) == has(oldSelf.model)',
+        message: 'model is immutable once the run is created; create a new BTXRun instead',
+        fieldPath: '.model',
+      },
+      {
+        rule: "!has(self.mix) || !has(self.mix.router) || !has(self.mix.router.k) || !has(self.mix.router.type) || self.mix.router.type != 'topK' || self.mix.router.k <= size(self.domains) + ((!has(self.mix.includeSeedAsExpert) || self.mix.includeSeedAsExpert) ? 1 : 0)",
+        message: 'mix.router.k must not exceed the number of experts (domains, plus the seed if included)',
+        fieldPath: '.mix.router.k',
+      },
+      {
+        rule: '!has(self.failurePolicy) || !has(self.failurePolicy.minExperts) || self.failurePolicy.minExperts <= size(self.domains)',
+        message: 'failurePolicy.minExperts must not exceed the number of domains',
+        fieldPath: '.failurePolicy.minExperts',
+      },
+      {
+        rule: '!has(self.finetune) || !has(self.finetune.dataWeights) || self.finetune.dataWeights.all(k, self.domains.exists(d, d.name == k))',
+        message: 'finetune.dataWeights keys must be domain names',
+        fieldPath: '.finetune.dataWeights',
+      },
+    ],
+  },
+);
+
+const timeField = (description: string): JSONSchema =>
+  str(description, { format: 'date-time', maxLength: 64 });
+
+const conditionSchema: JSONSchema = obj(
+  'One condition of the run; its meaning never flips.',
+  {
+    type: str('What the condition says.', { enum: [...CONDITION_TYPES] }),
+    status: str('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
+    reason: str('Why, in CamelCase (e.g. ExpertFailed, InvalidSpec).', { maxLength: 1024 }),
+    message: str('Why, for people.', { maxLength: 32768 }),
+    lastTransitionTime: timeField('When status last changed.'),
+    observedGeneration: int('The spec generation this condition was set from.', {
+      minimum: 0,
+      format: 'int64',
+    }),
+  },
+  { required: ['type', 'status'] },
+);
+
+const failureSchema: JSONSchema = obj('Why an expert pod last failed.', {
+  attempt: int('The attempt that failed.', { minimum: 1 }),
+  reason: str('Classified cause (e.g. Evicted, Preempted, NodeLost, Error, PermanentExitCode).', {
+    maxLength: 1024,
+  }),
+  message: str('Details, for people.', { maxLength: 32768 }),
+  exitCode: int("The trainer container's exit code, when it exited."),
+  countsAgainstBudget: bool('Whether this failure spent restart budget.'),
+  time: timeField('When the failure was observed.'),
+});
+
+const expertStatusSchema: JSONSchema = obj(
+  "One expert's state.",
+  {
+    name: str('The domain name.', { maxLength: DNS_LABEL_MAX_LENGTH }),
+    phase: str('Pending, Running, Restarting, Succeeded or Failed.', {
+      enum: ['Pending', 'Running', 'Restarting', 'Succeeded', 'Failed'],
+    }),
+    attempt: int('1-based; each replacement pod is attempt + 1.', { minimum: 0 }),
+    restarts: int('Restarts that spent budget.', { minimum: 0 }),
+    totalRestarts: int('All restarts, budget or not.', { minimum: 0 }),
+    pod: str('Name of the current (or last) pod.', { maxLength: 253 }),
+    step: int('Last reported training step.', { minimum: 0 }),
+    totalSteps: int('Steps this expert trains for.', { minimum: 0 }),
+    loss: num('Last reported training loss.', { nullable: true }),
+    checkpoint: str('Newest complete checkpoint (a path under /btx).', { maxLength: MAX_PATH_LENGTH }),
+    startTime: timeField('When the first attempt started.'),
+    completionTime: timeField('When the expert finished.'),
+    nextAttemptTime: timeField('When the next attempt may start (restart backoff).'),
+    lastFailure: failureSchema,
+  },
+  { required: ['name', 'phase', 'attempt', 'restarts'] },
+);
+
+function stageStatus(stage: string): JSONSchema {
+  return obj(
+    `State of the ${stage} stage.`,
+    {
+      job: str('Name of the Job.', { maxLength: 253 }),
+      attempt: int('1 for the first Job of the stage; +1 when resuming after a suspend starts it again.', {
+        minimum: 1,
+      }),
+      phase: str('Pending, Running, Succeeded or Failed.', {
+        enum: ['Pending', 'Running', 'Succeeded', 'Failed'],
+      }),
+      checkpoint: str('The checkpoint (or result folder) it wrote.', { maxLength: MAX_PATH_LENGTH }),
+      startTime: timeField('When the stage started.'),
+      completionTime: timeField('When the stage finished.'),
+      message: str('Why it failed, or what it is waiting for.', { maxLength: 32768 }),
+    },
+    { required: ['phase'] },
+  );
+}
+
+const statusSchema: JSONSchema = obj('The observed state of the run, written by the operator.', {
+  phase: str('Where the run stands.', { enum: [...PHASES] }),
+  conditions: arr(
+    'ExpertsReady, Mixed, Finetuned, Evaluated, Suspended, Restarting, Succeeded, Failed.',
+    conditionSchema,
+    {
+      maxItems: 16,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    },
+  ),
+  observedGeneration: int('The spec generation the status was computed from.', {
+    minimum: 0,
+    format: 'int64',
+  }),
+  startTime: timeField('When the operator started the run.'),
+  completionTime: timeField('When the run Succeeded or Failed.'),
+  expertsReady: str('"ready/total" experts, for the printer column.', { maxLength: 16 }),
+  restarts: int('Sum of expert restarts, for the printer column.', { minimum: 0 }),
+  experts: arr('One entry per domain.', expertStatusSchema, { maxItems: MAX_DOMAINS }),
+  seed: stageStatus('seed'),
+  mix: stageStatus('mix'),
+  finetune: stageStatus('finetune'),
+  eval: stageStatus('eval'),
+  results: arr(
+    'Held-out loss and perplexity per model (seed, each expert, the BTX model) and domain.',
+    obj(
+      'One evaluation.',
+      {
+        model: str('Which model: seed, an expert (by domain) or btx.', { maxLength: 253 }),
+        domain: str("Which domain's held-out data.", { maxLength: DNS_LABEL_MAX_LENGTH }),
+        loss: num('Mean cross-entropy per token (nats).'),
+        perplexity: num('exp(loss).'),
+      },
+      { required: ['model', 'domain', 'loss', 'perplexity'] },
+    ),
+    { maxItems: (MAX_DOMAINS + 2) * MAX_DOMAINS },
+  ),
+  startedWith: obj(
+    'The immutable fields as the run started with them; a later change to them is reported (condition SpecApplied False, reason ImmutableFieldChanged) and not applied.',
+    {
+      domains: arr('The domains the run started with.', domainSchema, { maxItems: MAX_DOMAINS }),
+      model: modelSchema,
+      storage: storageSchema,
+    },
+    { required: ['domains', 'storage'] },
+  ),
+  routing: arr(
+    "Share of each domain's tokens routed to each expert, averaged over the MoE layers.",
+    obj(
+      'One share.',
+      {
+        domain: str('The domain whose tokens were routed.', { maxLength: DNS_LABEL_MAX_LENGTH }),
+        expert: str('The expert they went to.', { maxLength: 253 }),
+        share: num('Fraction of the tokens, 0..1.', { minimum: 0, maximum: 1 }),
+      },
+      { required: ['domain', 'expert', 'share'] },
+    ),
+    { maxItems: (MAX_DOMAINS + 1) * MAX_DOMAINS },
+  ),
+});
+
+/** The openAPIV3Schema of BTXRun v1alpha1. */
+export function btxRunSchema(): JSONSchema {
+  return obj(
+    'BTXRun trains a Mixture-of-Experts language model with Branch-Train-MiX: experts branched from a seed, trained per domain in parallel, mixed, fine-tuned and evaluated.',
+    {
+      apiVersion: str('Versioned schema of this object: btx.ai/v1alpha1.', { maxLength: 253 }),
+      kind: str('Kind of this object: BTXRun.', { maxLength: 253 }),
+      metadata: { type: 'object', description: 'Standard object metadata (name, namespace, labels, ...).' },
+      spec: specSchema,
+      status: statusSchema,
+    },
+    { required: ['spec'] },
+  );
+}
