@@ -1,0 +1,213 @@
+// The training stages: seed (random init), expert (branch from the seed, one domain) and
+// finetune (the mixed MoE on all domains). All three resume from the newest complete checkpoint
+// in their output folder, so a replaced pod continues where the last one stopped, on the same
+// data order (batches are a function of (seed, step)) and with the same optimizer moments.
+import { join } from 'node:path';
+import type { ModelSpec, Stage, TerminationMessage } from '../api/stageContract.js';
+import { hostPath } from '../util/containerPaths.js';
+import { log } from '../util/log.js';
+import { AdamW, ADAMW_DEFAULTS, OPTIMIZER_KIND } from './adamw.js';
+import { checkpointDirName, findLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { DType, LoadedCheckpoint } from './checkpoint.js';
+import { loadModelCheckpoint } from './checkpointInput.js';
+import { loadDomain } from './data.js';
+import type { BatchSource } from './data.js';
+import { BYTE_VOCAB_SIZE, llamaConfigFromSpec } from './hfConfig.js';
+import type { ModelConfig, RouterType } from './hfConfig.js';
+import {
+  disposeParams,
+  initParams,
+  isExpertWeight,
+  modelDims,
+  paramsFromTensors,
+  paramsToTensors,
+} from './model.js';
+import type { Params } from './model.js';
+import { ProgressReporter } from './progress.js';
+import { trainLoop } from './train.js';
+
+export type TrainStage = Extract<Stage, 'seed' | 'expert' | 'finetune'>;
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** Longest window trained by default (a real Llama config says 4096; our CPU budget does not). */
+export const DEFAULT_MAX_SEQ_LEN = 256;
+
+export interface TrainStageSettings {
+  stage: TrainStage;
+  /** Container paths, mapped through hostPath() when opened. */
+  data: { name: string; path: string }[];
+  /** Per data entry; default equal. */
+  weights?: number[];
+  input?: string;
+  out: string;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  weightDecay: number;
+  gradClip: number;
+  checkpointEvery: number;
+  seed: number;
+  /** seed only. */
+  spec?: ModelSpec;
+  seqLen?: number;
+  router?: RouterType;
+  k?: number;
+  loadBalancingCoef?: number;
+  freezeExperts: boolean;
+  dtype: DType;
+  logEvery: number;
+  /** Tests: stop after this step as if killed (no final checkpoint, no message). */
+  stopAtStep?: number;
+}
+
+/** Finetune overrides of the routing the mixed checkpoint was written with. */
+function applyRoutingOverrides(config: ModelConfig, s: TrainStageSettings): ModelConfig {
+  if (config.model_type !== 'mixtral') {
+    if (s.stage === 'finetune') throw new Error('finetune needs a mixed (mixtral) checkpoint as input');
+    return config;
+  }
+  return {
+    ...config,
+    ...(s.router ? { btx_router: s.router } : {}),
+    ...(s.k !== undefined ? { num_experts_per_tok: s.k } : {}),
+    ...(s.loadBalancingCoef !== undefined ? { router_aux_loss_coef: s.loadBalancingCoef } : {}),
+  };
+}
+
+async function startingPoint(
+  s: TrainStageSettings,
+  resume: LoadedCheckpoint | null,
+): Promise<{ config: ModelConfig; params: Params; from: string }> {
+  if (resume) {
+    const config = resume.config;
+    return { config, params: paramsFromTensors(modelDims(config), resume.tensors), from: resume.dir };
+  }
+  if (s.stage === 'seed') {
+    if (!s.spec) throw new Error('seed needs --model-config (or BTX_MODEL_CONFIG)');
+    const config = llamaConfigFromSpec({ ...s.spec, vocabSize: s.spec.vocabSize || BYTE_VOCAB_SIZE });
+    return { config, params: initParams(modelDims(config), s.seed), from: 'random init' };
+  }
+  if (!s.input) throw new Error(`${s.stage} needs --input (or BTX_INPUT)`);
+  const loaded = await loadModelCheckpoint(hostPath(s.input));
+  const config = applyRoutingOverrides(loaded.config, s);
+  return { config, params: paramsFromTensors(modelDims(config), loaded.tensors), from: s.input };
+}
+
+export async function runTrainStage(s: TrainStageSettings): Promise<TerminationMessage> {
+  if (s.data.length === 0) throw new Error(`${s.stage} needs --data (or BTX_DATA)`);
+  const outHost = hostPath(s.out);
+  const resume = await findLatestCheckpoint(outHost);
+  const { config, params, from } = await startingPoint(s, resume);
+  const dims = modelDims(config);
+  const trainable: Params = new Map(
+    [...params].filter(([name]) => !(s.freezeExperts && isExpertWeight(name))),
+  );
+  const optimizer = new AdamW(trainable, {
+    ...ADAMW_DEFAULTS,
+    weightDecay: s.weightDecay,
+    gradClip: s.gradClip,
+  });
+  let startStep = 0;
+  if (resume?.state) {
+    const opt = resume.extra[OPTIMIZER_FILE];
+    if (!opt || !resume.state.optimizer) throw new Error(`checkpoint ${resume.dir} has no optimizer state`);
+    optimizer.load(opt, resume.state.optimizer.step);
+    startStep = resume.state.step;
+    if (resume.state.totalSteps !== s.steps) {
+      log.warn('resumed run has a different step count; the LR schedule changes', {
+        was: resume.state.totalSteps,
+        now: s.steps,
+      });
+    }
+  }
+  const domains = await Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path))));
+  const source: BatchSource = { domains, ...(s.weights ? { weights: s.weights } : {}) };
+  const seqLen = s.seqLen ?? Math.min(Number(config.max_position_embeddings), DEFAULT_MAX_SEQ_LEN);
+  log.info('training stage starting', {
+    stage: s.stage,
+    from,
+    resumedAtStep: resume ? startStep : null,
+    steps: s.steps,
+    modelType: config.model_type,
+    parameters: [...params.values()].reduce((n, v) => n + v.size, 0),
+    trainableParameters: [...trainable.values()].reduce((n, v) => n + v.size, 0),
+    domains: domains.map((d) => ({
+      name: d.name,
+      trainTokens: d.train.length,
+      heldOutTokens: d.heldOut.length,
+    })),
+    seqLen,
+    batchSize: s.batchSize,
+    ...(dims.experts > 0
+      ? { router: dims.routing.router, k: dims.routing.k, auxLossCoef: dims.auxLossCoef }
+      : {}),
+  });
+
+  const progress = new ProgressReporter(s.stage);
+  let newest: string | undefined;
+  const save = async (step: number, loss: number | null): Promise<void> => {
+    const name = checkpointDirName(step);
+    await saveCheckpoint(
+      join(outHost, name),
+      await paramsToTensors(params),
+      config,
+      {
+        stage: s.stage,
+        step,
+        totalSteps: s.steps,
+        loss,
+        dataPosition: step,
+        randomSeed: s.seed,
+        optimizer: { file: OPTIMIZER_FILE, kind: OPTIMIZER_KIND, step: optimizer.step },
+        time: new Date().toISOString(),
+        ...(s.stage === 'expert' && s.data[0] ? { domain: s.data[0].name } : {}),
+      },
+      { dtype: s.dtype, extraTensorFiles: { [OPTIMIZER_FILE]: await optimizer.toTensors() } },
+    );
+    newest = `${s.out.replace(/\/+$/, '')}/${name}`;
+    progress.checkpointWritten(newest);
+    log.info('checkpoint written', { stage: s.stage, step, checkpoint: newest });
+  };
+
+  try {
+    const result = await trainLoop({
+      params,
+      dims,
+      optimizer,
+      source,
+      seed: s.seed,
+      batchSize: s.batchSize,
+      seqLen,
+      schedule: {
+        peak: s.learningRate,
+        warmupSteps: s.warmupSteps,
+        totalSteps: s.steps,
+        minRatio: s.minLrRatio,
+      },
+      startStep,
+      ...(s.stopAtStep !== undefined ? { stopAtStep: s.stopAtStep } : {}),
+      checkpointEvery: s.checkpointEvery,
+      onCheckpoint: save,
+      onStep: (r) => {
+        if (r.step % s.logEvery === 0 || r.step === r.totalSteps || r.routing) {
+          log.info('train step', { stage: s.stage, ...r });
+        }
+        progress.report(
+          { step: r.step, totalSteps: r.totalSteps, loss: r.loss, tokensPerSecond: r.tokensPerSecond },
+          r.step === r.totalSteps,
+        );
+      },
+    });
+    const killed = s.stopAtStep !== undefined && result.step < s.steps;
+    if (!killed && !result.checkpointed) await save(result.step, result.loss ?? resume?.state?.loss ?? null);
+    const loss = result.loss ?? resume?.state?.loss ?? null;
+    progress.report({ step: result.step, totalSteps: s.steps, loss, tokensPerSecond: null }, true);
+    await progress.flush();
+    log.info('training stage finished', { stage: s.stage, step: result.step, loss, checkpoint: newest });
+    return { ...(newest ? { checkpoint: newest } : {}), step: result.step, loss };
+  } finally {
+    optimizer.dispose();
+    disposeParams(params);
+  }
+}
