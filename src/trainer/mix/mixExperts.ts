@@ -1,0 +1,284 @@
+// BTX's MiX step (Sukhbaatar et al. 2024, section 2.2): N dense experts -> one Mixtral checkpoint.
+// Each layer's feed-forward weights become that layer's experts (w1 <- gate_proj, w3 <- up_proj,
+// w2 <- down_proj, expert e from input e); every other tensor is the elementwise float32 mean over
+// all inputs; each layer gets a new router. It streams: one tensor slice of each input at a time
+// goes through memory, so checkpoints of any size mix in bounded memory.
+import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { log } from '../../util/log.js';
+import { commitTempDir, makeTempDir, sha256File, torchDtypeName, writeTrainerState } from '../checkpoint.js';
+import type { RouterType } from '../hfConfig.js';
+import {
+  decodeToFloat32,
+  encodeFloats,
+  numElements,
+  type FloatDType,
+  type TensorSpec,
+  type WrittenFile,
+} from '../safetensors.js';
+import { ShardedWriter, writeFileSynced } from '../shardedCheckpoint.js';
+import {
+  FFN_TO_EXPERT,
+  MixError,
+  openExperts,
+  parseFfnName,
+  type ExpertSource,
+  type OpenExpert,
+} from './expertSet.js';
+import { mixtralConfigFromLlama } from './mixtralConfig.js';
+import { routerWeights, type RouterInit } from './routerInit.js';
+
+export interface MixOptions {
+  experts: ExpertSource[];
+  /** The seed as one more, generalist expert; it is the LAST expert, so expert e is experts[e]. */
+  generalist?: ExpertSource;
+  /** The output checkpoint folder (written to a temp sibling, then renamed). */
+  out: string;
+  router?: RouterType;
+  /** k for topK routing (default 2). */
+  topK?: number;
+  /** Output dtype; default the dtype most of the first expert's tensors have. */
+  dtype?: FloatDType;
+  shardSize?: number;
+  routerInit?: RouterInit;
+  randomSeed?: number;
+  auxLossCoef?: number;
+  /** Check our checkpoints' sha256s before mixing (default true; HF folders have none). */
+  verifyInputs?: boolean;
+  /** Elements per streamed slice (memory ~ slice x (4 + inputs x input bytes + output bytes)). */
+  sliceElements?: number;
+}
+
+export interface MixSummary {
+  out: string;
+  experts: { name: string; dir: string }[];
+  dtype: FloatDType;
+  router: RouterType;
+  numExpertsPerToken: number;
+  tensorsStacked: number;
+  tensorsAveraged: number;
+  routersCreated: number;
+  shards: number;
+  bytesRead: number;
+  bytesWritten: number;
+  seconds: number;
+  /** (bytes read + bytes written) / seconds, in MB (10^6 bytes) per second. */
+  megabytesPerSecond: number;
+}
+
+/** Tokenizer and generation files copied from the first expert when it has them. */
+export const COPIED_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'generation_config.json',
+] as const;
+
+const DEFAULT_SLICE_ELEMENTS = 4 * 1024 * 1024;
+
+/** How one output tensor is made. */
+type Source =
+  | { kind: 'stack'; expert: number; input: string }
+  | { kind: 'mean'; input: string }
+  | { kind: 'router'; layer: number };
+
+interface PlannedTensor extends TensorSpec {
+  source: Source;
+}
+
+const naturalOrder = new Intl.Collator('en', { numeric: true }).compare;
+
+function planTensors(experts: readonly OpenExpert[], dtype: FloatDType): PlannedTensor[] {
+  const first = experts[0]!;
+  const hidden = first.config.hidden_size;
+  const planned: PlannedTensor[] = [];
+  for (const t of first.reader.tensors) {
+    const ffn = parseFfnName(t.name);
+    if (!ffn) {
+      planned.push({ name: t.name, dtype, shape: t.shape, source: { kind: 'mean', input: t.name } });
+      continue;
+    }
+    const w = FFN_TO_EXPERT[ffn.proj];
+    experts.forEach((_, e) => {
+      planned.push({
+        name: `model.layers.${ffn.layer}.block_sparse_moe.experts.${e}.${w}.weight`,
+        dtype,
+        shape: t.shape,
+        source: { kind: 'stack', expert: e, input: t.name },
+      });
+    });
+  }
+  for (let layer = 0; layer < first.config.num_hidden_layers; layer++) {
+    planned.push({
+      name: `model.layers.${layer}.block_sparse_moe.gate.weight`,
+      dtype,
+      shape: [experts.length, hidden],
+      source: { kind: 'router', layer },
+    });
+  }
+  // Layer by layer, in numeric order, so shards cut between layers like transformers' do.
+  return planned.sort((a, b) => naturalOrder(a.name, b.name));
+}
+
+function majorityDtype(expert: OpenExpert): FloatDType {
+  const counts = new Map<string, number>();
+  for (const t of expert.reader.tensors) counts.set(t.dtype, (counts.get(t.dtype) ?? 0) + 1);
+  const [best] = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+  return (best?.[0] ?? 'F32') as FloatDType;
+}
+
+export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
+  const started = performance.now();
+  const router = opts.router ?? 'topK';
+  const topK = opts.topK ?? 2;
+  const routerInit = opts.routerInit ?? 'normal';
+  const randomSeed = opts.randomSeed ?? 0;
+  const auxLossCoef = opts.auxLossCoef ?? 0.01;
+  const slice = opts.sliceElements ?? DEFAULT_SLICE_ELEMENTS;
+  const sources = opts.generalist
+    ? [...opts.experts, { dir: opts.generalist.dir, name: opts.generalist.name ?? 'generalist' }]
+    : opts.experts;
+  if (sources.length === 0) throw new MixError('btx mix needs at least one --expert');
+  if (router === 'topK' && (!Number.isInteger(topK) || topK < 1 || topK > sources.length)) {
+    throw new MixError(
+      `--k ${topK} must be an integer between 1 and the number of experts (${sources.length})`,
+    );
+  }
+
+  const experts = await openExperts(sources, opts.verifyInputs ?? true);
+  let tmp: string | undefined;
+  let writer: ShardedWriter | undefined;
+  try {
+    const dtype = opts.dtype ?? majorityDtype(experts[0]!);
+    const plan = planTensors(experts, dtype);
+    await mkdir(dirname(opts.out), { recursive: true });
+    tmp = await makeTempDir(opts.out);
+    writer = await ShardedWriter.create(
+      tmp,
+      plan,
+      opts.shardSize === undefined ? {} : { shardSize: opts.shardSize },
+    );
+    log.info('mix started', {
+      experts: experts.map((e) => e.name),
+      out: opts.out,
+      tensors: plan.length,
+      dtype,
+      router,
+    });
+
+    let bytesRead = 0;
+    const counts = { stack: 0, mean: 0, router: 0 };
+    for (const t of plan) {
+      counts[t.source.kind]++;
+      const total = numElements(t.shape);
+      const src = t.source;
+      if (src.kind === 'router') {
+        const w = routerWeights(
+          routerInit,
+          experts.length,
+          experts[0]!.config.hidden_size,
+          randomSeed,
+          src.layer,
+        );
+        await writer.writeFloat32(t.name, w);
+        continue;
+      }
+      for (let start = 0; start < total; start += slice) {
+        const count = Math.min(slice, total - start);
+        if (src.kind === 'stack') {
+          const e = experts[src.expert]!;
+          const bytes = await e.reader.readBytes(src.input, start, count);
+          bytesRead += bytes.byteLength;
+          const inDtype = e.reader.info(src.input).dtype;
+          // Same dtype: copy the bytes as they are (bit-exact, no decode).
+          await writer.writeBytes(
+            t.name,
+            inDtype === dtype ? bytes : encodeFloats(decodeToFloat32(bytes, inDtype), dtype),
+          );
+        } else {
+          const slices = await Promise.all(experts.map((e) => e.reader.readBytes(src.input, start, count)));
+          const sum = new Float32Array(count);
+          slices.forEach((bytes, i) => {
+            bytesRead += bytes.byteLength;
+            const values = decodeToFloat32(bytes, experts[i]!.reader.info(src.input).dtype);
+            // Float32Array stores each partial sum rounded to float32: the mean is computed in float32.
+            for (let j = 0; j < count; j++) sum[j] += values[j]!;
+          });
+          for (let j = 0; j < count; j++) sum[j] /= experts.length;
+          await writer.writeFloat32(t.name, sum);
+        }
+      }
+    }
+    const written: WrittenFile[] = [...(await writer.close()).files];
+    writer = undefined;
+
+    const first = experts[0]!;
+    const config = mixtralConfigFromLlama(first.config, {
+      numExperts: experts.length,
+      router,
+      topK,
+      auxLossCoef,
+      expertNames: experts.map((e) => e.name),
+      routerInit,
+      torchDtype: torchDtypeName(dtype),
+    });
+    written.push(await writeFileSynced(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`));
+    for (const file of COPIED_FILES) {
+      try {
+        await copyFile(join(first.dir, file), join(tmp, file));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      const path = join(tmp, file);
+      written.push({ path, bytes: (await stat(path)).size, sha256: await sha256File(path) });
+    }
+    await writeTrainerState(
+      tmp,
+      {
+        stage: 'mix',
+        step: 0,
+        totalSteps: 0,
+        loss: null,
+        dataPosition: 0,
+        randomSeed,
+        time: new Date().toISOString(),
+        mix: {
+          experts: experts.map((e) => ({ name: e.name, dir: e.dir })),
+          router,
+          numExpertsPerToken: config.num_experts_per_tok,
+          routerInit,
+          dtype,
+        },
+      },
+      written,
+    );
+    await commitTempDir(tmp, opts.out);
+    tmp = undefined;
+
+    const seconds = (performance.now() - started) / 1000;
+    const bytesWritten = written.reduce((s, f) => s + f.bytes, 0);
+    const summary: MixSummary = {
+      out: opts.out,
+      experts: experts.map((e) => ({ name: e.name, dir: e.dir })),
+      dtype,
+      router,
+      numExpertsPerToken: config.num_experts_per_tok,
+      tensorsStacked: counts.stack,
+      tensorsAveraged: counts.mean,
+      routersCreated: counts.router,
+      shards: written.filter((f) => f.path.endsWith('.safetensors')).length,
+      bytesRead,
+      bytesWritten,
+      seconds,
+      megabytesPerSecond: (bytesRead + bytesWritten) / 1e6 / Math.max(seconds, 1e-9),
+    };
+    log.info('mix finished', { ...summary, experts: summary.experts.map((e) => e.name) });
+    return summary;
+  } finally {
+    await writer?.abort();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await Promise.all(experts.map((e) => e.reader.close()));
+  }
+}
