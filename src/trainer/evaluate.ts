@@ -1,0 +1,161 @@
+// `btx eval`: held-out loss and perplexity of every checkpoint on every domain, all scored on the
+// same held-out windows, and for MoE models the share of each domain's tokens routed to each
+// expert, per layer and averaged over layers.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { EvalResult, RoutingShare, TerminationMessage } from '../api/stageContract.js';
+import { TERMINATION_MESSAGE_MAX_BYTES } from '../api/stageContract.js';
+import { hostPath } from '../util/containerPaths.js';
+import { log } from '../util/log.js';
+import * as tf from './tfjs.js';
+import { loadModelCheckpoint } from './checkpointInput.js';
+import { heldOutWindows, loadDomain } from './data.js';
+import type { Domain } from './data.js';
+import type { MixtralConfig } from './hfConfig.js';
+import { batchLoss, disposeParams, modelDims, paramsFromTensors } from './model.js';
+import { DEFAULT_MAX_SEQ_LEN } from './trainStage.js';
+
+export interface EvalSettings {
+  /** Container paths. */
+  checkpoints: { name: string; dir: string }[];
+  data: { name: string; path: string }[];
+  /** A .json file, or a folder that gets results.json. Container path. */
+  out: string;
+  batches: number;
+  batchSize: number;
+  seqLen?: number;
+}
+
+export interface LayerRouting {
+  model: string;
+  domain: string;
+  /** Layer index, or -1 for the mean over layers. */
+  layer: number;
+  experts: string[];
+  shares: number[];
+}
+
+export interface EvalReport {
+  seqLen: number;
+  tokensPerDomain: number;
+  results: EvalResult[];
+  routing: LayerRouting[];
+}
+
+/** Score one model on one domain's held-out windows. */
+async function scoreDomain(
+  params: ReturnType<typeof paramsFromTensors>,
+  dims: ReturnType<typeof modelDims>,
+  windows: Int32Array,
+  s: { batches: number; batchSize: number; seqLen: number },
+): Promise<{ loss: number; shares: number[][] }> {
+  let lossSum = 0;
+  const shareSums: number[][] = [];
+  for (let b = 0; b < s.batches; b++) {
+    const rows = windows.subarray(b * s.batchSize * (s.seqLen + 1), (b + 1) * s.batchSize * (s.seqLen + 1));
+    const { loss, shares } = tf.tidy(() => {
+      const ids = tf.tensor2d(rows, [s.batchSize, s.seqLen + 1], 'int32');
+      const parts = batchLoss(params, dims, ids, { training: false });
+      return { loss: parts.lm, shares: parts.routing.map((r) => r.share) };
+    });
+    lossSum += (await loss.data())[0]!;
+    for (const [layer, t] of shares.entries()) {
+      const v = await t.data();
+      shareSums[layer] ??= new Array<number>(v.length).fill(0);
+      v.forEach((x, e) => (shareSums[layer]![e] += x / s.batches));
+    }
+    tf.dispose([loss, ...shares]);
+  }
+  return { loss: lossSum / s.batches, shares: shareSums };
+}
+
+export async function runEval(s: EvalSettings): Promise<EvalReport> {
+  if (s.checkpoints.length === 0) throw new Error('eval needs at least one --checkpoint NAME=DIR');
+  if (s.data.length === 0) throw new Error('eval needs at least one --data DOMAIN=PATH');
+  const loaded = [];
+  for (const c of s.checkpoints)
+    loaded.push({ name: c.name, ckpt: await loadModelCheckpoint(hostPath(c.dir)) });
+  // One window length for every model, so every model sees the same tokens.
+  const seqLen =
+    s.seqLen ??
+    Math.min(DEFAULT_MAX_SEQ_LEN, ...loaded.map((l) => Number(l.ckpt.config.max_position_embeddings)));
+  const domains: Domain[] = await Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path))));
+  const windows = domains.map((d) => heldOutWindows(d, seqLen, s.batches * s.batchSize));
+  const report: EvalReport = {
+    seqLen,
+    tokensPerDomain: s.batches * s.batchSize * seqLen,
+    results: [],
+    routing: [],
+  };
+  for (const { name, ckpt } of loaded) {
+    const dims = modelDims(ckpt.config);
+    const params = paramsFromTensors(dims, ckpt.tensors);
+    const expertNames = Array.from(
+      { length: dims.experts },
+      (_, e) => (ckpt.config as MixtralConfig).btx_experts?.[e] ?? `expert${e}`,
+    );
+    try {
+      for (const [i, domain] of domains.entries()) {
+        const { loss, shares } = await scoreDomain(params, dims, windows[i]!, { ...s, seqLen });
+        report.results.push({ model: name, domain: domain.name, loss, perplexity: Math.exp(loss) });
+        log.info('eval result', { model: name, domain: domain.name, loss, perplexity: Math.exp(loss) });
+        if (shares.length > 0) {
+          shares.forEach((layerShares, layer) =>
+            report.routing.push({
+              model: name,
+              domain: domain.name,
+              layer,
+              experts: expertNames,
+              shares: layerShares,
+            }),
+          );
+          const mean = expertNames.map((_, e) => shares.reduce((a, l) => a + l[e]!, 0) / shares.length);
+          report.routing.push({
+            model: name,
+            domain: domain.name,
+            layer: -1,
+            experts: expertNames,
+            shares: mean,
+          });
+        }
+      }
+    } finally {
+      disposeParams(params);
+    }
+  }
+  return report;
+}
+
+/** Where results.json goes: `out` itself if it names a .json file, else `out/results.json`. */
+export function resultsPath(out: string): string {
+  return out.endsWith('.json') ? out : join(out, 'results.json');
+}
+
+export async function writeResults(out: string, report: EvalReport): Promise<string> {
+  const file = resultsPath(out);
+  const host = hostPath(file);
+  await mkdir(dirname(host), { recursive: true });
+  await writeFile(host, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
+const round = (x: number) => Math.round(x * 1e4) / 1e4;
+
+/**
+ * The eval stage's termination message: results and the layer-averaged routing of the first MoE
+ * model, rounded, and trimmed (routing first, then results) to stay under Kubernetes' 4096 bytes.
+ */
+export function evalTerminationMessage(report: EvalReport, resultsFile: string): TerminationMessage {
+  const moeModel = report.routing.find((r) => r.layer === -1)?.model;
+  const routing: RoutingShare[] = report.routing
+    .filter((r) => r.layer === -1 && r.model === moeModel)
+    .flatMap((r) => r.experts.map((expert, e) => ({ domain: r.domain, expert, share: round(r.shares[e]!) })));
+  const results = report.results.map((r) => ({ ...r, loss: round(r.loss), perplexity: round(r.perplexity) }));
+  const message: TerminationMessage = { checkpoint: resultsFile, results, routing };
+  const size = () => Buffer.byteLength(JSON.stringify(message));
+  while (size() >= TERMINATION_MESSAGE_MAX_BYTES && message.routing && message.routing.length > 0)
+    message.routing.pop();
+  while (size() >= TERMINATION_MESSAGE_MAX_BYTES && message.results && message.results.length > 0)
+    message.results.pop();
+  return message;
+}
