@@ -1,14 +1,13 @@
 // Fields that cannot change once a run is created: every expert was trained on this storage, for
 // these domains, with this architecture. The CRD enforces it with `self == oldSelf`
 // rules where the API server runs CEL; the operator checks it with changedImmutableField() either way.
-import type { BTXRunSpec } from './types.js';
+import type { BTXRunSpec, StartedWith } from './types.js';
 
 export const IMMUTABLE_FIELDS = [
   'storage',
   'model',
-  'seed',
   'domains',
-] as const satisfies readonly (keyof BTXRunSpec)[];
+] as const satisfies readonly (keyof BTXRunSpec & keyof StartedWith)[];
 export type ImmutableField = (typeof IMMUTABLE_FIELDS)[number];
 
 export interface ImmutableChange {
@@ -41,13 +40,23 @@ export function firstDifference(a: unknown, b: unknown, path: string): string | 
   return Object.is(a, b) ? undefined : path;
 }
 
+/** The immutable fields of a (defaulted) spec, as status.startedWith records them. */
+export function startedWithOf(spec: BTXRunSpec): StartedWith {
+  const started: StartedWith = {
+    domains: structuredClone(spec.domains),
+    storage: structuredClone(spec.storage),
+  };
+  if (spec.model !== undefined) started.model = structuredClone(spec.model);
+  return started;
+}
+
 /**
  * Names the first immutable field of `current` that differs from what the run started with.
  * Compare defaulted specs (applyDefaults) so a default filled in by one side only is not a change.
  */
 export function changedImmutableField(
-  startedWith: BTXRunSpec,
-  current: BTXRunSpec,
+  startedWith: StartedWith,
+  current: Pick<BTXRunSpec, ImmutableField>,
 ): ImmutableChange | undefined {
   for (const field of IMMUTABLE_FIELDS) {
     const path = firstDifference(startedWith[field], current[field], `spec.${field}`);

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { applyDefaults } from '../../src/api/defaults.js';
+import {
+  changedImmutableField,
+  firstDifference,
+  IMMUTABLE_FIELDS,
+  startedWithOf,
+} from '../../src/api/immutable.js';
+
+const spec = applyDefaults({
+  storage: { persistentVolumeClaim: { claimName: 'btx-data' } },
+  model: { dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: 64 },
+  seed: { train: { data: '/btx/data', steps: 10 } },
+  domains: [
+    { name: 'math', data: '/btx/data/math' },
+    { name: 'code', data: '/btx/data/code' },
+  ],
+});
+
+test('the immutable fields are storage, model and domains', () => {
+  assert.deepEqual([...IMMUTABLE_FIELDS], ['storage', 'model', 'domains']);
+});
+
+test('an unchanged spec (or a change to a mutable field) is no change', () => {
+  const started = startedWithOf(spec);
+  assert.equal(changedImmutableField(started, spec), undefined);
+  assert.equal(
+    changedImmutableField(started, { ...spec, expert: { ...spec.expert, steps: 5 } } as typeof spec),
+    undefined,
+  );
+});
+
+const cases: { name: string; change: (s: typeof spec) => void; field: string }[] = [
+  {
+    name: 'a domain data path',
+    change: (s) => (s.domains[1]!.data = '/btx/other'),
+    field: 'spec.domains[1].data',
+  },
+  {
+    name: 'a domain added',
+    change: (s) => s.domains.push({ name: 'prose', data: '/btx/p' }),
+    field: 'spec.domains',
+  },
+  {
+    name: 'a domain step override',
+    change: (s) => (s.domains[0]!.steps = 3),
+    field: 'spec.domains[0].steps',
+  },
+  {
+    name: 'the claim name',
+    change: (s) => (s.storage.persistentVolumeClaim.claimName = 'other'),
+    field: 'spec.storage.persistentVolumeClaim.claimName',
+  },
+  { name: 'the model width', change: (s) => (s.model!.dModel = 128), field: 'spec.model.dModel' },
+  { name: 'the model removed', change: (s) => delete s.model, field: 'spec.model' },
+];
+
+for (const c of cases) {
+  test(`changedImmutableField names ${c.name}`, () => {
+    const current = structuredClone(spec);
+    c.change(current);
+    const change = changedImmutableField(startedWithOf(spec), current);
+    assert.equal(change?.field, c.field);
+    assert.match(change?.message ?? '', /immutable/);
+    assert.ok(change?.message.startsWith(c.field));
+  });
+}
+
+test('firstDifference treats undefined keys as absent', () => {
+  assert.equal(firstDifference({ a: 1, b: undefined }, { a: 1 }, 'x'), undefined);
+  assert.equal(firstDifference({ a: [1, 2] }, { a: [1, 3] }, 'x'), 'x.a[1]');
+});
