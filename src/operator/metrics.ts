@@ -1,0 +1,227 @@
+// The operator's Prometheus metrics: one custom prom-client Registry per operator (tests start many),
+// bounded labels only, and every series of a run removed when the run is deleted.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { PHASES, type BTXRun, type RunPhase } from '../api/types.js';
+
+export const METRIC_NAMES = [
+  'btx_runs',
+  'btx_run_phase',
+  'btx_expert_progress_ratio',
+  'btx_expert_loss',
+  'btx_expert_step',
+  'btx_expert_restarts_total',
+  'btx_stage_duration_seconds',
+  'btx_eval_loss',
+  'btx_eval_perplexity',
+  'btx_routing_share',
+  'btx_reconcile_total',
+  'btx_reconcile_duration_seconds',
+  'btx_workqueue_depth',
+] as const;
+
+export type ReconcileResult = 'success' | 'error' | 'requeue' | 'skipped';
+
+/** The label sets one run has set, so they can all be removed with it. */
+interface RunSeries {
+  phase?: RunPhase;
+  experts: Set<string>;
+  restarts: Set<string>; // `${expert}\0${reason}`
+  results: Set<string>; // `${model}\0${domain}`
+  routing: Set<string>; // `${domain}\0${expert}`
+}
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  private readonly runs: Gauge<'phase'>;
+  private readonly runPhase: Gauge<'namespace' | 'name' | 'phase'>;
+  private readonly progress: Gauge<'namespace' | 'run' | 'expert'>;
+  private readonly loss: Gauge<'namespace' | 'run' | 'expert'>;
+  private readonly step: Gauge<'namespace' | 'run' | 'expert'>;
+  private readonly restarts: Counter<'namespace' | 'run' | 'expert' | 'reason'>;
+  private readonly stageDuration: Histogram<'stage'>;
+  private readonly evalLoss: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
+  private readonly evalPerplexity: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
+  private readonly routingShare: Gauge<'namespace' | 'run' | 'domain' | 'expert'>;
+  private readonly reconciles: Counter<'result'>;
+  private readonly reconcileDuration: Histogram;
+  private readonly queueDepth: Gauge;
+  private readonly series = new Map<string, RunSeries>();
+
+  constructor() {
+    const registers = [this.registry];
+    this.runs = new Gauge({ name: 'btx_runs', help: 'BTXRuns by phase.', labelNames: ['phase'], registers });
+    this.runPhase = new Gauge({
+      name: 'btx_run_phase',
+      help: 'The current phase of each BTXRun (1 for the current phase).',
+      labelNames: ['namespace', 'name', 'phase'],
+      registers,
+    });
+    const expertLabels = ['namespace', 'run', 'expert'] as const;
+    this.progress = new Gauge({
+      name: 'btx_expert_progress_ratio',
+      help: 'Training progress of each expert, step / totalSteps.',
+      labelNames: expertLabels,
+      registers,
+    });
+    this.loss = new Gauge({
+      name: 'btx_expert_loss',
+      help: 'Latest training loss of each expert.',
+      labelNames: expertLabels,
+      registers,
+    });
+    this.step = new Gauge({
+      name: 'btx_expert_step',
+      help: 'Latest training step of each expert.',
+      labelNames: expertLabels,
+      registers,
+    });
+    this.restarts = new Counter({
+      name: 'btx_expert_restarts_total',
+      help: 'Expert restarts seen by this operator, by failure reason (a bounded set).',
+      labelNames: ['namespace', 'run', 'expert', 'reason'],
+      registers,
+    });
+    this.stageDuration = new Histogram({
+      name: 'btx_stage_duration_seconds',
+      help: 'How long stages took from start to success (experts: per expert).',
+      labelNames: ['stage'],
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
+      registers,
+    });
+    const evalLabels = ['namespace', 'run', 'model', 'domain'] as const;
+    this.evalLoss = new Gauge({
+      name: 'btx_eval_loss',
+      help: 'Held-out loss per model and domain.',
+      labelNames: evalLabels,
+      registers,
+    });
+    this.evalPerplexity = new Gauge({
+      name: 'btx_eval_perplexity',
+      help: 'Held-out perplexity per model and domain.',
+      labelNames: evalLabels,
+      registers,
+    });
+    this.routingShare = new Gauge({
+      name: 'btx_routing_share',
+      help: "Share of a domain's tokens routed to each expert by the BTX model.",
+      labelNames: ['namespace', 'run', 'domain', 'expert'],
+      registers,
+    });
+    this.reconciles = new Counter({
+      name: 'btx_reconcile_total',
+      help: 'Reconciles by result: success, error, requeue (asked to come back), skipped (waiting on expectations).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.reconcileDuration = new Histogram({
+      name: 'btx_reconcile_duration_seconds',
+      help: 'Time spent in one reconcile, I/O included.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'btx_workqueue_depth',
+      help: 'Run keys waiting in the work queue.',
+      registers,
+    });
+    collectDefaultMetrics({ register: this.registry });
+    for (const phase of PHASES) this.runs.set({ phase }, 0);
+  }
+
+  private entry(key: string): RunSeries {
+    let s = this.series.get(key);
+    if (!s) {
+      s = { experts: new Set(), restarts: new Set(), results: new Set(), routing: new Set() };
+      this.series.set(key, s);
+    }
+    return s;
+  }
+
+  /** Set every per-run series from the run's stored status. */
+  observeRun(run: BTXRun): void {
+    const namespace = run.metadata.namespace ?? 'default';
+    const name = run.metadata.name ?? '';
+    const s = this.entry(`${namespace}/${name}`);
+    const phase: RunPhase = run.status?.phase ?? 'Pending';
+    if (s.phase !== phase) {
+      if (s.phase !== undefined) this.runPhase.remove({ namespace, name, phase: s.phase });
+      s.phase = phase;
+      this.runPhase.set({ namespace, name, phase }, 1);
+      this.countPhases();
+    }
+    for (const e of run.status?.experts ?? []) {
+      const labels = { namespace, run: name, expert: e.name };
+      s.experts.add(e.name);
+      if (e.step !== undefined) this.step.set(labels, e.step);
+      if (e.step !== undefined && e.totalSteps) this.progress.set(labels, Math.min(1, e.step / e.totalSteps));
+      if (typeof e.loss === 'number') this.loss.set(labels, e.loss);
+    }
+    for (const r of run.status?.results ?? []) {
+      const labels = { namespace, run: name, model: r.model, domain: r.domain };
+      s.results.add(`${r.model}\0${r.domain}`);
+      this.evalLoss.set(labels, r.loss);
+      this.evalPerplexity.set(labels, r.perplexity);
+    }
+    for (const r of run.status?.routing ?? []) {
+      s.routing.add(`${r.domain}\0${r.expert}`);
+      this.routingShare.set({ namespace, run: name, domain: r.domain, expert: r.expert }, r.share);
+    }
+  }
+
+  expertRestarted(namespace: string, run: string, expert: string, reason: string): void {
+    this.entry(`${namespace}/${run}`).restarts.add(`${expert}\0${reason}`);
+    this.restarts.inc({ namespace, run, expert, reason });
+  }
+
+  stageFinished(stage: string, seconds: number): void {
+    if (Number.isFinite(seconds) && seconds >= 0) this.stageDuration.observe({ stage }, seconds);
+  }
+
+  /** The run is gone: remove every series it had. */
+  forgetRun(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    const s = this.series.get(key);
+    if (!s) return;
+    if (s.phase !== undefined) this.runPhase.remove({ namespace, name, phase: s.phase });
+    for (const expert of s.experts) {
+      const labels = { namespace, run: name, expert };
+      this.progress.remove(labels);
+      this.loss.remove(labels);
+      this.step.remove(labels);
+    }
+    for (const k of s.restarts) {
+      const [expert = '', reason = ''] = k.split('\0');
+      this.restarts.remove({ namespace, run: name, expert, reason });
+    }
+    for (const k of s.results) {
+      const [model = '', domain = ''] = k.split('\0');
+      this.evalLoss.remove({ namespace, run: name, model, domain });
+      this.evalPerplexity.remove({ namespace, run: name, model, domain });
+    }
+    for (const k of s.routing) {
+      const [domain = '', expert = ''] = k.split('\0');
+      this.routingShare.remove({ namespace, run: name, domain, expert });
+    }
+    this.series.delete(key);
+    this.countPhases();
+  }
+
+  reconciled(result: ReconcileResult, seconds: number): void {
+    this.reconciles.inc({ result });
+    this.reconcileDuration.observe(seconds);
+  }
+
+  setQueueDepth(depth: number): void {
+    this.queueDepth.set(depth);
+  }
+
+  private countPhases(): void {
+    const counts = new Map<RunPhase, number>(PHASES.map((p) => [p, 0]));
+    for (const s of this.series.values()) if (s.phase) counts.set(s.phase, (counts.get(s.phase) ?? 0) + 1);
+    for (const [phase, n] of counts) this.runs.set({ phase }, n);
+  }
+}
+
+export function createMetrics(): OperatorMetrics {
+  return new OperatorMetrics();
+}

@@ -1,0 +1,140 @@
+// The single-pod stages (seed, mix, finetune, eval) run as Jobs: the Job controller retries a crashed
+// pod a few times (the trainer resumes from its checkpoints), each stage has its own deadline.
+import type { V1Job } from '@kubernetes/client-node';
+import type { BTXRun, BTXRunSpec } from '../api/types.js';
+import { ENV, runLayout, type Stage } from '../api/stageContract.js';
+import { stageJobName } from './names.js';
+import { childMeta, envFrom, ownerReference, stagePodTemplate } from './podTemplate.js';
+
+export type JobStage = Exclude<Stage, 'expert'>;
+export const JOB_STAGES: readonly JobStage[] = ['seed', 'mix', 'finetune', 'eval'];
+
+/** Pod retries inside one stage Job; small, because the trainer resumes from checkpoints. */
+export const STAGE_BACKOFF_LIMIT = 2;
+
+/** What the later stages read: the checkpoints of the earlier ones. */
+export interface StageInputs {
+  seedCheckpoint: string;
+  /** The experts that go into the mix, in domain order. */
+  experts: { name: string; checkpoint: string }[];
+  mixCheckpoint: string;
+  /** The model eval measures as "btx": the finetuned one, or the mixed one when finetune is skipped. */
+  btxCheckpoint: string;
+}
+
+function domainList(spec: BTXRunSpec, names?: readonly string[]): string {
+  const keep = names ? new Set(names) : undefined;
+  return spec.domains
+    .filter((d) => !keep || keep.has(d.name))
+    .map((d) => `${d.name}=${d.data}`)
+    .join(',');
+}
+
+function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageInputs) {
+  const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '');
+  switch (stage) {
+    case 'seed': {
+      const train = spec.seed.train;
+      return {
+        env: envFrom({
+          [ENV.data]: train?.data,
+          [ENV.output]: layout.seed,
+          [ENV.steps]: train?.steps,
+          [ENV.batchSize]: train?.batchSize ?? spec.expert.batchSize,
+          [ENV.learningRate]: train?.learningRate ?? spec.expert.learningRate,
+          [ENV.checkpointEvery]: spec.expert.checkpointEvery,
+          [ENV.modelConfig]: spec.model ? JSON.stringify(spec.model) : undefined,
+        }),
+        resources: spec.expert.resources,
+        deadline: spec.expert.activeDeadlineSeconds,
+      };
+    }
+    case 'mix':
+      return {
+        env: envFrom({
+          [ENV.experts]: inputs.experts.map((e) => e.checkpoint).join(','),
+          [ENV.generalist]: spec.mix.includeSeedAsExpert ? inputs.seedCheckpoint : undefined,
+          [ENV.router]: spec.mix.router.type,
+          [ENV.topK]: spec.mix.router.k,
+          [ENV.routerInit]: spec.mix.routerInit,
+          [ENV.dtype]: spec.mix.dtype,
+          [ENV.output]: layout.mixed,
+        }),
+        resources: spec.mix.resources,
+        deadline: spec.mix.activeDeadlineSeconds,
+      };
+    case 'finetune': {
+      const weights = spec.finetune.dataWeights;
+      return {
+        env: envFrom({
+          [ENV.input]: inputs.mixCheckpoint,
+          [ENV.data]: domainList(spec),
+          [ENV.dataWeights]: weights
+            ? Object.entries(weights)
+                .map(([d, w]) => `${d}=${w}`)
+                .join(',')
+            : undefined,
+          [ENV.steps]: spec.finetune.steps,
+          [ENV.batchSize]: spec.finetune.batchSize,
+          [ENV.learningRate]: spec.finetune.learningRate,
+          [ENV.loadBalancingCoef]: spec.finetune.loadBalancingCoef,
+          [ENV.freezeExperts]: spec.finetune.freezeExperts,
+          [ENV.checkpointEvery]: spec.finetune.checkpointEvery,
+          [ENV.router]: spec.mix.router.type,
+          [ENV.topK]: spec.mix.router.k,
+          [ENV.output]: layout.finetuned,
+        }),
+        resources: spec.finetune.resources,
+        deadline: spec.finetune.activeDeadlineSeconds,
+      };
+    }
+    case 'eval': {
+      const checkpoints = [`btx=${inputs.btxCheckpoint}`];
+      if (spec.eval.compareBaselines) {
+        checkpoints.push(`seed=${inputs.seedCheckpoint}`);
+        for (const e of inputs.experts) checkpoints.push(`${e.name}=${e.checkpoint}`);
+      }
+      return {
+        env: envFrom({
+          [ENV.data]: domainList(spec),
+          [ENV.checkpoints]: checkpoints.join(','),
+          [ENV.evalBatches]: spec.eval.batches,
+          [ENV.router]: spec.mix.router.type,
+          [ENV.topK]: spec.mix.router.k,
+          [ENV.output]: layout.eval,
+        }),
+        resources: spec.eval.resources,
+        deadline: spec.eval.activeDeadlineSeconds,
+      };
+    }
+  }
+}
+
+export interface StageJobInput {
+  run: BTXRun;
+  spec: BTXRunSpec;
+  stage: JobStage;
+  attempt: number;
+  inputs: StageInputs;
+}
+
+export function buildStageJob(input: StageJobInput): V1Job {
+  const { run, spec, stage, attempt } = input;
+  const name = stageJobName(run.metadata.name ?? '', stage, attempt);
+  const { env, resources, deadline } = stageEnv(run, spec, stage, input.inputs);
+  const podInput = { run, spec, stage, attempt, env, ...(resources ? { resources } : {}) };
+  const meta = childMeta(podInput, name);
+  const job: V1Job = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { ...meta, ownerReferences: [ownerReference(run)] },
+    spec: {
+      backoffLimit: STAGE_BACKOFF_LIMIT,
+      completions: 1,
+      parallelism: 1,
+      template: stagePodTemplate(podInput),
+    },
+  };
+  if (deadline !== undefined && job.spec) job.spec.activeDeadlineSeconds = deadline;
+  return job;
+}

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createMetrics, METRIC_NAMES } from '../../src/operator/metrics.js';
+import { makeRun } from './fixtures.js';
+
+test('every name in METRIC_NAMES is registered, with process metrics beside them', async () => {
+  const m = createMetrics();
+  const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
+  for (const name of METRIC_NAMES) assert.ok(names.includes(name), name);
+  assert.ok(names.includes('process_cpu_seconds_total'));
+  assert.notEqual(createMetrics().registry, m.registry, 'a fresh registry per call');
+});
+
+test("a run's series appear from its status and all go when the run is deleted", async () => {
+  const m = createMetrics();
+  const run = makeRun();
+  run.status = {
+    phase: 'TrainingExperts',
+    experts: [{ name: 'code', phase: 'Running', attempt: 2, restarts: 1, step: 3, totalSteps: 6, loss: 2.5 }],
+    results: [{ model: 'btx', domain: 'code', loss: 1, perplexity: 2.7 }],
+    routing: [{ domain: 'code', expert: 'code', share: 0.8 }],
+  };
+  m.observeRun(run);
+  m.expertRestarted('ml', 'demo', 'code', 'Evicted');
+  m.stageFinished('expert', 12);
+  m.reconciled('success', 0.01);
+  const text = await m.registry.metrics();
+  assert.match(text, /btx_run_phase\{namespace="ml",name="demo",phase="TrainingExperts"\} 1/);
+  assert.match(text, /btx_runs\{phase="TrainingExperts"\} 1/);
+  assert.match(text, /btx_expert_progress_ratio\{namespace="ml",run="demo",expert="code"\} 0.5/);
+  assert.match(text, /btx_expert_loss\{namespace="ml",run="demo",expert="code"\} 2.5/);
+  assert.match(
+    text,
+    /btx_expert_restarts_total\{namespace="ml",run="demo",expert="code",reason="Evicted"\} 1/,
+  );
+  assert.match(text, /btx_eval_loss\{namespace="ml",run="demo",model="btx",domain="code"\} 1/);
+  assert.match(text, /btx_routing_share\{namespace="ml",run="demo",domain="code",expert="code"\} 0.8/);
+  assert.match(text, /btx_reconcile_total\{result="success"\} 1/);
+  run.status.phase = 'Mixing';
+  m.observeRun(run);
+  const moved = await m.registry.metrics();
+  assert.doesNotMatch(moved, /phase="TrainingExperts"\} 1\n.*name="demo"/);
+  assert.match(moved, /btx_runs\{phase="TrainingExperts"\} 0/);
+  m.forgetRun('ml', 'demo');
+  const after = await m.registry.metrics();
+  assert.doesNotMatch(after, /run="demo"|name="demo"/);
+  assert.match(after, /btx_runs\{phase="Mixing"\} 0/);
+});

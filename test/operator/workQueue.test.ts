@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WorkQueue } from '../../src/operator/workQueue.js';
+
+test('a key added many times while it waits is processed once', async () => {
+  const q = new WorkQueue();
+  q.add('a');
+  q.add('b');
+  q.add('a');
+  q.add('a');
+  assert.equal(q.len(), 2);
+  assert.equal(await q.get(), 'a');
+  assert.equal(await q.get(), 'b');
+  assert.equal(q.len(), 0);
+  q.shutDown();
+});
+
+test('a key is never handed to two workers at once; re-added while processing, it comes back after done()', async () => {
+  const q = new WorkQueue();
+  q.add('a');
+  const first = await q.get();
+  q.add('a'); // an event arrives while a worker has it
+  assert.equal(q.len(), 0, 'not handed out again while processing');
+  let second: string | undefined;
+  const waiting = q.get().then((k) => (second = k));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(second, undefined);
+  q.done(first as string);
+  await waiting;
+  assert.equal(second, 'a');
+  q.shutDown();
+});
+
+test('waiting workers get keys as they arrive and undefined on shutdown', async () => {
+  const q = new WorkQueue();
+  const got = q.get();
+  q.add('x');
+  assert.equal(await got, 'x');
+  const pending = q.get();
+  q.shutDown();
+  assert.equal(await pending, undefined);
+});
+
+test('failures back off exponentially per key; forget() starts over', () => {
+  let now = 0;
+  const q = new WorkQueue({ baseDelayMs: 5, maxDelayMs: 1000, now: () => now });
+  assert.equal(q.nextDelay('a'), 5);
+  q.addRateLimited('a');
+  assert.equal(q.nextDelay('a'), 10);
+  q.addRateLimited('a');
+  assert.equal(q.nextDelay('a'), 20);
+  assert.equal(q.nextDelay('b'), 5, 'per key');
+  for (let i = 0; i < 20; i++) q.addRateLimited('a');
+  assert.equal(q.nextDelay('a'), 1000, 'capped');
+  q.forget('a');
+  assert.equal(q.nextDelay('a'), 5);
+  now += 1;
+  q.shutDown();
+});
+
+test('the global token bucket limits rate-limited adds across keys', () => {
+  const now = 0;
+  const q = new WorkQueue({ baseDelayMs: 1, qps: 10, burst: 2, now: () => now });
+  q.addRateLimited('a');
+  q.addRateLimited('b');
+  assert.equal(q.nextDelay('c'), 100, 'bucket empty: one token takes 100 ms at 10 qps');
+  q.shutDown();
+});
+
+test('addAfter delivers later, and the earlier of two timers wins', async () => {
+  const q = new WorkQueue();
+  q.addAfter('a', 200);
+  q.addAfter('a', 10);
+  const start = Date.now();
+  assert.equal(await q.get(), 'a');
+  assert.ok(Date.now() - start < 190);
+  q.done('a');
+  assert.equal(q.len(), 0);
+  q.shutDown();
+});
+
+test('the depth callback follows the number of waiting keys', async () => {
+  const depths: number[] = [];
+  const q = new WorkQueue({ onDepth: (d) => depths.push(d) });
+  q.add('a');
+  q.add('b');
+  await q.get();
+  assert.deepEqual(depths, [1, 2, 1]);
+  q.shutDown();
+});
