@@ -269,16 +269,10 @@ test('the Grafana dashboard ships as a ConfigMap labelled grafana_dashboard "1",
 test('the CRD is a template behind crds.install, kept on uninstall unless crds.keep=false', () => {
   const crd = one(helmTemplate(), 'CustomResourceDefinition');
   assert.equal(crd.metadata.name, 'btxruns.btx.ai');
-  assert.equal(
-    (crd.metadata as { annotations?: Record<string, string> }).annotations?.['helm.sh/resource-policy'],
-    'keep',
-  );
+  assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
   assert.equal(crd.metadata.labels?.['app.kubernetes.io/name'], 'btx-operator');
   const notKept = one(helmTemplate(['--set', 'crds.keep=false']), 'CustomResourceDefinition');
-  assert.equal(
-    (notKept.metadata as { annotations?: Record<string, string> }).annotations?.['helm.sh/resource-policy'],
-    undefined,
-  );
+  assert.equal(notKept.metadata.annotations?.['helm.sh/resource-policy'], undefined);
   assert.equal(find(helmTemplate(['--set', 'crds.install=false']), 'CustomResourceDefinition').length, 0);
 });
 

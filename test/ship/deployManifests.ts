@@ -19,7 +19,12 @@ export const CRD_FILE = 'crds/btx.ai_btxruns.yaml';
 export type Manifest = Record<string, unknown> & {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
 };
 
 /** `helm template` of the chart, as objects. */
