@@ -223,6 +223,35 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: SafetensorsDType): Flo
   return out;
 }
 
+/**
+ * sum[i] += value i of `bytes` (a float dtype), with float32 rounding: the mix's inner loop, fused so
+ * no decoded copy is allocated per input.
+ */
+export function addFloatsInto(sum: Float32Array, bytes: Uint8Array, dtype: FloatDType): void {
+  const n = sum.length;
+  if (bytes.byteLength !== n * DTYPE_BYTES[dtype]) {
+    throw new Error(`${bytes.byteLength} bytes of ${dtype} do not hold ${n} values`);
+  }
+  const src = aligned(bytes, DTYPE_BYTES[dtype]);
+  if (dtype === 'F32') {
+    const v = new Float32Array(src.buffer, src.byteOffset, n);
+    for (let i = 0; i < n; i++) sum[i] += v[i]!;
+    return;
+  }
+  const h = new Uint16Array(src.buffer, src.byteOffset, n);
+  const scratch = new Float32Array(1);
+  const bits = new Uint32Array(scratch.buffer);
+  if (dtype === 'BF16') {
+    for (let i = 0; i < n; i++) {
+      bits[0] = h[i]! << 16;
+      sum[i] += scratch[0]!;
+    }
+  } else {
+    const table = new Float32Array(f16DecodeTable().buffer);
+    for (let i = 0; i < n; i++) sum[i] += table[h[i]!]!;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header
 

@@ -9,6 +9,7 @@ import { log } from '../../util/log.js';
 import { commitTempDir, makeTempDir, sha256File, torchDtypeName, writeTrainerState } from '../checkpoint.js';
 import type { RouterType } from '../hfConfig.js';
 import {
+  addFloatsInto,
   decodeToFloat32,
   encodeFloats,
   numElements,
@@ -121,6 +122,28 @@ function planTensors(experts: readonly OpenExpert[], dtype: FloatDType): Planned
   return planned.sort((a, b) => naturalOrder(a.name, b.name));
 }
 
+interface SliceJob {
+  name: string;
+  source: Source;
+  start: number;
+  count: number;
+}
+
+function planSlices(plan: readonly PlannedTensor[], slice: number): SliceJob[] {
+  const jobs: SliceJob[] = [];
+  for (const t of plan) {
+    const total = numElements(t.shape);
+    if (t.source.kind === 'router') {
+      jobs.push({ name: t.name, source: t.source, start: 0, count: total });
+      continue;
+    }
+    for (let start = 0; start < total; start += slice) {
+      jobs.push({ name: t.name, source: t.source, start, count: Math.min(slice, total - start) });
+    }
+  }
+  return jobs;
+}
+
 function majorityDtype(expert: OpenExpert): FloatDType {
   const counts = new Map<string, number>();
   for (const t of expert.reader.tensors) counts.set(t.dtype, (counts.get(t.dtype) ?? 0) + 1);
@@ -149,6 +172,7 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const experts = await openExperts(sources, opts.verifyInputs ?? true);
   let tmp: string | undefined;
   let writer: ShardedWriter | undefined;
+  let pending: Promise<Uint8Array[]> | undefined;
   try {
     const dtype = opts.dtype ?? majorityDtype(experts[0]!);
     const plan = planTensors(experts, dtype);
@@ -169,10 +193,23 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
 
     let bytesRead = 0;
     const counts = { stack: 0, mean: 0, router: 0 };
-    for (const t of plan) {
-      counts[t.source.kind]++;
-      const total = numElements(t.shape);
-      const src = t.source;
+    for (const t of plan) counts[t.source.kind]++;
+    // One job per slice of each output tensor. The reads of job i+1 start before job i is
+    // averaged and written, so disk and CPU overlap; memory holds two jobs' slices.
+    const jobs = planSlices(plan, slice);
+    const read = (job: SliceJob | undefined): Promise<Uint8Array[]> | undefined => {
+      if (!job || job.source.kind === 'router') return undefined;
+      const { input } = job.source;
+      const from = job.source.kind === 'stack' ? [experts[job.source.expert]!] : experts;
+      return Promise.all(from.map((e) => e.reader.readBytes(input, job.start, job.count)));
+    };
+    pending = read(jobs[0]);
+    for (let j = 0; j < jobs.length; j++) {
+      const job = jobs[j]!;
+      const src = job.source;
+      const slices = (await pending) ?? [];
+      pending = read(jobs[j + 1]);
+      for (const b of slices) bytesRead += b.byteLength;
       if (src.kind === 'router') {
         const w = routerWeights(
           routerInit,
@@ -181,33 +218,23 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
           randomSeed,
           src.layer,
         );
-        await writer.writeFloat32(t.name, w);
-        continue;
-      }
-      for (let start = 0; start < total; start += slice) {
-        const count = Math.min(slice, total - start);
-        if (src.kind === 'stack') {
-          const e = experts[src.expert]!;
-          const bytes = await e.reader.readBytes(src.input, start, count);
-          bytesRead += bytes.byteLength;
-          const inDtype = e.reader.info(src.input).dtype;
-          // Same dtype: copy the bytes as they are (bit-exact, no decode).
-          await writer.writeBytes(
-            t.name,
-            inDtype === dtype ? bytes : encodeFloats(decodeToFloat32(bytes, inDtype), dtype),
-          );
-        } else {
-          const slices = await Promise.all(experts.map((e) => e.reader.readBytes(src.input, start, count)));
-          const sum = new Float32Array(count);
-          slices.forEach((bytes, i) => {
-            bytesRead += bytes.byteLength;
-            const values = decodeToFloat32(bytes, experts[i]!.reader.info(src.input).dtype);
-            // Float32Array stores each partial sum rounded to float32: the mean is computed in float32.
-            for (let j = 0; j < count; j++) sum[j] += values[j]!;
-          });
-          for (let j = 0; j < count; j++) sum[j] /= experts.length;
-          await writer.writeFloat32(t.name, sum);
-        }
+        await writer.writeFloat32(job.name, w);
+      } else if (src.kind === 'stack') {
+        const inDtype = experts[src.expert]!.reader.info(src.input).dtype as FloatDType;
+        const bytes = slices[0]!;
+        // Same dtype: copy the bytes as they are (bit-exact, no decode).
+        await writer.writeBytes(
+          job.name,
+          inDtype === dtype ? bytes : encodeFloats(decodeToFloat32(bytes, inDtype), dtype),
+        );
+      } else {
+        // Float32Array stores each partial sum rounded to float32: the mean is computed in float32.
+        const sum = new Float32Array(job.count);
+        slices.forEach((bytes, i) =>
+          addFloatsInto(sum, bytes, experts[i]!.reader.info(src.input).dtype as FloatDType),
+        );
+        for (let k = 0; k < sum.length; k++) sum[k] /= experts.length;
+        await writer.writeFloat32(job.name, sum);
       }
     }
     const written: WrittenFile[] = [...(await writer.close()).files];
@@ -277,6 +304,8 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     log.info('mix finished', { ...summary, experts: summary.experts.map((e) => e.name) });
     return summary;
   } finally {
+    // An error can leave the next slice's reads in flight: let them settle before closing files.
+    await pending?.catch(() => undefined);
     await writer?.abort();
     if (tmp) await rm(tmp, { recursive: true, force: true });
     await Promise.all(experts.map((e) => e.reader.close()));
