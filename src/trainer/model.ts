@@ -205,6 +205,13 @@ function rotaryTables(
   };
 }
 
+/** Rotary position embedding of x [..., T, headDim] (positions 0..T-1), HF rotate_half convention. */
+export function applyRotary(x: tf.Tensor, theta: number): tf.Tensor {
+  const [seqLen, headDim] = x.shape.slice(-2) as [number, number];
+  const { cos, sin, rotate } = rotaryTables(seqLen, headDim, theta);
+  return tf.add(tf.mul(x, cos), tf.mul(tf.matMul(x, rotate), sin));
+}
+
 /** Additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above. */
 function causalMask(seqLen: number): tf.Tensor2D {
   const m = new Float32Array(seqLen * seqLen);
@@ -221,10 +228,9 @@ function attention(
   batch: number,
   seqLen: number,
 ): tf.Tensor2D {
-  const { cos, sin, rotate } = rotaryTables(seqLen, d.headDim, d.ropeTheta);
   const heads = (t: tf.Tensor2D, n: number) =>
     tf.transpose(tf.reshape(t, [batch, seqLen, n, d.headDim]), [0, 2, 1, 3]); // [B, n, T, hd]
-  const rope = (t: tf.Tensor) => tf.add(tf.mul(t, cos), tf.mul(tf.matMul(t, rotate), sin));
+  const rope = (t: tf.Tensor) => applyRotary(t, d.ropeTheta);
   const q = rope(heads(linear(x, p2(params, `${prefix}.q_proj.weight`)), d.heads));
   let k = rope(heads(linear(x, p2(params, `${prefix}.k_proj.weight`)), d.kvHeads));
   let v = heads(linear(x, p2(params, `${prefix}.v_proj.weight`)), d.kvHeads);

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '../../src/trainer/tfjs.js';
+import {
+  applyRotary,
+  disposeParams,
+  forward,
+  initParams,
+  modelDims,
+  parameterShapes,
+} from '../../src/trainer/model.js';
+import type { Params } from '../../src/trainer/model.js';
+import type { RouterType } from '../../src/trainer/hfConfig.js';
+import { backend, tinyLlama, tinyMixtral } from './trainerFixtures.js';
+
+before(backend);
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+/** A Mixtral whose every expert is the dense model's FFN (shared weights copied). */
+function moeWithIdenticalExperts(dense: Params, experts: number, router: RouterType): Params {
+  const d = modelDims(tinyMixtral(experts, router));
+  const moe = initParams(d, 99); // routers random: the output must not depend on them
+  for (const [name, v] of moe) {
+    const m = /^(model\.layers\.\d+)\.block_sparse_moe\.experts\.\d+\.(w[123])\.weight$/.exec(name);
+    const source = m
+      ? `${m[1]}.mlp.${{ w1: 'gate_proj', w3: 'up_proj', w2: 'down_proj' }[m[2] as 'w1' | 'w2' | 'w3']}.weight`
+      : name;
+    if (dense.has(source)) v.assign(dense.get(source)!);
+  }
+  return moe;
+}
+
+describe('Llama model', () => {
+  it('names and shapes parameters exactly as Hugging Face Llama does', () => {
+    const shapes = new Map(parameterShapes(modelDims(tinyLlama())));
+    assert.deepEqual(shapes.get('model.embed_tokens.weight'), [259, 32]);
+    assert.deepEqual(shapes.get('model.layers.1.self_attn.q_proj.weight'), [32, 32]);
+    assert.deepEqual(shapes.get('model.layers.1.self_attn.k_proj.weight'), [16, 32]); // 2 kv heads of 8
+    assert.deepEqual(shapes.get('model.layers.0.mlp.down_proj.weight'), [32, 64]);
+    assert.deepEqual(shapes.get('model.norm.weight'), [32]);
+    assert.ok(shapes.has('lm_head.weight'));
+    assert.ok(
+      !new Map(parameterShapes(modelDims(tinyLlama({ tie_word_embeddings: true })))).has('lm_head.weight'),
+    );
+  });
+
+  it('names Mixtral experts and routers as Hugging Face Mixtral does', () => {
+    const names = parameterShapes(modelDims(tinyMixtral(2))).map(([n]) => n);
+    assert.ok(names.includes('model.layers.0.block_sparse_moe.gate.weight'));
+    assert.ok(names.includes('model.layers.1.block_sparse_moe.experts.1.w2.weight'));
+    assert.ok(!names.some((n) => n.includes('.mlp.')));
+  });
+
+  it('is causal: changing a later token never changes earlier logits', () => {
+    const d = modelDims(tinyLlama());
+    const params = initParams(d, 1);
+    const a = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+    const b = tf.tensor2d([[1, 2, 3, 4, 9, 9]], [1, 6], 'int32');
+    const la = forward(params, d, a, { training: false }).logits;
+    const lb = forward(params, d, b, { training: false }).logits;
+    assert.ok(maxAbsDiff(la.slice([0, 0], [4, -1]), lb.slice([0, 0], [4, -1])) < 1e-5);
+    assert.ok(maxAbsDiff(la.slice([4, 0], [2, -1]), lb.slice([4, 0], [2, -1])) > 1e-4);
+    disposeParams(params);
+  });
+
+  for (const router of ['topK', 'soft'] as const) {
+    it(`an MoE whose experts are identical computes the dense model's function (${router})`, () => {
+      const dense = initParams(modelDims(tinyLlama()), 7);
+      const moe = moeWithIdenticalExperts(dense, 3, router);
+      const ids = tf.tensor2d([[5, 40, 41, 100, 258, 7, 7, 9]], [1, 8], 'int32');
+      const ld = forward(dense, modelDims(tinyLlama()), ids, { training: false }).logits;
+      const lm = forward(moe, modelDims(tinyMixtral(3, router)), ids, { training: false }).logits;
+      assert.ok(maxAbsDiff(ld, lm) < 1e-4, `max diff ${maxAbsDiff(ld, lm)}`);
+      disposeParams(dense);
+      disposeParams(moe);
+    });
+  }
+});
+
+describe('rotary embeddings', () => {
+  it('follow the Hugging Face rotate_half convention (hand-computed, head_dim 4)', () => {
+    const x = tf.tensor2d([
+      [1, 2, 3, 4],
+      [1, 2, 3, 4],
+    ]); // positions 0 and 1
+    const out = applyRotary(x, 10000).arraySync() as number[][];
+    // inv_freq = [1, 0.01]; rotate_half([1,2,3,4]) = [-3,-4,1,2]; q*cos + rotate_half(q)*sin.
+    const [c1, s1, c2, s2] = [Math.cos(1), Math.sin(1), Math.cos(0.01), Math.sin(0.01)];
+    const expected = [
+      [1, 2, 3, 4],
+      [1 * c1 - 3 * s1, 2 * c2 - 4 * s2, 3 * c1 + 1 * s1, 4 * c2 + 2 * s2],
+    ];
+    for (let t = 0; t < 2; t++)
+      for (let i = 0; i < 4; i++) assert.ok(Math.abs(out[t]![i]! - expected[t]![i]!) < 1e-5);
+  });
+});

@@ -1,0 +1,57 @@
+// Tiny model configs and corpora for the trainer tests (sizes chosen to run in well under a second).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '../../src/trainer/backend.js';
+import type { LlamaConfig, MixtralConfig, RouterType } from '../../src/trainer/hfConfig.js';
+import { BYTE_VOCAB_SIZE, llamaConfigFromSpec } from '../../src/trainer/hfConfig.js';
+
+export async function backend(): Promise<void> {
+  await initBackend(process.env.BTX_BACKEND ?? 'wasm');
+}
+
+export function tinyLlama(overrides: Partial<LlamaConfig> = {}): LlamaConfig {
+  return {
+    ...llamaConfigFromSpec({
+      vocabSize: BYTE_VOCAB_SIZE,
+      dModel: 32,
+      layers: 2,
+      heads: 4,
+      kvHeads: 2,
+      ffnHidden: 64,
+      seqLen: 16,
+    }),
+    ...overrides,
+  };
+}
+
+export function tinyMixtral(experts = 3, router: RouterType = 'topK', k = 2): MixtralConfig {
+  const { model_type: _type, ...rest } = tinyLlama();
+  return {
+    ...rest,
+    model_type: 'mixtral',
+    num_local_experts: experts,
+    num_experts_per_tok: k,
+    router_aux_loss_coef: 0.01,
+    btx_router: router,
+  };
+}
+
+export const REPO_SAMPLES = join(import.meta.dirname, '..', '..', 'data', 'samples');
+
+/** A temp folder removed by the returned cleanup. */
+export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `btx-${prefix}-`));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A small text domain: repeated sentences with numbers, enough for windows of 16+1 tokens. */
+export function writeCorpus(dir: string, name: string, paragraphs = 60): string {
+  const text = Array.from(
+    { length: paragraphs },
+    (_, i) => `Paragraph ${i}: the ${name} corpus counts ${(i * 7) % 13} apples and ${i % 5} pears.`,
+  ).join('\n\n');
+  const file = join(dir, `${name}.txt`);
+  writeFileSync(file, text);
+  return file;
+}
