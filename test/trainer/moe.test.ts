@@ -35,7 +35,7 @@ describe('MoE routing', () => {
   it('sampleTop1 takes the argmax at eval and samples by the router distribution in training', () => {
     const logits = tf.tensor2d(Array.from({ length: 400 }, () => [Math.log(0.7), Math.log(0.3)]));
     const evalMask = route(logits, { router: 'sampleTop1', k: 1 }, false, 1).mask;
-    close(tf.mean(evalMask, 0).arraySync()[0]!, 1);
+    close((tf.mean(evalMask, 0) as tf.Tensor1D).arraySync()[0]!, 1);
     const trainShare = route(logits, { router: 'sampleTop1', k: 1 }, true, 1).share.arraySync();
     assert.ok(Math.abs(trainShare[0]! - 0.7) < 0.08, `share ${trainShare[0]}`);
     // Forward gate is 1 (straight-through); switch scales by the probability instead.

@@ -9,6 +9,7 @@ import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src
 import { trainLoop } from '../../src/trainer/train.js';
 import type { StepReport } from '../../src/trainer/train.js';
 import { runTrainStage } from '../../src/trainer/trainStage.js';
+import type { ModelConfig } from '../../src/trainer/hfConfig.js';
 import type { TrainStageSettings } from '../../src/trainer/trainStage.js';
 import { backend, tempDir, tinyLlama, tinyMixtral, writeCorpus } from './trainerFixtures.js';
 
@@ -40,7 +41,7 @@ function settings(over: Partial<TrainStageSettings>): TrainStageSettings {
   };
 }
 
-async function seedCheckpoint(name: string, config = tinyLlama()): Promise<string> {
+async function seedCheckpoint(name: string, config: ModelConfig = tinyLlama()): Promise<string> {
   const params = initParams(modelDims(config), 5);
   const dir = join(tmp.dir, name);
   await saveCheckpoint(dir, await paramsToTensors(params), config, {
