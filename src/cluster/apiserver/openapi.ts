@@ -142,7 +142,9 @@ function crSchema(info: ResourceInfo, version: string, metaRef: JsonObject): Jso
 const QUERY_PARAMS = ['dryRun', 'fieldManager', 'fieldValidation', 'force', 'pretty'];
 
 function pathsFor(info: ResourceInfo, version: string): JsonObject {
-  const gvk = [{ group: info.group, kind: info.kind, version }];
+  // On operations the extension is one object (kubectl's query-param verifier reads it so); on
+  // schemas it is a list.
+  const gvk = { group: info.group, kind: info.kind, version };
   const prefix = info.group ? `/apis/${info.group}/${version}` : `/api/${version}`;
   const base = info.namespaced
     ? `${prefix}/namespaces/{namespace}/${info.resource}`

@@ -7,8 +7,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { errorFields, log } from '../../util/log.js';
 import { Api } from './api.js';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.js';
-import { ApiError, unauthorized } from './errors.js';
-import { sendError, sendJson, sendText } from './http.js';
+import { ApiError, notAcceptable, unauthorized } from './errors.js';
+import { parseAccept, sendError, sendJson, sendText } from './http.js';
 import { openApiV2, openApiV3Document, openApiV3Root } from './openapi.js';
 import { loadSnapshot, Snapshotter } from './persist.js';
 import { handleResource, parseResourcePath, type RouteContext } from './routes.js';
@@ -109,7 +109,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         if (rp) return handleResource(ctx, rp, url, req, res);
       }
     } else if (parts[0] === 'openapi') {
-      if (parts[1] === 'v2' && parts.length === 2) return sendJson(res, 200, v2());
+      if (parts[1] === 'v2' && parts.length === 2) {
+        // Only JSON: a client that insists on the protobuf form is told so rather than misled.
+        if (parseAccept(req.headers.accept) === 'unacceptable') throw notAcceptable();
+        return sendJson(res, 200, v2());
+      }
       if (parts[1] === 'v3') {
         if (parts.length === 2) return sendJson(res, 200, v3Root());
         if (v3DocsVersion !== api.registry.version) {
