@@ -150,6 +150,16 @@ function f16DecodeTable(): Uint32Array {
   return f16Table;
 }
 
+let bf16Table: Float32Array | undefined;
+function bf16DecodeTable(): Float32Array {
+  if (!bf16Table) {
+    const bits = new Uint32Array(65536);
+    for (let b = 0; b < 65536; b++) bits[b] = b << 16;
+    bf16Table = new Float32Array(bits.buffer);
+  }
+  return bf16Table;
+}
+
 /** A view of `bytes` as the typed array `T`, copying only when the offset is misaligned. */
 function aligned(bytes: Uint8Array, align: number): Uint8Array {
   if (bytes.byteOffset % align === 0) return bytes;
@@ -239,17 +249,9 @@ export function addFloatsInto(sum: Float32Array, bytes: Uint8Array, dtype: Float
     return;
   }
   const h = new Uint16Array(src.buffer, src.byteOffset, n);
-  const scratch = new Float32Array(1);
-  const bits = new Uint32Array(scratch.buffer);
-  if (dtype === 'BF16') {
-    for (let i = 0; i < n; i++) {
-      bits[0] = h[i]! << 16;
-      sum[i] += scratch[0]!;
-    }
-  } else {
-    const table = new Float32Array(f16DecodeTable().buffer);
-    for (let i = 0; i < n; i++) sum[i] += table[h[i]!]!;
-  }
+  // A 65536-entry table lookup beats the bit reinterpretation per element, for BF16 as for F16.
+  const table = dtype === 'BF16' ? bf16DecodeTable() : new Float32Array(f16DecodeTable().buffer);
+  for (let i = 0; i < n; i++) sum[i] += table[h[i]!]!;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseMixArgs, run as runMixCli } from '../../src/cli/mix.js';
-import { readTrainerState, verifyCheckpointFiles } from '../../src/trainer/checkpoint.js';
+import { loadCheckpoint, readTrainerState, verifyCheckpointFiles } from '../../src/trainer/checkpoint.js';
 import { mixExperts, type MixOptions } from '../../src/trainer/mix/mixExperts.js';
 import { encodeFloats, type FloatDType } from '../../src/trainer/safetensors.js';
 import { INDEX_FILE, readShardIndex, ShardedReader } from '../../src/trainer/shardedCheckpoint.js';
@@ -144,6 +144,10 @@ test('mixing 3 sharded BF16/F16 experts: stacked experts equal the inputs bit-ex
   assert.equal(state?.step, 0);
   assert.ok(INDEX_FILE in state!.files && 'tokenizer.json' in state!.files && 'config.json' in state!.files);
   await verifyCheckpointFiles(out, state!);
+  // The finetune stage loads it through the checkpoint API (sha256s verified, Mixtral config parsed).
+  const loaded = await loadCheckpoint(out);
+  assert.equal(loaded.config.model_type, 'mixtral');
+  assert.equal(loaded.tensors.size, 35);
 });
 
 test('a generalist joins as the last expert; F32 output and soft routing; small slices stream the same result', async () => {
