@@ -1,0 +1,141 @@
+// The embedded control plane: API server + one-node scheduler/kubelet + Job controller, started
+// in-process (tests, `btx local`) or by `btx cluster`. Everything but the API server talks to it
+// over HTTP with client-node, as kube-controller-manager and the kubelet do.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startApiServer, type ApiServer } from './apiserver/server.js';
+import { kubeconfigYaml } from './apiserver/kubeconfig.js';
+import { Kubelet } from './kubelet/kubelet.js';
+import { parseQuantity } from './kubelet/resources.js';
+import { JobController } from './jobs/jobController.js';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  /** 0 or absent: a free port. */
+  port?: number;
+  host?: string;
+  /** nvidia.com/gpu the node offers; default 0. */
+  gpus?: number;
+  /** Node allocatable cpu (a quantity, e.g. "4" or "1500m"); default: this machine's cores. */
+  cpu?: string;
+  /** Node allocatable memory (a quantity, e.g. "8Gi"); default: this machine's memory. */
+  memory?: string;
+  /** Default <dataDir>/kubeconfig. */
+  kubeconfigPath?: string;
+  /** Run the kubelet (default true). */
+  kubelet?: boolean;
+  /** Run the Job controller (default true). */
+  jobController?: boolean;
+  /** Bearer token; default a random one. */
+  token?: string;
+  /** First container restart delay (kubelet) and first failed-pod replacement delay (Jobs); 10 s like Kubernetes. */
+  restartBackoffBaseMs?: number;
+  jobBackoffBaseMs?: number;
+  /** hostPath volumes under these prefixes use the real path; others map under <dataDir>/volumes/hostpath. */
+  hostPathPrefixes?: string[];
+  /** Extra variables for every container (e.g. BTX_LOG_LEVEL for trainer pods). */
+  podEnv?: Record<string, string>;
+  /** How long stop() lets pods handle SIGTERM before SIGKILL (default 10 s). */
+  stopGraceSeconds?: number;
+}
+
+export interface ControlPlane {
+  url: string;
+  token: string;
+  kubeconfigPath: string;
+  dataDir: string;
+  kubeConfig(): KubeConfig;
+  kubelet: {
+    /** The pod's processes get the signal; it fails with 128+signal (137 for SIGKILL) as restartPolicy says. */
+    killPod(namespace: string, name: string, signal?: NodeJS.Signals): Promise<void>;
+    /** The node goes away under the pod: processes killed, pod Failed with a DisruptionTarget condition. */
+    loseNode(namespace: string, name: string): Promise<void>;
+  };
+  /** Kills every pod process, stops the controllers and the server. */
+  stop(): Promise<void>;
+}
+
+/** argv that runs this checkout's (or this image's) CLI: what the project's images run. */
+export function projectEntrypoint(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/cluster or dist/cluster: the launcher is two folders up.
+  return [process.execPath, resolve(here, '..', '..', 'bin', 'btx.js')];
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const token = opts.token ?? randomBytes(24).toString('hex');
+  const server: ApiServer = await startApiServer({ host: opts.host, port: opts.port ?? 0, token, dataDir });
+  const kubeconfigPath = resolve(opts.kubeconfigPath ?? join(dataDir, 'kubeconfig'));
+  mkdirSync(dirname(kubeconfigPath), { recursive: true });
+  writeFileSync(kubeconfigPath, kubeconfigYaml(server.url, token, 'btx-local', server.caCert), {
+    mode: 0o600,
+  });
+  const kubeConfig = (): KubeConfig => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    return kc;
+  };
+
+  let kubelet: Kubelet | undefined;
+  let jobs: JobController | undefined;
+  try {
+    if (opts.kubelet !== false) {
+      kubelet = new Kubelet({
+        kubeConfig: kubeConfig(),
+        dataDir,
+        capacity: {
+          cpu: opts.cpu !== undefined ? parseQuantity(opts.cpu) : cpus().length,
+          memory: opts.memory !== undefined ? parseQuantity(opts.memory) : totalmem(),
+          gpus: opts.gpus ?? 0,
+        },
+        podKubeconfigPath: kubeconfigPath,
+        apiUrl: server.url,
+        projectEntrypoint: projectEntrypoint(),
+        hostPathPrefixes: opts.hostPathPrefixes,
+        restartBackoffBaseMs: opts.restartBackoffBaseMs,
+        podEnv: opts.podEnv,
+        stopGraceSeconds: opts.stopGraceSeconds,
+      });
+      await kubelet.start();
+    }
+    if (opts.jobController !== false) {
+      jobs = new JobController({ kubeConfig: kubeConfig(), backoffBaseMs: opts.jobBackoffBaseMs });
+      await jobs.start();
+    }
+  } catch (err) {
+    await Promise.allSettled([kubelet?.stop(), jobs?.stop()]);
+    await server.stop();
+    throw new Error('the control plane failed to start', { cause: err });
+  }
+
+  const noKubelet = (): never => {
+    throw new Error('this control plane runs without a kubelet');
+  };
+  let stopped: Promise<void> | undefined;
+  return {
+    url: server.url,
+    token,
+    kubeconfigPath,
+    dataDir,
+    kubeConfig,
+    kubelet: {
+      killPod: (namespace, name, signal) =>
+        kubelet ? kubelet.killPod(namespace, name, signal) : noKubelet(),
+      loseNode: (namespace, name) => (kubelet ? kubelet.loseNode(namespace, name) : noKubelet()),
+    },
+    stop: () => {
+      stopped ??= (async () => {
+        await jobs?.stop();
+        await kubelet?.stop();
+        await server.stop();
+      })();
+      return stopped;
+    },
+  };
+}

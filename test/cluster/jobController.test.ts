@@ -1,0 +1,131 @@
+// The Job controller on the real embedded API server and kubelet, checked with client-node and kubectl.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, test } from 'node:test';
+import { BatchV1Api, CoreV1Api, type V1Job } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+import { kubectlPath } from '../support/tools.js';
+
+const run = promisify(execFile);
+const NS = 'default';
+let plane: ControlPlane;
+let batch: BatchV1Api;
+let core: CoreV1Api;
+let dataDir: string;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'btx-jobs-'));
+  plane = await startControlPlane({
+    dataDir,
+    jobBackoffBaseMs: 100,
+    restartBackoffBaseMs: 100,
+    stopGraceSeconds: 2,
+  });
+  const kc = plane.kubeConfig();
+  batch = kc.makeApiClient(BatchV1Api);
+  core = kc.makeApiClient(CoreV1Api);
+});
+
+after(async () => {
+  await plane?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function jobOf(name: string, script: string, spec: Partial<NonNullable<V1Job['spec']>> = {}): V1Job {
+  return {
+    metadata: { name },
+    spec: {
+      ...spec,
+      template: {
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{ name: 'main', image: 'node:20', command: [process.execPath, '-e', script] }],
+        },
+      },
+    },
+  };
+}
+
+async function waitForJob(
+  name: string,
+  ok: (j: V1Job) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<V1Job> {
+  const deadline = Date.now() + timeoutMs;
+  let last: V1Job | undefined;
+  while (Date.now() < deadline) {
+    last = await batch.readNamespacedJob({ name, namespace: NS });
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`job ${name} never got ${what}; last status: ${JSON.stringify(last?.status)}`);
+}
+
+const hasCondition = (type: string) => (j: V1Job) =>
+  j.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+
+test('a Job with backoffLimit 2 whose pod always fails creates 3 pods, then Failed with BackoffLimitExceeded', async () => {
+  await batch.createNamespacedJob({
+    namespace: NS,
+    body: jobOf('always-fails', 'process.exit(1)', { backoffLimit: 2 }),
+  });
+  const job = await waitForJob('always-fails', hasCondition('Failed'), 'condition Failed');
+  const failedCond = job.status?.conditions?.find((c) => c.type === 'Failed');
+  assert.equal(failedCond?.reason, 'BackoffLimitExceeded');
+  assert.equal(job.status?.failed, 3);
+  assert.equal(job.status?.active ?? 0, 0);
+  const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=always-fails' });
+  assert.equal(pods.items.length, 3);
+  for (const p of pods.items) {
+    assert.equal(p.status?.phase, 'Failed');
+    const owner = p.metadata?.ownerReferences?.[0];
+    assert.equal(owner?.kind, 'Job');
+    assert.equal(owner?.uid, job.metadata?.uid);
+    assert.equal(owner?.controller, true);
+    assert.equal(owner?.blockOwnerDeletion, true);
+    assert.equal(p.metadata?.labels?.['batch.kubernetes.io/controller-uid'], job.metadata?.uid);
+    assert.match(p.metadata?.name ?? '', /^always-fails-/);
+  }
+});
+
+test('a Job whose pod succeeds is Complete (kubectl wait --for=condition=complete), with counts and times', async () => {
+  await batch.createNamespacedJob({
+    namespace: NS,
+    body: jobOf('succeeds', 'console.log("done")', { completions: 2, parallelism: 1 }),
+  });
+  const { stdout } = await run(kubectlPath(), [
+    '--kubeconfig',
+    plane.kubeconfigPath,
+    'wait',
+    '--for=condition=complete',
+    'job/succeeds',
+    '--timeout=60s',
+  ]);
+  assert.match(stdout, /job\.batch\/succeeds condition met/);
+  const job = await batch.readNamespacedJob({ name: 'succeeds', namespace: NS });
+  assert.equal(job.status?.succeeded, 2);
+  assert.ok(job.status?.startTime);
+  assert.ok(job.status?.completionTime);
+  assert.equal(job.status?.conditions?.find((c) => c.type === 'SuccessCriteriaMet')?.status, 'True');
+});
+
+test('activeDeadlineSeconds kills the running pod and fails the Job with DeadlineExceeded', async () => {
+  await batch.createNamespacedJob({
+    namespace: NS,
+    body: jobOf('too-slow', 'setInterval(() => {}, 1000)', { activeDeadlineSeconds: 1 }),
+  });
+  const job = await waitForJob('too-slow', hasCondition('Failed'), 'condition Failed');
+  assert.equal(job.status?.conditions?.find((c) => c.type === 'Failed')?.reason, 'DeadlineExceeded');
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=too-slow' });
+    if (pods.items.every((p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded')) break;
+    assert.ok(Date.now() < deadline, 'the pod was never stopped');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});

@@ -1,0 +1,121 @@
+// Fault injection and deletion on the real embedded API server, on a node without GPUs.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+
+const NS = 'default';
+let plane: ControlPlane;
+let core: CoreV1Api;
+let dataDir: string;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-faults-'));
+  plane = await startControlPlane({ dataDir, restartBackoffBaseMs: 100, stopGraceSeconds: 2 });
+  core = plane.kubeConfig().makeApiClient(CoreV1Api);
+});
+
+after(async () => {
+  await plane?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const SLEEPER = `setInterval(() => {}, 1000)`;
+
+function container(script: string, extra: Partial<V1Container> = {}): V1Container {
+  return { name: 'main', image: 'node:20', command: [process.execPath, '-e', script], ...extra };
+}
+
+async function createPod(name: string, spec: Partial<NonNullable<V1Pod['spec']>>): Promise<void> {
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: { metadata: { name }, spec: { restartPolicy: 'Never', containers: [], ...spec } },
+  });
+}
+
+async function waitForPod(
+  name: string,
+  ok: (p: V1Pod | undefined) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<V1Pod | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  let last: V1Pod | undefined;
+  while (Date.now() < deadline) {
+    try {
+      last = await core.readNamespacedPod({ name, namespace: NS });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw err;
+      last = undefined;
+    }
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`pod ${name} never got ${what}; last status: ${JSON.stringify(last?.status)}`);
+}
+
+const running = (p: V1Pod | undefined) => p?.status?.phase === 'Running';
+const failed = (p: V1Pod | undefined) => p?.status?.phase === 'Failed';
+
+test('a pod requesting nvidia.com/gpu on a 0-GPU node stays Pending with PodScheduled=False, Unschedulable', async () => {
+  await createPod('wants-gpu', {
+    containers: [container('0', { resources: { limits: { 'nvidia.com/gpu': '1' } } })],
+  });
+  const pod = await waitForPod(
+    'wants-gpu',
+    (p) => p?.status?.conditions?.some((c) => c.type === 'PodScheduled') ?? false,
+    'a PodScheduled condition',
+  );
+  const cond = pod?.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  assert.equal(cond?.status, 'False');
+  assert.equal(cond?.reason, 'Unschedulable');
+  assert.match(cond?.message ?? '', /^0\/1 nodes are available: 1 Insufficient nvidia\.com\/gpu\./);
+  assert.equal(pod?.status?.phase, 'Pending');
+  assert.equal(pod?.spec?.nodeName, undefined);
+});
+
+test('killPod fails the pod with exit code 137 and reason Error', async () => {
+  await createPod('victim', { containers: [container(SLEEPER)] });
+  await waitForPod('victim', running, 'phase Running');
+  await plane.kubelet.killPod(NS, 'victim');
+  const pod = await waitForPod('victim', failed, 'phase Failed');
+  const term = pod?.status?.containerStatuses?.[0]?.state?.terminated;
+  assert.equal(term?.exitCode, 137);
+  assert.equal(term?.reason, 'Error');
+});
+
+test('loseNode fails the pod with a DisruptionTarget condition, even with restartPolicy Always', async () => {
+  await createPod('stranded', { restartPolicy: 'Always', containers: [container(SLEEPER)] });
+  await waitForPod('stranded', running, 'phase Running');
+  await plane.kubelet.loseNode(NS, 'stranded');
+  const pod = await waitForPod('stranded', failed, 'phase Failed');
+  const cond = pod?.status?.conditions?.find((c) => c.type === 'DisruptionTarget');
+  assert.equal(cond?.status, 'True');
+  assert.equal(cond?.reason, 'DeletionByTaintManager');
+  assert.equal(pod?.status?.reason, 'NodeLost');
+  assert.equal(pod?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 137);
+});
+
+test('delete sends SIGTERM, waits for the process, then the pod is gone', async () => {
+  const marker = join(dataDir, 'sigterm.txt');
+  const ready = join(dataDir, 'ready.txt');
+  await createPod('graceful', {
+    terminationGracePeriodSeconds: 10,
+    containers: [
+      container(
+        `process.on('SIGTERM', () => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'SIGTERM'); process.exit(0) }); require('fs').writeFileSync(${JSON.stringify(ready)}, ''); ${SLEEPER}`,
+      ),
+    ],
+  });
+  await waitForPod('graceful', running, 'phase Running');
+  // The handler is installed once the script runs: like a real app, it is ready a little after Running.
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(ready) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await core.deleteNamespacedPod({ name: 'graceful', namespace: NS });
+  await waitForPod('graceful', (p) => p === undefined, 'deleted');
+  assert.ok(existsSync(marker), 'the process saw SIGTERM');
+  assert.equal(readFileSync(marker, 'utf8'), 'SIGTERM');
+});

@@ -1,0 +1,155 @@
+// The kubelet on the real embedded API server: pods run as processes; status, logs (kubectl logs),
+// termination messages, env, volumes and GPU capacity as Kubernetes reports them.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, test } from 'node:test';
+import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+import { kubectlPath } from '../support/tools.js';
+
+const run = promisify(execFile);
+const NS = 'default';
+let plane: ControlPlane;
+let core: CoreV1Api;
+let dataDir: string;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-pods-'));
+  plane = await startControlPlane({
+    dataDir,
+    gpus: 1,
+    cpu: '4',
+    memory: '8Gi',
+    restartBackoffBaseMs: 100,
+    stopGraceSeconds: 2,
+  });
+  core = plane.kubeConfig().makeApiClient(CoreV1Api);
+});
+
+after(async () => {
+  await plane?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function nodeContainer(script: string, extra: Partial<V1Container> = {}): V1Container {
+  return { name: 'main', image: 'node:20', command: [process.execPath, '-e', script], ...extra };
+}
+
+async function createPod(name: string, spec: V1Pod['spec'], labels?: Record<string, string>): Promise<void> {
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: { metadata: { name, labels }, spec: { restartPolicy: 'Never', ...spec } as V1Pod['spec'] },
+  });
+}
+
+async function waitForPod(
+  name: string,
+  ok: (p: V1Pod) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<V1Pod> {
+  const deadline = Date.now() + timeoutMs;
+  let last: V1Pod | undefined;
+  while (Date.now() < deadline) {
+    last = await core.readNamespacedPod({ name, namespace: NS });
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`pod ${name} never got ${what}; last status: ${JSON.stringify(last?.status)}`);
+}
+
+const phaseIs = (phase: string) => (p: V1Pod) => p.status?.phase === phase;
+
+test('a pod that prints and exits 3 shows exit code 3, reason Error, its logs and its termination message', async () => {
+  await createPod('exit3', {
+    containers: [
+      nodeContainer(
+        `const m = JSON.parse(process.env.BTX_LOCAL_PATHS); console.log('hello from', process.env.HOSTNAME); require('fs').writeFileSync(m['/dev/termination-log'], '{"reason":"bad"}'); process.exit(3)`,
+      ),
+    ],
+  });
+  const pod = await waitForPod('exit3', phaseIs('Failed'), 'phase Failed');
+  const cs = pod.status?.containerStatuses?.[0];
+  assert.equal(cs?.state?.terminated?.exitCode, 3);
+  assert.equal(cs?.state?.terminated?.reason, 'Error');
+  assert.equal(cs?.state?.terminated?.message, '{"reason":"bad"}');
+  assert.equal(pod.spec?.nodeName, 'btx-local');
+  assert.equal(pod.status?.podIP, '127.0.0.1');
+  assert.equal(pod.status?.conditions?.find((c) => c.type === 'PodScheduled')?.status, 'True');
+  const { stdout } = await run(kubectlPath(), ['--kubeconfig', plane.kubeconfigPath, 'logs', 'exit3']);
+  assert.equal(stdout, 'hello from exit3\n');
+});
+
+test('FallbackToLogsOnError puts the end of the log in the termination message of a failed container', async () => {
+  await createPod('fallback', {
+    containers: [
+      nodeContainer(`console.error('something broke'); process.exit(2)`, {
+        terminationMessagePolicy: 'FallbackToLogsOnError',
+      }),
+    ],
+  });
+  const pod = await waitForPod('fallback', phaseIs('Failed'), 'phase Failed');
+  assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.message, 'something broke\n');
+});
+
+test('env fieldRefs and BTX_LOCAL_PATHS reach the process: it writes under a PVC mountPath and the file is under dataDir', async () => {
+  await createPod(
+    'writer',
+    {
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }],
+      containers: [
+        nodeContainer(
+          `const m = JSON.parse(process.env.BTX_LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/who.json', JSON.stringify({ name: process.env.POD, ns: process.env.NS, app: process.env.APP, arg: process.argv[1], kube: !!process.env.KUBECONFIG }))`,
+          {
+            args: ['$(POD)'],
+            volumeMounts: [{ name: 'data', mountPath: '/btx' }],
+            env: [
+              { name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+              { name: 'NS', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+              { name: 'APP', valueFrom: { fieldRef: { fieldPath: "metadata.labels['app']" } } },
+            ],
+          },
+        ),
+      ],
+    },
+    { app: 'demo' },
+  );
+  const pod = await waitForPod('writer', phaseIs('Succeeded'), 'phase Succeeded');
+  assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.reason, 'Completed');
+  const written = JSON.parse(readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'shared', 'who.json'), 'utf8'));
+  assert.deepEqual(written, { name: 'writer', ns: NS, app: 'demo', arg: 'writer', kube: true });
+});
+
+test('two 1-GPU pods on a 1-GPU node: the second stays Unschedulable until the first ends', async () => {
+  const gpu = { resources: { limits: { 'nvidia.com/gpu': '1' } } };
+  await createPod('gpu-a', {
+    containers: [
+      nodeContainer(`setTimeout(() => {}, 1500); console.log(process.env.CUDA_VISIBLE_DEVICES)`, gpu),
+    ],
+  });
+  await waitForPod('gpu-a', phaseIs('Running'), 'phase Running');
+  await createPod('gpu-b', {
+    containers: [nodeContainer(`console.log(process.env.CUDA_VISIBLE_DEVICES)`, gpu)],
+  });
+  const waiting = await waitForPod(
+    'gpu-b',
+    (p) => p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False') ?? false,
+    'PodScheduled=False',
+  );
+  const cond = waiting.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  assert.equal(cond?.reason, 'Unschedulable');
+  assert.match(cond?.message ?? '', /^0\/1 nodes are available: 1 Insufficient nvidia\.com\/gpu\./);
+  assert.equal(waiting.status?.phase, 'Pending');
+  const a = await waitForPod('gpu-a', phaseIs('Succeeded'), 'phase Succeeded');
+  const b = await waitForPod('gpu-b', phaseIs('Succeeded'), 'phase Succeeded');
+  assert.ok(
+    new Date(b.status?.startTime ?? 0) >=
+      new Date(a.status?.containerStatuses?.[0]?.state?.terminated?.finishedAt ?? 0),
+  );
+  const { stdout } = await run(kubectlPath(), ['--kubeconfig', plane.kubeconfigPath, 'logs', 'gpu-b']);
+  assert.equal(stdout, '0\n');
+});
