@@ -469,19 +469,24 @@ export function buildHeader(specs: readonly TensorSpec[], metadata?: Record<stri
   return out;
 }
 
-const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Each of the writer's two staging buffers; one fills while the other is being written. */
+const STAGING_BYTES = 8 * 1024 * 1024;
 
 /**
  * Streams one safetensors file: the header is written on create, then every tensor's bytes in the
  * declared order (whole, or in consecutive chunks). close() checks that every byte came, fsyncs and
- * returns the file's sha256, computed on the way out so nobody re-reads it.
+ * returns the file's sha256, computed on the way out so nobody re-reads it. Bytes are copied into
+ * one of two staging buffers; a full one is written while the caller fills the other, so the caller
+ * may reuse its arrays as soon as a write call returns.
  */
 export class SafetensorsWriter {
   private index = 0;
   private writtenInTensor = 0;
   private position = 0;
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  private readonly staging: Buffer[];
+  private active = 0;
+  private fill = 0;
+  private inflight: Promise<void> = Promise.resolve();
   private readonly hash = createHash('sha256');
   private readonly lengths: number[];
 
@@ -489,8 +494,11 @@ export class SafetensorsWriter {
     readonly path: string,
     private readonly handle: FileHandle,
     readonly specs: readonly TensorSpec[],
+    headerBytes: number,
   ) {
     this.lengths = specs.map((s) => tensorByteLength(s.dtype, s.shape));
+    const size = Math.min(STAGING_BYTES, headerBytes + this.lengths.reduce((a, b) => a + b, 0));
+    this.staging = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
   }
 
   static async create(
@@ -500,7 +508,7 @@ export class SafetensorsWriter {
   ): Promise<SafetensorsWriter> {
     const header = buildHeader(specs, metadata);
     const handle = await open(path, 'w');
-    const writer = new SafetensorsWriter(path, handle, specs);
+    const writer = new SafetensorsWriter(path, handle, specs, header.byteLength);
     await writer.push(header);
     writer.skipEmpty();
     return writer;
@@ -556,24 +564,29 @@ export class SafetensorsWriter {
 
   private async push(bytes: Uint8Array): Promise<void> {
     this.hash.update(bytes);
-    if (bytes.byteLength >= WRITE_BUFFER_BYTES) {
-      await this.flush();
-      await writeFully(this.handle, bytes, this.position);
-      this.position += bytes.byteLength;
-      return;
+    let offset = 0;
+    while (offset < bytes.byteLength) {
+      const buf = this.staging[this.active]!;
+      const n = Math.min(buf.length - this.fill, bytes.byteLength - offset);
+      buf.set(bytes.subarray(offset, offset + n), this.fill);
+      this.fill += n;
+      offset += n;
+      if (this.fill === buf.length) await this.flush();
     }
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.byteLength;
-    if (this.pendingBytes >= WRITE_BUFFER_BYTES) await this.flush();
   }
 
+  /** Start writing the active buffer and switch to the other, once its earlier write is done. */
   private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const joined = Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await writeFully(this.handle, joined, this.position);
-    this.position += joined.byteLength;
+    if (this.fill === 0) return;
+    const bytes = this.staging[this.active]!.subarray(0, this.fill);
+    const position = this.position;
+    this.position += this.fill;
+    await this.inflight;
+    const write = writeFully(this.handle, bytes, position);
+    write.catch(() => undefined); // surfaced by the next await of inflight
+    this.inflight = write;
+    this.active ^= 1;
+    this.fill = 0;
   }
 
   async close(): Promise<WrittenFile> {
@@ -585,6 +598,7 @@ export class SafetensorsWriter {
         );
       }
       await this.flush();
+      await this.inflight;
       await this.handle.sync();
     } finally {
       await this.handle.close();
@@ -594,6 +608,7 @@ export class SafetensorsWriter {
 
   /** Close without the completeness check (error paths); the caller deletes the file. */
   async abort(): Promise<void> {
+    await this.inflight.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
   }
 }
