@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseMixArgs, run as runMixCli } from '../../src/cli/mix.js';
-import { loadCheckpoint, readTrainerState, verifyCheckpointFiles } from '../../src/trainer/checkpoint.js';
+import {
+  loadCheckpoint,
+  readTrainerState,
+  saveCheckpoint,
+  verifyCheckpointFiles,
+} from '../../src/trainer/checkpoint.js';
 import { mixExperts, type MixOptions } from '../../src/trainer/mix/mixExperts.js';
 import { encodeFloats, type FloatDType } from '../../src/trainer/safetensors.js';
 import { INDEX_FILE, readShardIndex, ShardedReader } from '../../src/trainer/shardedCheckpoint.js';
@@ -196,6 +201,41 @@ test('normal router init is seeded, std ~0.02, and the same for the same seed', 
   assert.ok(std > 0.008 && std < 0.04, `std ${std}`);
 });
 
+test('an expert given as a training output folder uses its newest step-N that verifies', async () => {
+  const parent = join(root, 'trained', 'law');
+  const math = await loadCheckpoint(experts[0]!);
+  const state = {
+    stage: 'expert',
+    totalSteps: 2,
+    loss: 1,
+    dataPosition: 0,
+    randomSeed: 1,
+    time: new Date(0).toISOString(),
+  };
+  const tensors = [...math.tensors.values()];
+  await saveCheckpoint(
+    join(parent, 'step-1'),
+    tensors,
+    math.config,
+    { ...state, step: 1 },
+    { dtype: 'BF16' },
+  );
+  await saveCheckpoint(
+    join(parent, 'step-2'),
+    tensors,
+    math.config,
+    { ...state, step: 2 },
+    { dtype: 'BF16' },
+  );
+  const file = join(parent, 'step-2', 'config.json');
+  await writeFile(file, (await readFile(file, 'utf8')).replace('"vocab_size": 32', '"vocab_size": 33'));
+  const summary = await mixExperts({
+    experts: [{ dir: parent }, { dir: experts[1]! }],
+    out: join(root, 'out', 'from-parent'),
+  });
+  assert.deepEqual(summary.experts[0], { name: 'law', dir: join(parent, 'step-1') });
+});
+
 test('mismatched experts are refused with the folder and the reason', async () => {
   const bad = join(root, 'bad');
   const cases: [string, () => Promise<string>, RegExp][] = [
@@ -330,8 +370,7 @@ test('btx mix reads the stage environment, flags win, and as the mix stage write
     () => parseMixArgs(['--expert', 'a', '--out', 'x', '--shard-size', 'big'], {}),
     /--shard-size "big"/,
   );
-  const help = parseMixArgs(['--help'], {});
-  assert.equal(help, 'help');
+  assert.equal(parseMixArgs(['--help'], {}), 'help');
 
   // The real entry point, as the embedded kubelet runs it: container paths mapped by BTX_LOCAL_PATHS.
   const volume = join(root, 'volume');
@@ -352,15 +391,31 @@ test('btx mix reads the stage environment, flags win, and as the mix stage write
   });
   const write = process.stdout.write.bind(process.stdout);
   let printed = '';
+  let helpText = '';
   process.stdout.write = ((chunk: string) => {
     printed += chunk;
     return true;
   }) as typeof process.stdout.write;
   try {
+    assert.equal(await runMixCli(['--help']), 0);
+    helpText = printed;
+    printed = '';
     assert.equal(await runMixCli(['--expert-name', 'm', '--expert-name', 'c', '--expert-name', 'g']), 0);
   } finally {
     process.stdout.write = write;
     process.env = saved;
+  }
+  for (const v of ['BTX_EXPERTS', 'BTX_GENERALIST', 'BTX_OUTPUT', 'BTX_ROUTER', 'BTX_TOP_K', 'BTX_DTYPE']) {
+    assert.ok(helpText.includes(v), `--help names ${v}`);
+  }
+  for (const v of [
+    'BTX_ROUTER_INIT',
+    'BTX_LOAD_BALANCING_COEF',
+    'BTX_RANDOM_SEED',
+    '--shard-size',
+    '--expert-name',
+  ]) {
+    assert.ok(helpText.includes(v), `--help names ${v}`);
   }
   assert.deepEqual(JSON.parse(await readFile(termination, 'utf8')), {
     checkpoint: '/btx/runs/ns/r/mixed',
