@@ -25,6 +25,10 @@ import { fromView, toView } from './views.js';
 
 export interface WriteOptions {
   dryRun?: boolean;
+  /** Strict: unknown fields fail the request; Warn (the default): they come back as warnings. */
+  fieldValidation?: string;
+  /** Filled with warnings for the response's Warning headers. */
+  warnings?: string[];
 }
 
 export interface DeleteOptions extends WriteOptions {
@@ -131,7 +135,7 @@ export class Api {
     delete meta.selfLink;
     if (info.subresources.includes('status') && !info.builtin) delete obj.status;
     if (!info.builtin || obj.spec !== undefined) meta.generation = 1;
-    admit(info, version, obj, undefined);
+    this.checkUnknownFields(info, version, admit(info, version, obj, undefined).pruned, opts);
     const key = storageOf(info);
     if (this.store.get(key, meta.namespace ?? '', meta.name))
       throw alreadyExists(info.group, info.resource, meta.name);
@@ -152,6 +156,22 @@ export class Api {
         name,
         `unable to create new content in namespace ${namespace} because it is being terminated`,
       );
+  }
+
+  /** Server-side field validation of what pruning dropped. */
+  private checkUnknownFields(
+    info: ResourceInfo,
+    version: string,
+    pruned: string[],
+    opts: WriteOptions,
+  ): void {
+    if (pruned.length === 0 || opts.fieldValidation === 'Ignore') return;
+    const unknown = pruned.map((p) => `unknown field "${p}"`);
+    if (opts.fieldValidation === 'Strict')
+      throw badRequest(
+        `${info.kind} in version "${version}" cannot be handled as a ${info.kind}: strict decoding error: ${unknown.join(', ')}`,
+      );
+    opts.warnings?.push(...unknown);
   }
 
   // --- update ----------------------------------------------------------------------------------
@@ -219,7 +239,7 @@ export class Api {
         ]);
     }
     if (key === CRDS) next.status = subresource === 'status' ? next.status : old.status;
-    admit(info, version, next, old);
+    this.checkUnknownFields(info, version, admit(info, version, next, old).pruned, opts);
     if (key === CRDS && subresource !== 'status') next.status = crdStatus(next, this.registry, old.status);
     if (next.metadata.generation !== undefined && !deepEqual(specPart(info, next), specPart(info, old)))
       next.metadata.generation = (old.metadata.generation ?? 0) + 1;

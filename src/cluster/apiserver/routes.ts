@@ -121,9 +121,20 @@ export async function handleResource(
   const as: AcceptedAs = accept === 'unacceptable' ? {} : accept;
   if (info.namespaced && path.name && path.namespace === undefined) throw notFoundPath();
 
+  const warnings: string[] = [];
+  const writeOpts = () => ({
+    dryRun: dryRun(q),
+    fieldValidation: q.get('fieldValidation') ?? undefined,
+    warnings,
+  });
   const view = (obj: KObject): KObject => toView(info, path.version, obj);
   const includeObject = (q.get('includeObject') ?? 'Metadata') as IncludeObject;
   const single = (code: number, obj: KObject): void => {
+    if (warnings.length)
+      res.setHeader(
+        'Warning',
+        warnings.map((w) => `299 - ${JSON.stringify(w)}`),
+      );
     if (as.table)
       return sendJson(
         res,
@@ -227,7 +238,7 @@ export async function handleResource(
       const body = parseObjectBody(req.headers['content-type'], await readBody(req));
       if (path.name && path.subresource === 'binding') return bind(ctx, info, ns, path.name, body, res);
       if (path.name) throw methodNotAllowed();
-      const obj = api.create(info, path.version, ns, body, { dryRun: dryRun(q) });
+      const obj = api.create(info, path.version, ns, body, writeOpts());
       return single(201, obj);
     }
     case 'PUT': {

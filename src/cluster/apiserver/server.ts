@@ -37,6 +37,21 @@ export interface ApiServer {
   caCert: string;
 }
 
+/** In-process access for tests and benchmarks: the storage and a way to drop every watch. */
+export interface ApiServerInternals {
+  api: Api;
+  /** Ends every open watch stream as if the server had timed them out; returns how many. */
+  closeWatches(): number;
+}
+
+const internals = new WeakMap<ApiServer, ApiServerInternals>();
+
+export function serverInternals(server: ApiServer): ApiServerInternals {
+  const i = internals.get(server);
+  if (!i) throw new Error('not an API server started in this process');
+  return i;
+}
+
 const PUBLIC_PATHS = new Set(['/healthz', '/livez', '/readyz', '/version']);
 
 function authorized(req: IncomingMessage, expected: Buffer): boolean {
@@ -174,7 +189,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const url = `http://${hostPart}:${port}`;
   rememberServingCert(url, tlsCert.cert);
   log.info('apiserver listening', { url });
-  return {
+  const server: ApiServer = {
     url,
     port,
     token: opts.token,
@@ -190,4 +205,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       });
     },
   };
+  internals.set(server, {
+    api,
+    closeWatches() {
+      const open = [...watchers];
+      for (const w of open) w.close();
+      return open.length;
+    },
+  });
+  return server;
 }

@@ -1,0 +1,314 @@
+// The embedded API server driven by the real kubectl v1.35: CRDs and custom resources with defaults
+// and validation, printer columns, explain, patches, wait, cascading delete, watch, and the kinds a
+// Helm chart installs.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { eventually, startTestServer, widgetCrdPath, type TestServer } from './apiserverTestkit.js';
+
+let t: TestServer;
+
+function manifest(name: string, text: string): string {
+  const path = join(t.dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const r = await t.kubectl(...args);
+  assert.ok(r.ok, `kubectl ${args.join(' ')} failed: ${r.err}${r.out}`);
+  return r.out;
+}
+
+before(async () => {
+  t = await startTestServer();
+  await ok('apply', '-f', widgetCrdPath);
+  await ok('wait', '--for=condition=Established', '--timeout=20s', 'crd/widgets.test.btx.ai');
+});
+
+after(async () => {
+  await t?.stop();
+});
+
+test('kubectl apply of a custom resource stores it with schema defaults', async () => {
+  const unknown = manifest(
+    'w0.yaml',
+    'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: w0\nspec:\n  parts:\n    - name: bolt\n  unknownField: dropped\n',
+  );
+  // kubectl asks for strict server-side field validation; --validate=false prunes silently.
+  const strict = await t.kubectl('apply', '-f', unknown);
+  assert.equal(strict.ok, false);
+  assert.match(
+    strict.err,
+    /Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.unknownField"/,
+  );
+  await ok('apply', '--validate=false', '-f', unknown);
+  assert.doesNotMatch(await ok('get', 'widget', 'w0', '-o', 'jsonpath={.spec}'), /unknownField/);
+  await ok('delete', 'widget', 'w0');
+  const path = manifest(
+    'w1.yaml',
+    'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  parts:\n    - name: bolt\n',
+  );
+  assert.match(await ok('apply', '-f', path), /widget.test.btx.ai\/w1 created/);
+  const yaml = await ok('get', 'widget', 'w1', '-o', 'yaml');
+  assert.match(yaml, /color: red/);
+  assert.match(yaml, /size: 3/);
+  assert.match(yaml, /count: 1/);
+  // Re-applying sends the list without the defaulted field; defaulting fills it in again.
+  await ok('apply', '-f', path);
+  assert.equal(
+    await ok('get', 'widget', 'w1', '-o', 'jsonpath={.spec.parts[0].count} {.metadata.generation}'),
+    '1 1',
+  );
+});
+
+test('kubectl get shows the printer columns and finds the kind by short name and category', async () => {
+  const out = await ok('get', 'wd');
+  const [header, row] = out.trim().split('\n');
+  assert.match(header!, /^NAME\s+COLOR\s+SIZE\s+READY\s+AGE$/);
+  assert.match(row!, /^w1\s+red\s+3\s+\S*\s+\d+s$/);
+  assert.match(await ok('get', 'btx-test', '-o', 'name'), /widget.test.btx.ai\/w1/);
+});
+
+test('kubectl explain shows the CRD schema descriptions', async () => {
+  const out = await ok('explain', 'widget.spec');
+  assert.match(out, /KIND:\s+Widget/);
+  assert.match(out, /What the widget should be/);
+  assert.match(out, /size\s+<integer>/);
+  assert.match(out, /How big, in widget units/);
+});
+
+test('kubectl patch --type merge and --type json change the spec and bump generation', async () => {
+  await ok('patch', 'widget', 'w1', '--type', 'merge', '-p', '{"spec":{"size":5}}');
+  await ok(
+    'patch',
+    'widget',
+    'w1',
+    '--type',
+    'json',
+    '-p',
+    '[{"op":"test","path":"/spec/size","value":5},{"op":"replace","path":"/spec/color","value":"blue"}]',
+  );
+  assert.equal(
+    await ok('get', 'widget', 'w1', '-o', 'jsonpath={.spec.size} {.spec.color} {.metadata.generation}'),
+    '5 blue 3',
+  );
+  const failed = await t.kubectl(
+    'patch',
+    'widget',
+    'w1',
+    '--type',
+    'json',
+    '-p',
+    '[{"op":"test","path":"/spec/size","value":9}]',
+  );
+  assert.equal(failed.ok, false);
+  assert.match(failed.err, /test failed/);
+});
+
+test('kubectl rejects an invalid custom resource with the usual error text', async () => {
+  const path = manifest(
+    'bad.yaml',
+    'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  size: 0\n  color: green\n  parts:\n    - name: Bad_Name\n',
+  );
+  const r = await t.kubectl('apply', '-f', path);
+  assert.equal(r.ok, false);
+  assert.match(r.err, /The Widget "bad" is invalid:/);
+  assert.match(
+    r.err,
+    /spec\.size: Invalid value: 0: spec\.size in body should be greater than or equal to 1/,
+  );
+  assert.match(r.err, /spec\.color: Unsupported value: "green": supported values: "red", "blue"/);
+  assert.match(
+    r.err,
+    /spec\.parts\[0\]\.name: Invalid value: "Bad_Name": spec\.parts\[0\]\.name in body should match '\^\[a-z0-9\]/,
+  );
+  const missing = await t.kubectl(
+    'create',
+    '-f',
+    manifest('bad2.yaml', 'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: bad2\nspec: {}\n'),
+  );
+  assert.match(missing.err, /The Widget "bad2" is invalid: spec\.parts: Required value/);
+});
+
+test('kubectl wait --for=condition=Ready returns once the status subresource says so', async () => {
+  const waiting = t.kubectl('wait', '--for=condition=Ready', '--timeout=20s', 'widget/w1');
+  await new Promise((r) => setTimeout(r, 300));
+  const cur = await t.json<{ metadata: { resourceVersion: string } }>(
+    'GET',
+    '/apis/test.btx.ai/v1/namespaces/default/widgets/w1',
+  );
+  const put = await t.json('PUT', '/apis/test.btx.ai/v1/namespaces/default/widgets/w1/status', {
+    ...cur.body,
+    spec: { parts: [{ name: 'ignored' }] },
+    status: {
+      phase: 'Done',
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Built',
+          message: 'ok',
+          lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      ],
+    },
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const r = await waiting;
+  assert.ok(r.ok, r.err);
+  assert.match(r.out, /widget.test.btx.ai\/w1 condition met/);
+  // The status write left the spec alone.
+  assert.equal(
+    await ok('get', 'widget', 'w1', '-o', 'jsonpath={.spec.parts[0].name} {.status.phase}'),
+    'bolt Done',
+  );
+  assert.match(await ok('get', 'widget', 'w1'), /w1\s+blue\s+5\s+True/);
+});
+
+test('kubectl delete of an owner cascades to its pods through garbage collection', async () => {
+  const uid = await ok('get', 'widget', 'w1', '-o', 'jsonpath={.metadata.uid}');
+  for (const n of [1, 2]) {
+    const path = manifest(
+      `p${n}.yaml`,
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: w1-pod-${n}\n  labels: {owner: w1}\n  ownerReferences:\n    - {apiVersion: test.btx.ai/v1, kind: Widget, name: w1, uid: ${uid}, controller: true, blockOwnerDeletion: true}\nspec:\n  containers:\n    - {name: main, image: busybox}\n`,
+    );
+    await ok('apply', '-f', path);
+  }
+  assert.equal((await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim().split('\n').length, 2);
+  assert.match(await ok('delete', 'widget', 'w1'), /widget.test.btx.ai "w1" deleted/);
+  await eventually(
+    async () => (await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim() === '',
+    'owned pods to be collected',
+  );
+});
+
+test('kubectl get -w prints objects as they are added and changed', async () => {
+  const watch = t.kubectlSpawn('get', 'widgets', '-w', '--output-watch-events', '--no-headers');
+  let out = '';
+  watch.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const path = manifest(
+      'w2.yaml',
+      'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  parts: [{name: nut}]\n',
+    );
+    await ok('apply', '-f', path);
+    await ok('patch', 'widget', 'w2', '--type', 'merge', '-p', '{"spec":{"size":7}}');
+    await eventually(
+      () => /ADDED\s+w2\s+red\s+3/.test(out) && /MODIFIED\s+w2\s+red\s+7/.test(out),
+      `watch output, got: ${out}`,
+    );
+  } finally {
+    watch.kill();
+  }
+});
+
+const CHART = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: op, labels: {app: op}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: op-config, labels: {app: op}}
+data: {level: info}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: op-role, labels: {app: op}}
+rules:
+  - {apiGroups: [test.btx.ai], resources: [widgets, widgets/status], verbs: ["*"]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: op-binding, labels: {app: op}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-role}
+subjects: [{kind: ServiceAccount, name: op, namespace: default}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: op-leader, labels: {app: op}}
+rules: [{apiGroups: [coordination.k8s.io], resources: [leases], verbs: ["*"]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: op-leader, labels: {app: op}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: op-leader}
+subjects: [{kind: ServiceAccount, name: op}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: op-metrics, labels: {app: op}}
+spec:
+  selector: {app: op}
+  ports: [{name: metrics, port: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: op, labels: {app: op}}
+spec:
+  selector: {matchLabels: {app: op}}
+  template:
+    metadata: {labels: {app: op}}
+    spec:
+      serviceAccountName: op
+      containers:
+        - name: op
+          image: btx/operator:1
+          env: [{name: A, value: "1"}, {name: B, value: "2"}]
+          ports: [{containerPort: 8080}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: op, labels: {app: op}}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: op}}
+`;
+
+test('a chart-like set of built-in kinds applies with --dry-run=server, then for real, then re-applies with a strategic merge', async () => {
+  const path = manifest('chart.yaml', CHART);
+  const dry = await ok('apply', '--dry-run=server', '-f', path);
+  assert.match(dry, /deployment.apps\/op created \(server dry run\)/);
+  assert.equal(
+    (await ok('get', 'deploy,svc,cm,sa,role,rolebinding,pdb', '-l', 'app=op', '-o', 'name')).trim(),
+    '',
+  );
+  const applied = await ok('apply', '-f', path);
+  for (const kind of [
+    'serviceaccount/op',
+    'configmap/op-config',
+    'clusterrole.rbac.authorization.k8s.io/op-role',
+    'service/op-metrics',
+    'deployment.apps/op',
+    'poddisruptionbudget.policy/op',
+  ])
+    assert.match(applied, new RegExp(`${kind.replace(/[./]/g, '\\$&')} created`));
+  assert.match(
+    await ok('get', 'svc', 'op-metrics', '-o', 'jsonpath={.spec.clusterIP} {.spec.ports[0].targetPort}'),
+    /^10\.96\.\d+\.\d+ 8080$/,
+  );
+  // Drop env B and change A: kubectl sends a strategic merge patch with $setElementOrder and $patch: delete.
+  const changed = CHART.replace(
+    'env: [{name: A, value: "1"}, {name: B, value: "2"}]',
+    'env: [{name: A, value: "3"}]',
+  );
+  await ok('apply', '-f', manifest('chart2.yaml', changed));
+  assert.equal(
+    await ok('get', 'deploy', 'op', '-o', 'jsonpath={.spec.template.spec.containers[0].env}'),
+    '[{"name":"A","value":"3"}]',
+  );
+  assert.match(
+    await ok(
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '-f',
+      manifest('chart3.yaml', changed.replace('level: info', 'level: debug')),
+    ),
+    /configmap\/op-config serverside-applied/,
+  );
+  assert.equal(await ok('get', 'cm', 'op-config', '-o', 'jsonpath={.data.level}'), 'debug');
+  assert.match(await ok('delete', '-f', path), /deployment.apps "op" deleted/);
+});
