@@ -153,3 +153,23 @@ test('two 1-GPU pods on a 1-GPU node: the second stays Unschedulable until the f
   const { stdout } = await run(kubectlPath(), ['--kubeconfig', plane.kubeconfigPath, 'logs', 'gpu-b']);
   assert.equal(stdout, '0\n');
 });
+
+test('OnFailure restarts a failing container: restartCount, lastState, and kubectl logs --previous', async () => {
+  const counter = join(dataDir, 'restarts');
+  await createPod('flaky', {
+    restartPolicy: 'OnFailure',
+    containers: [
+      nodeContainer(
+        `const fs = require('fs'); const n = fs.existsSync(${JSON.stringify(counter)}) ? Number(fs.readFileSync(${JSON.stringify(counter)}, 'utf8')) : 0; fs.writeFileSync(${JSON.stringify(counter)}, String(n + 1)); console.log('run ' + n); process.exit(n < 1 ? 4 : 0)`,
+      ),
+    ],
+  });
+  const pod = await waitForPod('flaky', phaseIs('Succeeded'), 'phase Succeeded');
+  const cs = pod.status?.containerStatuses?.[0];
+  assert.equal(cs?.restartCount, 1);
+  assert.equal(cs?.lastState?.terminated?.exitCode, 4);
+  assert.equal(cs?.state?.terminated?.exitCode, 0);
+  const kubectl = (...args: string[]) => run(kubectlPath(), ['--kubeconfig', plane.kubeconfigPath, ...args]);
+  assert.equal((await kubectl('logs', 'flaky', '--previous')).stdout, 'run 0\n');
+  assert.equal((await kubectl('logs', 'flaky')).stdout, 'run 1\n');
+});

@@ -172,11 +172,7 @@ export class Kubelet {
     if (this.resync) clearInterval(this.resync);
     await this.pods?.stop();
     const cap = this.opts.stopGraceSeconds ?? 10;
-    await Promise.all(
-      [...this.workers.values()].map((w) =>
-        w.terminate(Math.min(cap, this.graceOf(this.pods?.get(w.name, w.namespace)))),
-      ),
-    );
+    await Promise.all([...this.workers.values()].map((w) => w.terminate(Math.min(cap, w.graceSeconds))));
     this.workers.clear();
   }
 
@@ -203,17 +199,13 @@ export class Kubelet {
     this.queue.add(SCHEDULE_KEY);
   }
 
-  private graceOf(pod: V1Pod | undefined): number {
-    return pod?.metadata?.deletionGracePeriodSeconds ?? pod?.spec?.terminationGracePeriodSeconds ?? 30;
-  }
-
   private async sync(key: string): Promise<void> {
     const [namespace = '', name = ''] = key.split('/', 2);
     const pod = this.pods?.get(name, namespace);
     let worker = this.workers.get(key);
     if (worker && (!pod || pod.metadata?.uid !== worker.uid)) {
       // Gone from the API (or replaced by a new pod of the same name): its processes go too.
-      await worker.terminate(this.graceOf(pod));
+      await worker.terminate(worker.graceSeconds);
       this.forget(key, worker);
       worker = undefined;
     }
@@ -227,7 +219,8 @@ export class Kubelet {
           'Killing',
           `Stopping container ${pod.spec.containers.map((c) => c.name).join(', ')}`,
         );
-        await worker.terminate(this.graceOf(pod));
+        worker.update(pod);
+        await worker.terminate(worker.graceSeconds);
         await this.writeStatus(pod, worker).catch(() => undefined);
         this.forget(key, worker);
       }

@@ -142,6 +142,13 @@ export class PodWorker {
     return this.pod.metadata?.name ?? '';
   }
 
+  /** The grace period the pod asks for (deletionGracePeriodSeconds once it is being deleted). */
+  get graceSeconds(): number {
+    return (
+      this.pod.metadata?.deletionGracePeriodSeconds ?? this.pod.spec?.terminationGracePeriodSeconds ?? 30
+    );
+  }
+
   /** The newest pod object (labels and annotations feed the downward API on restarts). */
   update(pod: V1Pod): void {
     this.pod = pod;
