@@ -79,7 +79,6 @@ export async function renderDeploy(): Promise<Map<string, string>> {
       name: DEPLOY_NAMESPACE,
       labels: {
         'app.kubernetes.io/part-of': 'btx-operator',
-        'pod-security.kubernetes.io/enforce': 'restricted',
       },
     },
   };
