@@ -1,5 +1,260 @@
-// Placeholder until the 'local' command lands (see the issues); it says so instead of pretending.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('btx local: not implemented yet\n');
-  return 1;
+// `btx local`: the whole product on one machine. Starts the embedded control plane and the
+// operator in this process, puts the sample corpora on the run's volume, applies the CRD and the
+// manifest, shows live progress, and ends with the results table. Exit 0 when the run Succeeded.
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import winston from 'winston';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { VOLUME_MOUNT_PATH } from '../api/stageContract.js';
+import type { BTXRun } from '../api/types.js';
+import { API_VERSION, KIND } from '../api/types.js';
+import { formatFieldErrors, validateRun } from '../api/validation.js';
+import { errorFields, log } from '../util/log.js';
+import { LocalCluster, isTerminal, type ManifestObject } from './localCluster.js';
+import {
+  failureReason,
+  ProgressView,
+  renderCheckpoints,
+  renderResults,
+  renderRouting,
+} from './progressView.js';
+import { parseManifests } from './manifests.js';
+
+const USAGE = `usage: btx local [-f MANIFEST] [--data-dir DIR] [--kubeconfig FILE] [--keep-running]
+
+Runs a BTXRun on this machine: the embedded control plane (API server, kubelet, Job controller),
+the operator, and the trainer as local processes. Shows live progress and ends with the results.
+
+  -f, --file FILE        the manifest (default: examples/btxrun-local.yaml); one BTXRun, plus any
+                         Namespace/PersistentVolumeClaim objects it needs
+      --data-dir DIR     where the cluster keeps its state and volumes (default: .btx/local)
+      --kubeconfig FILE  where to write the kubeconfig (default: DATA_DIR/kubeconfig)
+      --metrics-port N   the operator's /metrics port (default: a free port)
+      --timeout SECONDS  give up after this long (default: 3600)
+      --keep-running     after the run ends, keep the cluster up until Ctrl-C
+  -h, --help             this text
+
+The sample corpora (data/samples/<domain>) are copied to the claim's folder, so ${VOLUME_MOUNT_PATH}/data/<domain> resolves.
+Exit status: 0 when the run Succeeded, 1 when it Failed (the reason is printed), 2 for usage errors.
+`;
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface LocalOptions {
+  file: string;
+  dataDir: string;
+  kubeconfigPath?: string;
+  metricsPort?: number;
+  timeoutSeconds: number;
+  keepRunning: boolean;
+}
+
+export function parseLocalArgs(argv: string[]): LocalOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      file: { type: 'string', short: 'f' },
+      'data-dir': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'metrics-port': { type: 'string' },
+      timeout: { type: 'string' },
+      'keep-running': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) return 'help';
+  const number = (name: string, raw: string | undefined): number | undefined => {
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0)
+      throw new UsageError(`--${name} must be a non-negative integer, got '${raw}'`);
+    return n;
+  };
+  return {
+    file: resolve(values.file ?? join(projectRoot, 'examples', 'btxrun-local.yaml')),
+    dataDir: resolve(values['data-dir'] ?? join('.btx', 'local')),
+    kubeconfigPath: values.kubeconfig === undefined ? undefined : resolve(values.kubeconfig),
+    metricsPort: number('metrics-port', values['metrics-port']),
+    timeoutSeconds: number('timeout', values.timeout) ?? 3600,
+    keepRunning: values['keep-running'] ?? false,
+  };
+}
+
+class UsageError extends Error {}
+
+/** The one BTXRun of the manifest, checked before anything starts. */
+function findRun(objects: ManifestObject[], file: string): BTXRun {
+  const runs = objects.filter((o) => o.kind === KIND);
+  if (runs.length !== 1) throw new UsageError(`${file}: expected exactly one ${KIND}, found ${runs.length}`);
+  const run = runs[0] as unknown as BTXRun;
+  if (run.apiVersion !== API_VERSION)
+    throw new UsageError(`${file}: ${KIND} apiVersion must be ${API_VERSION}`);
+  run.metadata.namespace ??= 'default';
+  const errors = validateRun(run);
+  if (errors.length > 0) throw new UsageError(`${file}: invalid ${KIND}: ${formatFieldErrors(errors)}`);
+  return run;
+}
+
+/** Every sample domain folder (data/samples/<domain>) goes to <claim folder>/data/<domain>. */
+function copySamples(claimFolder: string): string[] {
+  const samples = join(projectRoot, 'data', 'samples');
+  if (!existsSync(samples)) return [];
+  const target = join(claimFolder, 'data');
+  mkdirSync(target, { recursive: true });
+  const copied: string[] = [];
+  for (const entry of readdirSync(samples, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    cpSync(join(samples, entry.name), join(target, entry.name), { recursive: true });
+    copied.push(entry.name);
+  }
+  return copied;
+}
+
+/** Logs go to a file: the terminal belongs to the progress view. */
+function logToFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  log.clear();
+  log.add(new winston.transports.File({ filename: path }));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((done) => {
+    const wake = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', wake);
+      done();
+    };
+    const timer = setTimeout(wake, ms);
+    signal.addEventListener('abort', wake, { once: true });
+  });
+}
+
+async function startOperator(kubeConfig: KubeConfig, namespace: string, metricsPort: number | undefined) {
+  const { startOperator: start } = await import('../operator/operator.js');
+  return start({ kubeConfig, namespaces: [namespace], metricsPort: metricsPort ?? 0, leaderElection: false });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let opts: LocalOptions | 'help';
+  let objects: ManifestObject[];
+  let btxRun: BTXRun;
+  try {
+    opts = parseLocalArgs(argv);
+    if (opts === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (!existsSync(opts.file)) throw new UsageError(`${opts.file}: no such file`);
+    objects = parseManifests(readFileSync(opts.file, 'utf8'));
+    btxRun = findRun(objects, opts.file);
+  } catch (err) {
+    process.stderr.write(`btx local: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return 2;
+    throw err;
+  }
+
+  const out = process.stdout;
+  const logFile = join(opts.dataDir, 'btx-local.log');
+  logToFile(logFile);
+
+  const stop = new AbortController();
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) {
+      process.stderr.write('btx local: stopping at once\n');
+      process.exit(130);
+    }
+    interrupted = true;
+    process.stderr.write('\nbtx local: stopping (Ctrl-C again to force)\n');
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const namespace = btxRun.metadata.namespace ?? 'default';
+  const claimName = btxRun.spec.storage.persistentVolumeClaim.claimName;
+  const cluster = new LocalCluster({
+    dataDir: opts.dataDir,
+    kubeconfigPath: opts.kubeconfigPath,
+  });
+  let operator: { metricsUrl?: string; stop(): Promise<void> } | undefined;
+  try {
+    out.write(`btx local: ${opts.file}\n  data dir   ${opts.dataDir}\n  logs       ${logFile}\n`);
+    await cluster.start();
+    out.write(`  kubeconfig ${cluster.kubeconfigPath}\n`);
+    out.write(`             kubectl --kubeconfig ${cluster.kubeconfigPath} get btx -w\n`);
+    await cluster.applyCrd();
+    const started = await startOperator(cluster.kubeConfig(), namespace, opts.metricsPort);
+    operator = started;
+    if (started.metricsUrl) out.write(`  metrics    ${started.metricsUrl}\n`);
+
+    await cluster.ensureNamespace(namespace);
+    await cluster.ensureClaim(namespace, claimName);
+    const claimFolder = cluster.claimFolder(namespace, claimName);
+    const copied = copySamples(claimFolder);
+    if (copied.length > 0) out.write(`  samples    ${copied.join(', ')} -> ${join(claimFolder, 'data')}\n`);
+    for (const obj of objects) {
+      if (obj.kind !== KIND) await cluster.applyObject(obj, namespace);
+    }
+    // A fresh run every time: the old run, its pods and its checkpoints go first.
+    await cluster.deleteRun(namespace, btxRun.metadata.name ?? '', stop.signal);
+    rmSync(join(claimFolder, 'runs', namespace, btxRun.metadata.name ?? ''), {
+      recursive: true,
+      force: true,
+    });
+    await cluster.createRun(btxRun);
+    out.write('\n');
+
+    const view = new ProgressView(out);
+    const deadline = Date.now() + opts.timeoutSeconds * 1000;
+    let current: BTXRun | undefined;
+    while (!stop.signal.aborted) {
+      current = await cluster.getRun(namespace, btxRun.metadata.name ?? '').catch((err: unknown) => {
+        log.warn('could not read the run', errorFields(err));
+        return current;
+      });
+      if (current) view.update(current);
+      if (current && isTerminal(current)) break;
+      if (Date.now() > deadline) {
+        view.print(`btx local: the run did not finish within ${opts.timeoutSeconds}s`);
+        return 1;
+      }
+      await sleep(500, stop.signal);
+    }
+    if (interrupted || !current) return 130;
+
+    const toHost = (p: string) =>
+      p === VOLUME_MOUNT_PATH || p.startsWith(`${VOLUME_MOUNT_PATH}/`)
+        ? claimFolder + p.slice(VOLUME_MOUNT_PATH.length)
+        : p;
+    const succeeded = current.status?.phase === 'Succeeded';
+    const lines = ['', ...(succeeded ? [] : [`Run failed: ${failureReason(current)}`, ''])];
+    lines.push(...renderResults(current), '');
+    const routing = renderRouting(current);
+    if (routing.length > 0) lines.push(...routing, '');
+    lines.push(...renderCheckpoints(current, toHost));
+    view.print(lines.join('\n'));
+    if (opts.keepRunning && !interrupted) {
+      out.write(
+        `\nThe cluster keeps running (kubectl --kubeconfig ${cluster.kubeconfigPath} ...). Ctrl-C stops it.\n`,
+      );
+      await new Promise<void>((done) => stop.signal.addEventListener('abort', () => done()));
+    }
+    return succeeded ? 0 : 1;
+  } catch (err) {
+    log.error('btx local failed', errorFields(err));
+    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    process.stderr.write(
+      `btx local: ${err instanceof Error ? err.message : String(err)}${cause} (details in ${logFile})\n`,
+    );
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await operator?.stop().catch((err: unknown) => log.warn('operator stop failed', errorFields(err)));
+    await cluster.stop().catch((err: unknown) => log.warn('control plane stop failed', errorFields(err)));
+  }
 }
