@@ -42,10 +42,13 @@ async function plainRead(files: string[]): Promise<number> {
   return total;
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+/** Wall seconds and this process's CPU seconds (the latter holds up on a busy machine). */
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number, number]> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const result = await fn();
-  return [result, (performance.now() - t0) / 1000];
+  const cpu = process.cpuUsage(c0);
+  return [result, (performance.now() - t0) / 1000, (cpu.user + cpu.system) / 1e6];
 }
 
 export async function bench(): Promise<void> {
@@ -65,42 +68,51 @@ export async function bench(): Promise<void> {
     }
     const inputs = await filesOf(dirs);
     const inputBytes = await sizeOf(inputs);
-    const mb = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0).padStart(6);
     console.log(
       `inputs: ${EXPERTS} BF16 experts, ${(inputBytes / 1e6).toFixed(0)} MB in ${inputs.length} files`,
     );
 
     await plainRead(inputs); // warm the page cache so every row reads from the same place
-    const [, readS] = await timed(() => plainRead(inputs));
+    const rows: [string, number, number, number, number][] = [];
+    const [, readS, readCpu] = await timed(() => plainRead(inputs));
+    rows.push(['plain read of the inputs', inputBytes, inputBytes, readS, readCpu]);
     const copyDir = join(root, 'copy');
     await mkdir(copyDir);
-    const [, copyS] = await timed(async () => {
+    const [, copyS, copyCpu] = await timed(async () => {
       for (const [i, f] of inputs.entries()) await copyFile(f, join(copyDir, `${i}.safetensors`));
     });
+    rows.push(['plain copy (fs.copyFile)', inputBytes, 2 * inputBytes, copyS, copyCpu]);
     await rm(copyDir, { recursive: true });
-    const [summary, mixS] = await timed(() =>
-      mixExperts({ experts: dirs.map((dir) => ({ dir })), out: join(root, 'mixed'), shardSize: 50_000_000 }),
+    const experts = dirs.map((dir) => ({ dir }));
+    const [bf16, mixS, mixCpu] = await timed(() =>
+      mixExperts({ experts, out: join(root, 'mixed'), shardSize: 50_000_000 }),
     );
-    const [summaryF32, mixF32S] = await timed(() =>
-      mixExperts({ experts: dirs.map((dir) => ({ dir })), out: join(root, 'mixed-f32'), dtype: 'F32' }),
+    rows.push([
+      'btx mix -> BF16 (same dtype)',
+      bf16.bytesRead,
+      bf16.bytesRead + bf16.bytesWritten,
+      mixS,
+      mixCpu,
+    ]);
+    const [f32, f32S, f32Cpu] = await timed(() =>
+      mixExperts({ experts, out: join(root, 'mixed-f32'), dtype: 'F32' }),
     );
+    rows.push(['btx mix -> F32 (convert)', f32.bytesRead, f32.bytesRead + f32.bytesWritten, f32S, f32Cpu]);
 
-    console.log('                                input MB/s   (read+write MB/s)   time');
+    const col = (x: string, w: number) => x.padStart(w);
     console.log(
-      `plain read of the inputs          ${mb(inputBytes, readS)}                        ${readS.toFixed(2)} s`,
+      `${''.padEnd(30)}${col('input MB/s', 11)}${col('in+out MB/s', 13)}${col('wall s', 8)}${col('CPU s', 7)}${col('input MB per CPU s', 20)}`,
     );
+    for (const [name, inBytes, allBytes, wall, cpu] of rows) {
+      console.log(
+        `${name.padEnd(30)}${col((inBytes / 1e6 / wall).toFixed(0), 11)}${col((allBytes / 1e6 / wall).toFixed(0), 13)}` +
+          `${col(wall.toFixed(2), 8)}${col(cpu.toFixed(2), 7)}${col((inBytes / 1e6 / cpu).toFixed(0), 20)}`,
+      );
+    }
     console.log(
-      `plain copy (fs.copyFile)          ${mb(inputBytes, copyS)}      (${mb(2 * inputBytes, copyS)})            ${copyS.toFixed(2)} s`,
-    );
-    console.log(
-      `btx mix -> BF16 (same dtype)      ${mb(summary.bytesRead, mixS)}      (${mb(summary.bytesRead + summary.bytesWritten, mixS)})            ${mixS.toFixed(2)} s`,
-    );
-    console.log(
-      `btx mix -> F32 (convert)          ${mb(summaryF32.bytesRead, mixF32S)}      (${mb(summaryF32.bytesRead + summaryF32.bytesWritten, mixF32S)})            ${mixF32S.toFixed(2)} s`,
-    );
-    console.log(
-      `ratio: btx mix (BF16) runs at ${((summary.bytesRead / mixS / (inputBytes / readS)) * 100).toFixed(0)}% of plain-read input throughput` +
-        ` (${summary.tensorsStacked} tensors stacked, ${summary.tensorsAveraged} averaged, ${summary.shards} shards)`,
+      `ratio: btx mix (BF16) input MB/s = ${((bf16.bytesRead / mixS / (inputBytes / readS)) * 100).toFixed(1)}% of plain read,` +
+        ` ${((bf16.bytesRead / mixS / (inputBytes / copyS)) * 100).toFixed(0)}% of plain copy` +
+        ` (${bf16.tensorsStacked} tensors stacked, ${bf16.tensorsAveraged} averaged, ${bf16.shards} output shards)`,
     );
   } finally {
     log.level = level;

@@ -169,41 +169,55 @@ function aligned(bytes: Uint8Array, align: number): Uint8Array {
 }
 
 /** Encode float32 values as little-endian bytes of `dtype`. */
-export function encodeFloats(values: Float32Array, dtype: FloatDType): Uint8Array {
+export function encodeFloats(values: Float32Array, dtype: FloatDType, into?: Uint8Array): Uint8Array {
   const src = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const bytes = values.length * DTYPE_BYTES[dtype];
+  if (into && (into.byteLength < bytes || into.byteOffset % 2 !== 0)) {
+    throw new Error(`encodeFloats: output buffer of ${into.byteLength} bytes cannot hold ${bytes}`);
+  }
   if (dtype === 'F32') {
-    const out = new Uint8Array(values.length * 4);
+    const out = into ? into.subarray(0, bytes) : new Uint8Array(bytes);
     out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     return out;
   }
-  const out = new Uint16Array(values.length);
+  const out = into
+    ? new Uint16Array(into.buffer, into.byteOffset, values.length)
+    : new Uint16Array(values.length);
   if (dtype === 'BF16') for (let i = 0; i < src.length; i++) out[i] = f32BitsToBf16Bits(src[i]!);
   else for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(src[i]!);
-  return new Uint8Array(out.buffer);
+  return new Uint8Array(out.buffer, out.byteOffset, bytes);
 }
 
-/** Decode little-endian bytes of a float dtype (or an integer/bool dtype, numerically) to float32. */
-export function decodeToFloat32(bytes: Uint8Array, dtype: SafetensorsDType): Float32Array {
+/**
+ * Decode little-endian bytes of a float dtype (or an integer/bool dtype, numerically) to float32,
+ * into the front of `into` when given (streaming callers reuse one), else a new array.
+ */
+export function decodeToFloat32(
+  bytes: Uint8Array,
+  dtype: SafetensorsDType,
+  into?: Float32Array,
+): Float32Array {
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) {
     throw new Error(`${bytes.byteLength} bytes is not a whole number of ${dtype} values`);
   }
   const n = bytes.byteLength / size;
   const src = aligned(bytes, size);
-  const out = new Float32Array(n);
+  if (into && into.length < n) throw new Error(`decode: ${n} values do not fit in ${into.length}`);
+  const out = into ? into.subarray(0, n) : new Float32Array(n);
   switch (dtype) {
     case 'F32':
       out.set(new Float32Array(src.buffer, src.byteOffset, n));
       break;
     case 'BF16': {
       const h = new Uint16Array(src.buffer, src.byteOffset, n);
-      const o = new Uint32Array(out.buffer);
+      const o = new Uint32Array(out.buffer, out.byteOffset, n);
       for (let i = 0; i < n; i++) o[i] = h[i]! << 16;
       break;
     }
     case 'F16': {
       const h = new Uint16Array(src.buffer, src.byteOffset, n);
-      const o = new Uint32Array(out.buffer);
+      const o = new Uint32Array(out.buffer, out.byteOffset, n);
       const table = f16DecodeTable();
       for (let i = 0; i < n; i++) o[i] = table[h[i]!]!;
       break;
@@ -393,8 +407,11 @@ export class SafetensorsReader {
     return this.byName.has(name);
   }
 
-  /** Raw little-endian bytes of elements [start, start+count) of a tensor (default: all of it). */
-  async readBytes(name: string, start = 0, count?: number): Promise<Uint8Array> {
+  /**
+   * Raw little-endian bytes of elements [start, start+count) of a tensor (default: all of it),
+   * read into `into` when given (large enough, reused by streaming callers), else a new buffer.
+   */
+  async readBytes(name: string, start = 0, count?: number, into?: Uint8Array): Promise<Uint8Array> {
     const t = this.info(name);
     const size = DTYPE_BYTES[t.dtype];
     const total = (t.end - t.begin) / size;
@@ -405,8 +422,14 @@ export class SafetensorsReader {
         `tensor ${name}: elements [${start}, ${start + n}) out of range 0..${total}`,
       );
     }
+    if (into && into.byteLength < n * size) {
+      throw new SafetensorsError(
+        this.path,
+        `tensor ${name}: buffer of ${into.byteLength} bytes < ${n * size}`,
+      );
+    }
     // allocUnsafeSlow: an ArrayBuffer of its own, offset 0, so typed views over it are aligned.
-    const buf = Buffer.allocUnsafeSlow(n * size);
+    const buf = into ? into.subarray(0, n * size) : Buffer.allocUnsafeSlow(n * size);
     await readFully(this.handle, buf, this.header.dataStart + t.begin + start * size, this.path);
     return buf;
   }
@@ -487,6 +510,7 @@ export class SafetensorsWriter {
   private active = 0;
   private fill = 0;
   private inflight: Promise<void> = Promise.resolve();
+  private encodeScratch: Uint8Array | undefined;
   private readonly hash = createHash('sha256');
   private readonly lengths: number[];
 
@@ -559,7 +583,13 @@ export class SafetensorsWriter {
         `tensor ${name} is ${spec.dtype}; write its bytes with writeBytes`,
       );
     }
-    await this.writeBytes(name, encodeFloats(values, (spec?.dtype ?? 'F32') as FloatDType));
+    const dtype = (spec?.dtype ?? 'F32') as FloatDType;
+    const bytes = values.length * DTYPE_BYTES[dtype];
+    // One encode buffer per writer, reused: writeBytes has copied it out when it returns.
+    if (!this.encodeScratch || this.encodeScratch.byteLength < bytes) {
+      this.encodeScratch = Buffer.allocUnsafeSlow(Math.max(bytes, this.encodeScratch?.byteLength ?? 0));
+    }
+    await this.writeBytes(name, encodeFloats(values, dtype, this.encodeScratch));
   }
 
   private async push(bytes: Uint8Array): Promise<void> {

@@ -121,9 +121,9 @@ export class ShardedReader {
     return t;
   }
 
-  /** Raw bytes of elements [start, start+count) of a tensor. */
-  readBytes(name: string, start = 0, count?: number): Promise<Uint8Array> {
-    return this.readers.get(this.info(name).file)!.readBytes(name, start, count);
+  /** Raw bytes of elements [start, start+count) of a tensor (into `into` when given). */
+  readBytes(name: string, start = 0, count?: number, into?: Uint8Array): Promise<Uint8Array> {
+    return this.readers.get(this.info(name).file)!.readBytes(name, start, count, into);
   }
 
   readFloat32(name: string, start = 0, count?: number): Promise<Float32Array> {

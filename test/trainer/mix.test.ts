@@ -62,8 +62,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
 
 /** The float32 mean as the spec defines it: sum in expert order with float32 rounding, then divide. */
 function float32Mean(inputs: Float32Array[]): Float32Array {
-  const sum = new Float32Array(inputs[0]!.length);
-  for (const x of inputs) for (let i = 0; i < sum.length; i++) sum[i] = Math.fround(sum[i]! + x[i]!);
+  const sum = Float32Array.from(inputs[0]!);
+  for (const x of inputs.slice(1)) for (let i = 0; i < sum.length; i++) sum[i] = Math.fround(sum[i]! + x[i]!);
   for (let i = 0; i < sum.length; i++) sum[i] = Math.fround(sum[i]! / inputs.length);
   return sum;
 }

@@ -9,9 +9,9 @@ import { log } from '../../util/log.js';
 import { commitTempDir, makeTempDir, sha256File, torchDtypeName, writeTrainerState } from '../checkpoint.js';
 import type { RouterType } from '../hfConfig.js';
 import {
+  DTYPE_BYTES,
   addFloatsInto,
   decodeToFloat32,
-  encodeFloats,
   numElements,
   type FloatDType,
   type TensorSpec,
@@ -76,7 +76,7 @@ export const COPIED_FILES = [
   'generation_config.json',
 ] as const;
 
-const DEFAULT_SLICE_ELEMENTS = 4 * 1024 * 1024;
+const DEFAULT_SLICE_ELEMENTS = 2 * 1024 * 1024;
 
 /** How one output tensor is made. */
 type Source =
@@ -194,45 +194,53 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     let bytesRead = 0;
     const counts = { stack: 0, mean: 0, router: 0 };
     for (const t of plan) counts[t.source.kind]++;
-    // One job per slice of each output tensor. The reads of job i+1 start before job i is
-    // averaged and written, so disk and CPU overlap; memory holds two jobs' slices.
+    // One job per slice of each output tensor. The reads of job j+1 start before job j is
+    // averaged and written, so disk and CPU overlap. Buffers are reused (two read sets, by job
+    // parity, and one float32 slice), so memory stays flat and fresh pages are not faulted in.
     const jobs = planSlices(plan, slice);
-    const read = (job: SliceJob | undefined): Promise<Uint8Array[]> | undefined => {
+    const readBuffers = [0, 1].map(() => experts.map(() => Buffer.allocUnsafeSlow(0)));
+    const floats = new Float32Array(Math.min(slice, Math.max(0, ...jobs.map((j) => j.count))));
+    const read = (j: number): Promise<Uint8Array[]> | undefined => {
+      const job = jobs[j];
       if (!job || job.source.kind === 'router') return undefined;
       const { input } = job.source;
-      const from = job.source.kind === 'stack' ? [experts[job.source.expert]!] : experts;
-      return Promise.all(from.map((e) => e.reader.readBytes(input, job.start, job.count)));
+      const which = job.source.kind === 'stack' ? [job.source.expert] : experts.map((_, e) => e);
+      return Promise.all(
+        which.map((e) => {
+          const reader = experts[e]!.reader;
+          const bytes = job.count * DTYPE_BYTES[reader.info(input).dtype];
+          const set = readBuffers[j % 2]!;
+          if (set[e]!.byteLength < bytes) set[e] = Buffer.allocUnsafeSlow(Math.max(bytes, slice * 2));
+          return reader.readBytes(input, job.start, job.count, set[e]);
+        }),
+      );
     };
-    pending = read(jobs[0]);
+    pending = read(0);
     for (let j = 0; j < jobs.length; j++) {
       const job = jobs[j]!;
       const src = job.source;
       const slices = (await pending) ?? [];
-      pending = read(jobs[j + 1]);
+      pending = read(j + 1);
       for (const b of slices) bytesRead += b.byteLength;
       if (src.kind === 'router') {
-        const w = routerWeights(
-          routerInit,
-          experts.length,
-          experts[0]!.config.hidden_size,
-          randomSeed,
-          src.layer,
+        const hidden = experts[0]!.config.hidden_size;
+        await writer.writeFloat32(
+          job.name,
+          routerWeights(routerInit, experts.length, hidden, randomSeed, src.layer),
         );
-        await writer.writeFloat32(job.name, w);
       } else if (src.kind === 'stack') {
         const inDtype = experts[src.expert]!.reader.info(src.input).dtype as FloatDType;
         const bytes = slices[0]!;
         // Same dtype: copy the bytes as they are (bit-exact, no decode).
-        await writer.writeBytes(
-          job.name,
-          inDtype === dtype ? bytes : encodeFloats(decodeToFloat32(bytes, inDtype), dtype),
-        );
+        if (inDtype === dtype) await writer.writeBytes(job.name, bytes);
+        else await writer.writeFloat32(job.name, decodeToFloat32(bytes, inDtype, floats));
       } else {
-        // Float32Array stores each partial sum rounded to float32: the mean is computed in float32.
-        const sum = new Float32Array(job.count);
-        slices.forEach((bytes, i) =>
-          addFloatsInto(sum, bytes, experts[i]!.reader.info(src.input).dtype as FloatDType),
-        );
+        // A Float32Array stores every partial sum rounded to float32: the mean is computed in
+        // float32, summing in expert order from the first expert's values.
+        const sum = floats.subarray(0, job.count);
+        const dtypeOf = (i: number) => experts[i]!.reader.info(src.input).dtype as FloatDType;
+        decodeToFloat32(slices[0]!, dtypeOf(0), sum);
+        for (let i = 1; i < slices.length; i++) addFloatsInto(sum, slices[i]!, dtypeOf(i));
         for (let k = 0; k < sum.length; k++) sum[k] /= experts.length;
         await writer.writeFloat32(job.name, sum);
       }
