@@ -119,3 +119,10 @@ test('delete sends SIGTERM, waits for the process, then the pod is gone', async 
   assert.ok(existsSync(marker), 'the process saw SIGTERM');
   assert.equal(readFileSync(marker, 'utf8'), 'SIGTERM');
 });
+
+test('a pod past its activeDeadlineSeconds is stopped and fails with reason DeadlineExceeded', async () => {
+  await createPod('overdue', { activeDeadlineSeconds: 1, containers: [container(SLEEPER)] });
+  const pod = await waitForPod('overdue', failed, 'phase Failed');
+  assert.equal(pod?.status?.reason, 'DeadlineExceeded');
+  assert.ok(pod?.status?.containerStatuses?.[0]?.state?.terminated, 'the container was stopped');
+});

@@ -199,7 +199,7 @@ export class Kubelet {
     this.queue.add(SCHEDULE_KEY);
   }
 
-  private async sync(key: string): Promise<void> {
+  private async sync(key: string): Promise<number | void> {
     const [namespace = '', name = ''] = key.split('/', 2);
     const pod = this.pods?.get(name, namespace);
     let worker = this.workers.get(key);
@@ -238,10 +238,28 @@ export class Kubelet {
       worker.start();
     }
     worker.update(pod);
-    await this.writeStatus(pod, worker);
-    if (podPhase(worker.record, pod.spec.restartPolicy ?? 'Always') !== 'Pending' || isTerminal(pod)) {
-      this.releaseGpusIfDone(key, worker, pod);
+    const deadlineMs = this.activeDeadlineLeftMs(pod, worker);
+    if (deadlineMs !== undefined && deadlineMs <= 0 && !worker.record.deadlineExceeded) {
+      this.events.emit(
+        pod,
+        'Normal',
+        'DeadlineExceeded',
+        'Pod was active on the node longer than the specified deadline',
+      );
+      await worker.exceedDeadline();
     }
+    await this.writeStatus(pod, worker);
+    this.releaseGpusIfDone(worker, pod);
+    if (deadlineMs !== undefined && deadlineMs > 0) return deadlineMs;
+  }
+
+  /** Time left before spec.activeDeadlineSeconds, counted from the pod's start on this node. */
+  private activeDeadlineLeftMs(pod: V1Pod, worker: PodWorker): number | undefined {
+    const seconds = pod.spec?.activeDeadlineSeconds;
+    if (seconds === undefined || seconds === null) return undefined;
+    const phase = podPhase(worker.record, pod.spec?.restartPolicy ?? 'Always');
+    if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+    return new Date(worker.record.startTime).getTime() + seconds * 1000 - Date.now();
   }
 
   private forget(key: string, worker: PodWorker): void {
@@ -264,7 +282,7 @@ export class Kubelet {
     this.gpusByPod.delete(uid);
   }
 
-  private releaseGpusIfDone(_key: string, worker: PodWorker, pod: V1Pod): void {
+  private releaseGpusIfDone(worker: PodWorker, pod: V1Pod): void {
     const phase = podPhase(worker.record, pod.spec?.restartPolicy ?? 'Always');
     if (phase === 'Succeeded' || phase === 'Failed') this.releaseGpus(worker.uid);
   }

@@ -39,6 +39,8 @@ export interface PodRecord {
   startTime: string;
   /** Set by fault injection: the node went away under the pod. */
   nodeLost?: { at: string; nodeName: string };
+  /** spec.activeDeadlineSeconds passed: the kubelet stopped the pod. */
+  deadlineExceeded?: boolean;
 }
 
 export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
@@ -49,7 +51,7 @@ function succeeded(c: ContainerRecord): boolean {
 
 /** The kubelet's getPhase: init progress first, then what the app containers are doing. */
 export function podPhase(record: PodRecord, restartPolicy: string): PodPhase {
-  if (record.nodeLost) return 'Failed';
+  if (record.nodeLost || record.deadlineExceeded) return 'Failed';
   for (const c of record.initContainers) {
     if (succeeded(c)) continue;
     if (c.state.kind === 'terminated' && restartPolicy === 'Never') return 'Failed';
@@ -194,6 +196,10 @@ export function computePodStatus(pod: V1Pod, record: PodRecord, now: string): V1
   };
   if (record.initContainers.length > 0) {
     status.initContainerStatuses = record.initContainers.map((c) => containerStatus(c, terminal));
+  }
+  if (record.deadlineExceeded) {
+    status.reason = 'DeadlineExceeded';
+    status.message = 'Pod was active on the node longer than the specified deadline';
   }
   if (record.nodeLost) {
     status.reason = 'NodeLost';

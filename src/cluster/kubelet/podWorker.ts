@@ -188,6 +188,13 @@ export class PodWorker {
     await this.finished;
   }
 
+  /** spec.activeDeadlineSeconds has passed: stop the pod as the kubelet does, and fail it. */
+  async exceedDeadline(): Promise<void> {
+    this.record.deadlineExceeded = true;
+    await this.terminate(this.graceSeconds);
+    this.onChange();
+  }
+
   /** The node went away under the pod: every process dies, and the pod fails. */
   async loseNode(): Promise<void> {
     this.record.nodeLost = { at: nowRfc3339(), nodeName: this.config.nodeName };
