@@ -81,8 +81,9 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/** Deep copy of JSON data (faster than structuredClone for plain objects). */
 export function clone<T>(v: T): T {
-  return structuredClone(v);
+  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
 }
 
 /** Go's duration.HumanDuration, which kubectl and the server use for AGE columns. */

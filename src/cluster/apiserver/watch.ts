@@ -145,8 +145,19 @@ export class Watcher implements WatchSink {
     this.write(line('BOOKMARK', { kind: this.req.info.kind, apiVersion, metadata }));
   }
 
+  private corked = false;
+
   private write(chunk: string): void {
     if (this.closed) return;
+    // Events written in one tick leave in one syscall.
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
     this.res.write(chunk);
     if (this.res.writableLength > MAX_BUFFERED) {
       // A slow reader: drop it rather than buffer without bound. It will re-watch.
