@@ -329,6 +329,10 @@ test('mismatched experts are refused with the folder and the reason', async () =
     mixExperts({ experts: [{ dir: experts[0]! }, { dir: experts[1]! }], out: join(bad, 'out'), topK: 3 }),
     /--k 3 must be an integer between 1 and the number of experts \(2\)/,
   );
+  await assert.rejects(
+    mixExperts({ experts: [{ dir: experts[0]! }, { dir: experts[1]! }], out: join(root, 'in') }),
+    /--out .*\/in would replace the input .*\/in\/math/,
+  );
   assert.deepEqual(
     (await readdir(bad)).filter((f) => f.startsWith('out')),
     [],

@@ -4,7 +4,7 @@
 // all inputs; each layer gets a new router. It streams: one tensor slice of each input at a time
 // goes through memory, so checkpoints of any size mix in bounded memory.
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { log } from '../../util/log.js';
 import { commitTempDir, makeTempDir, sha256File, torchDtypeName, writeTrainerState } from '../checkpoint.js';
 import type { RouterType } from '../hfConfig.js';
@@ -170,6 +170,15 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   }
 
   const experts = await openExperts(sources, opts.verifyInputs ?? true);
+  const clash = experts.find(
+    (e) => resolve(e.dir) === resolve(opts.out) || resolve(e.dir).startsWith(`${resolve(opts.out)}/`),
+  );
+  if (clash) {
+    await Promise.all(experts.map((e) => e.reader.close()));
+    throw new MixError(
+      `--out ${opts.out} would replace the input ${clash.dir}; write the mix somewhere else`,
+    );
+  }
   let tmp: string | undefined;
   let writer: ShardedWriter | undefined;
   let pending: Promise<Uint8Array[]> | undefined;
