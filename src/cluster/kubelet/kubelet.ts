@@ -145,6 +145,7 @@ export class Kubelet {
       restartBackoffMaxMs: opts.restartBackoffMaxMs ?? 300_000,
       managesGpus: opts.capacity.gpus > 0,
       sources: this.envSources(),
+      recordEvent: (pod, type, reason, message) => this.events.emit(pod, type, reason, message),
     };
   }
 

@@ -28,6 +28,8 @@ export interface PodWorkerConfig {
   /** Whether the node manages GPUs (then CUDA_VISIBLE_DEVICES is set for every container). */
   managesGpus: boolean;
   sources: EnvSources;
+  /** Records a core/v1 Event about the pod (Pulled, Created, Started, Killing). */
+  recordEvent?: (pod: V1Pod, type: 'Normal' | 'Warning', reason: string, message: string) => void;
 }
 
 const GPU = 'nvidia.com/gpu';
@@ -174,6 +176,7 @@ export class PodWorker {
   async terminate(graceSeconds: number): Promise<void> {
     this.stop();
     const running = [...this.processes.values()];
+    for (const name of this.processes.keys()) this.event('Normal', 'Killing', `Stopping container ${name}`);
     for (const p of running) p.signal('SIGTERM');
     const all = Promise.all(running.map((p) => p.exited));
     let timer: NodeJS.Timeout | undefined;
@@ -222,6 +225,10 @@ export class PodWorker {
   /** Removes the pod's own folder (logs, emptyDirs); volumes that outlive pods stay. */
   cleanup(): void {
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private event(type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.config.recordEvent?.(this.pod, type, reason, message);
   }
 
   private stop(): void {
@@ -422,11 +429,14 @@ export class PodWorker {
       record.restartCount,
     );
     const startedAt = nowRfc3339();
+    this.event('Normal', 'Pulled', `Container image "${spec.image}" already present on machine`);
+    this.event('Normal', 'Created', `Created container: ${spec.name}`);
     const proc = startProcess({ argv: expandCommand(argv, env), env, cwd, logFile });
     this.processes.set(spec.name, proc);
     record.containerID = `btx://${this.uid}/${spec.name}/${record.restartCount}`;
     record.state = { kind: 'running', startedAt };
     this.onChange();
+    this.event('Normal', 'Started', `Started container ${spec.name}`);
     log.debug('container started', {
       namespace: this.namespace,
       pod: this.name,
