@@ -129,3 +129,32 @@ test('activeDeadlineSeconds kills the running pod and fails the Job with Deadlin
     await new Promise((r) => setTimeout(r, 100));
   }
 });
+
+test('podFailurePolicy Ignore on DisruptionTarget: a pod lost with its node is replaced without spending backoffLimit', async () => {
+  await batch.createNamespacedJob({
+    namespace: NS,
+    body: jobOf('survives-node-loss', 'setTimeout(() => {}, 500)', {
+      backoffLimit: 0,
+      podFailurePolicy: {
+        rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
+      },
+    }),
+  });
+  const deadline = Date.now() + 20_000;
+  let first: string | undefined;
+  while (!first) {
+    const pods = await core.listNamespacedPod({
+      namespace: NS,
+      labelSelector: 'job-name=survives-node-loss',
+    });
+    first = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name;
+    assert.ok(Date.now() < deadline, 'the first pod never ran');
+    if (!first) await new Promise((r) => setTimeout(r, 50));
+  }
+  await plane.kubelet.loseNode(NS, first);
+  const job = await waitForJob('survives-node-loss', hasCondition('Complete'), 'condition Complete');
+  assert.equal(job.status?.failed ?? 0, 0);
+  assert.equal(job.status?.succeeded, 1);
+  const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=survives-node-loss' });
+  assert.deepEqual(pods.items.map((p) => p.status?.phase).sort(), ['Failed', 'Succeeded']);
+});
