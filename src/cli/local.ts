@@ -148,12 +148,16 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (!existsSync(opts.file)) throw new UsageError(`${opts.file}: no such file`);
-    objects = parseManifests(readFileSync(opts.file, 'utf8'));
+    try {
+      objects = parseManifests(readFileSync(opts.file, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
     btxRun = findRun(objects, opts.file);
   } catch (err) {
+    // Flags, the file, its YAML, the run's spec: all the user's to fix, and nothing has started yet.
     process.stderr.write(`btx local: ${err instanceof Error ? err.message : String(err)}\n`);
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return 2;
-    throw err;
+    return 2;
   }
 
   const out = process.stdout;
