@@ -203,6 +203,43 @@ test('custom resources: generation follows spec only; main writes ignore status 
   );
 });
 
+test('x-kubernetes-validations CEL rules: plain rules, fieldPath, macros and transition rules with oldSelf', async () => {
+  const w = (spec: Obj): Obj => ({
+    apiVersion: 'test.btx.ai/v1',
+    kind: 'Widget',
+    metadata: { name: 'cel' },
+    spec: { parts: [{ name: 'p' }], ...spec },
+  });
+  const big = await t.json<Obj>('POST', W, w({ size: 7 }));
+  assert.equal(big.status, 422);
+  assert.equal(
+    big.body.message,
+    'Widget.test.btx.ai "cel" is invalid: spec.size: Invalid value: "object": widgets bigger than 5 must be blue',
+  );
+  const reserved = await t.json<Obj>('POST', W, w({ labels: { 'reserved/x': '1' } }));
+  assert.equal(
+    reserved.body.message,
+    'Widget.test.btx.ai "cel" is invalid: spec.labels: Invalid value: "object": the reserved/ prefix is for the server',
+  );
+  const dupParts = await t.json<Obj>('POST', W, w({ parts: [{ name: 'a' }, { name: 'a' }] }));
+  assert.match(dupParts.body.message, /spec\.parts\[1\]: Duplicate value: \{"name":"a"\}/);
+  const ok = await t.json<Obj>('POST', W, w({ size: 7, color: 'blue', serial: 'A1' }));
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  const changed = await t.json<Obj>(
+    'PATCH',
+    `${W}/cel`,
+    { spec: { serial: 'B2' } },
+    'application/merge-patch+json',
+  );
+  assert.equal(changed.status, 422);
+  assert.equal(
+    changed.body.message,
+    'Widget.test.btx.ai "cel" is invalid: spec.serial: Invalid value: "string": serial is immutable',
+  );
+  const same = await t.json<Obj>('PATCH', `${W}/cel`, { spec: { size: 6 } }, 'application/merge-patch+json');
+  assert.equal(same.status, 200);
+});
+
 test('label and field selectors filter lists; an unknown field label is a 400', async () => {
   for (const [name, labels, phase] of [
     ['s1', { tier: 'web', env: 'prod' }, 'Running'],

@@ -195,9 +195,9 @@ test('kubectl get -w prints objects as they are added and changed', async () => 
       'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  parts: [{name: nut}]\n',
     );
     await ok('apply', '-f', path);
-    await ok('patch', 'widget', 'w2', '--type', 'merge', '-p', '{"spec":{"size":7}}');
+    await ok('patch', 'widget', 'w2', '--type', 'merge', '-p', '{"spec":{"size":4}}');
     await eventually(
-      () => /ADDED\s+w2\s+red\s+3/.test(out) && /MODIFIED\s+w2\s+red\s+7/.test(out),
+      () => /ADDED\s+w2\s+red\s+3/.test(out) && /MODIFIED\s+w2\s+red\s+4/.test(out),
       `watch output, got: ${out}`,
     );
   } finally {

@@ -16,6 +16,7 @@ import { fe, invalid, type FieldError } from './errors.js';
 import { dns1123LabelErrors, dns1123SubdomainErrors, isObject, type KObject } from './meta.js';
 import type { ResourceInfo } from './registry.js';
 import { applyDefaults, prune, validate, type Schema } from './schema.js';
+import { validateRules } from './validationRules.js';
 
 export interface AdmitResult {
   /** Fields dropped by pruning (custom resources), for strict field validation. */
@@ -105,6 +106,11 @@ export function admit(
       delete bodySchema.properties!.apiVersion;
       delete bodySchema.properties!.kind;
       validate(bodySchema, rest, '', errs);
+      // CEL rules run on well-typed data only.
+      if (errs.length === 0) {
+        const { metadata: _om, apiVersion: _oa, kind: _ok, ...oldRest } = old ?? ({} as KObject);
+        validateRules(bodySchema, rest, old ? oldRest : undefined, '', errs);
+      }
     }
   }
   validateName(info, obj, errs);

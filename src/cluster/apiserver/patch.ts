@@ -208,13 +208,14 @@ function smpMap(
   const retainKeys = patch.$retainKeys;
   for (const [k, v] of Object.entries(patch)) {
     if (k === '$patch' || k === '$retainKeys') continue;
-    if (k.startsWith('$setElementOrder/')) continue;
     if (k.startsWith('$deleteFromPrimitiveList/')) {
       const field = k.slice('$deleteFromPrimitiveList/'.length);
       if (Array.isArray(out[field]) && Array.isArray(v))
         out[field] = (out[field] as unknown[]).filter((x) => !v.some((d) => deepEqual(d, x)));
       continue;
     }
+    // Other directives ($setElementOrder/...) only order lists; order is kept as stored.
+    if (k.startsWith('$')) continue;
     if (v === null) {
       delete out[k];
       continue;
