@@ -1,5 +1,3 @@
-// --validate=false: kubectl's client-side validation cannot parse the embedded server's openapi yet;
-// the server still validates against the schema, which is what these tests are about.
 // The generated CRD on the embedded API server, driven by the real kubectl: it installs, the schema
 // rejects what it can express with a message naming the field, `kubectl get btx` shows the printer
 // columns and `kubectl explain` the descriptions.
@@ -33,12 +31,7 @@ async function kubectl(...args: string[]): Promise<{ ok: boolean; out: string }>
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'btx-api-'));
   cp = await startControlPlane({ dataDir, kubelet: false, jobController: false });
-  const applied = await kubectl(
-    'apply',
-    '--validate=false',
-    '-f',
-    join(repoRoot, 'crds', 'btx.ai_btxruns.yaml'),
-  );
+  const applied = await kubectl('apply', '-f', join(repoRoot, 'crds', 'btx.ai_btxruns.yaml'));
   assert.ok(applied.ok, applied.out);
   const established = await kubectl(
     'wait',
@@ -56,7 +49,7 @@ after(async () => {
 
 for (const m of invalidManifests().filter((f) => f.apiserver !== undefined)) {
   test(`the API server rejects ${m.file} naming the problem`, async () => {
-    const result = await kubectl('create', '--validate=false', '-f', m.path);
+    const result = await kubectl('create', '-f', m.path);
     assert.equal(result.ok, false, `accepted: ${result.out}`);
     assert.ok(
       result.out.includes(m.apiserver ?? ''),
@@ -66,12 +59,7 @@ for (const m of invalidManifests().filter((f) => f.apiserver !== undefined)) {
 }
 
 test('the example is accepted, defaulted, and listed with the printer columns', async () => {
-  const created = await kubectl(
-    'create',
-    '--validate=false',
-    '-f',
-    join(repoRoot, 'examples', 'btxrun-local.yaml'),
-  );
+  const created = await kubectl('create', '-f', join(repoRoot, 'examples', 'btxrun-local.yaml'));
   assert.ok(created.ok, created.out);
   const got = await kubectl('get', 'btx', 'tiny', '-n', 'default');
   assert.ok(got.ok, got.out);
@@ -88,14 +76,8 @@ test('the example is accepted, defaulted, and listed with the printer columns', 
   assert.equal(spec.out, '0.01 normal');
 });
 
-// todo until the embedded server's openapi v3 paths carry x-kubernetes-group-version-kind as an
-// object (src/cluster/apiserver/openapi.ts); kubectl explain's template fails on the array today.
-test(
-  'kubectl explain shows the field descriptions',
-  { todo: 'embedded API server openapi v3 gvk shape' },
-  async () => {
-    const explained = await kubectl('explain', 'btxrun.spec.expert.maxRestarts');
-    assert.ok(explained.ok, explained.out);
-    assert.match(explained.out, /Restarts per expert that spend budget/);
-  },
-);
+test('kubectl explain shows the field descriptions', async () => {
+  const explained = await kubectl('explain', 'btxrun.spec.expert.maxRestarts');
+  assert.ok(explained.ok, explained.out);
+  assert.match(explained.out, /Restarts per expert that spend budget/);
+});
