@@ -40,7 +40,7 @@ export class ProgressReporter {
     const namespace = env[ENV.podNamespace];
     this.patcher =
       pod && namespace
-        ? podPatcher(pod, namespace).catch((err: unknown) => {
+        ? podPatcher(pod, namespace).catch((err: unknown): null => {
             this.warnOnce(err);
             return null;
           })
