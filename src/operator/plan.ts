@@ -490,7 +490,7 @@ export function plan(input: PlanInput): Plan {
 
   const problems = input.problems ?? [];
   if (problems.length > 0) {
-    const message = `invalid spec: ${problems.map((x) => `${x.field}: ${x.message}`).join('; ')}`;
+    const message = `invalid spec: ${problems.map((x) => (x.message.startsWith(x.field) ? x.message : `${x.field}: ${x.message}`)).join('; ')}`;
     p.event('Warning', 'InvalidSpec', message);
     p.status.phase = 'Failed';
     p.status.completionTime = p.nowIso;
@@ -684,9 +684,9 @@ function afterStage(
   return false;
 }
 
-/** The printer columns. */
+/** The printer columns (Restarts: the ones that spent budget, as the CRD's column says). */
 function summarize(p: Planner, experts: ExpertStatus[]): void {
   const ready = experts.filter((e) => e.phase === 'Succeeded').length;
   p.status.expertsReady = `${ready}/${experts.length}`;
-  p.status.restarts = experts.reduce((n, e) => n + (e.totalRestarts ?? 0), 0);
+  p.status.restarts = experts.reduce((n, e) => n + e.restarts, 0);
 }

@@ -1,0 +1,132 @@
+// The thin I/O layer under plan(): writes a run's status (optimistic concurrency on the
+// resourceVersion it was planned from), creates and deletes children with expectations around
+// them, and posts Events. 409 on create means the child is already there (deterministic names).
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type CoreV1Event,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type BTXRun, type BTXRunStatus } from '../api/types.js';
+import { log, errorFields } from '../util/log.js';
+import type { Expectations } from './expectations.js';
+import type { Action } from './plan.js';
+import { MANAGER } from './names.js';
+
+export function statusCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** Counts the API writes this operator makes (the benchmark compares them with the minimum). */
+export type WriteCounter = (verb: 'create' | 'delete' | 'update', resource: string) => void;
+
+export class Applier {
+  private readonly core: CoreV1Api;
+  private readonly batch: BatchV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly expectations: Expectations,
+    private readonly countWrite: WriteCounter,
+    private readonly identity: string,
+  ) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.batch = kc.makeApiClient(BatchV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  /** Replace the status; a 409 (someone wrote since our read) returns false. */
+  async writeStatus(run: BTXRun, status: BTXRunStatus): Promise<boolean> {
+    const { name = '', namespace = 'default' } = run.metadata;
+    this.countWrite('update', 'btxruns/status');
+    try {
+      await this.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+        body: { apiVersion: API_VERSION, kind: KIND, metadata: run.metadata, spec: run.spec, status },
+      });
+      return true;
+    } catch (err) {
+      if (statusCode(err) === 409) return false;
+      if (statusCode(err) === 404) return true; // deleted meanwhile: nothing left to describe
+      throw new Error('status update failed', { cause: err });
+    }
+  }
+
+  /** Creates and deletes; throws on the first error that is not 409/404 (the key goes back with backoff). */
+  async children(runKey: string, namespace: string, actions: readonly Action[]): Promise<void> {
+    for (const a of actions) {
+      if (a.kind === 'createPod' || a.kind === 'createJob') {
+        const name = (a.kind === 'createPod' ? a.pod.metadata?.name : a.job.metadata?.name) ?? '';
+        this.expectations.expectCreate(runKey, name);
+        this.countWrite('create', a.kind === 'createPod' ? 'pods' : 'jobs');
+        try {
+          if (a.kind === 'createPod') await this.core.createNamespacedPod({ namespace, body: a.pod });
+          else await this.batch.createNamespacedJob({ namespace, body: a.job });
+          log.info('created child', {
+            namespace,
+            name,
+            run: runKey,
+            kind: a.kind === 'createPod' ? 'Pod' : 'Job',
+          });
+        } catch (err) {
+          this.expectations.observedCreate(runKey, name);
+          if (statusCode(err) === 409) continue; // it exists: deterministic names make this the duplicate guard
+          throw new Error(`create ${name} failed`, { cause: err });
+        }
+      } else if (a.kind === 'deletePod' || a.kind === 'deleteJob') {
+        this.expectations.expectDelete(runKey, a.name);
+        this.countWrite('delete', a.kind === 'deletePod' ? 'pods' : 'jobs');
+        try {
+          if (a.kind === 'deletePod') await this.core.deleteNamespacedPod({ namespace, name: a.name });
+          else
+            await this.batch.deleteNamespacedJob({
+              namespace,
+              name: a.name,
+              propagationPolicy: 'Background',
+            });
+          log.info('deleted child', { namespace, name: a.name, run: runKey, why: a.why });
+        } catch (err) {
+          this.expectations.observedDelete(runKey, a.name);
+          if (statusCode(err) === 404) continue;
+          throw new Error(`delete ${a.name} failed`, { cause: err });
+        }
+      }
+    }
+  }
+
+  /** Events are best effort: a failure is logged, never retried into a loop. */
+  async events(run: BTXRun, actions: readonly Action[]): Promise<void> {
+    const { name = '', namespace = 'default', uid } = run.metadata;
+    for (const a of actions) {
+      if (a.kind !== 'event') continue;
+      const now = new Date();
+      const body: CoreV1Event = {
+        metadata: { generateName: `${name}.`, namespace },
+        involvedObject: { apiVersion: API_VERSION, kind: KIND, name, namespace, ...(uid ? { uid } : {}) },
+        type: a.type,
+        reason: a.reason,
+        message: a.message.slice(0, 1024),
+        source: { component: MANAGER },
+        reportingComponent: `btx.ai/${MANAGER}`,
+        reportingInstance: this.identity,
+        action: a.reason,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      };
+      this.countWrite('create', 'events');
+      try {
+        await this.core.createNamespacedEvent({ namespace, body });
+      } catch (err) {
+        log.warn('event not recorded', { namespace, name, reason: a.reason, ...errorFields(err) });
+      }
+    }
+  }
+}

@@ -1,0 +1,251 @@
+// The BTXRun controller: informer callbacks enqueue the owning run's `namespace/name`; workers take
+// keys off the queue and reconcile: read the run and its children from the caches, plan(), write
+// the status (only when it changed), then create/delete children and post Events.
+import { isDeepStrictEqual } from 'node:util';
+import type { KubeConfig, KubernetesObject, V1Job, V1Pod } from '@kubernetes/client-node';
+import type { BTXRun, BTXRunStatus, ExpertStatus, StageStatus } from '../api/types.js';
+import { applyDefaults } from '../api/defaults.js';
+import { validateRun } from '../api/validation.js';
+import { log, errorFields } from '../util/log.js';
+import { Applier, type WriteCounter } from './apply.js';
+import { Caches } from './informers.js';
+import { Expectations } from './expectations.js';
+import type { OperatorMetrics } from './metrics.js';
+import { LABELS, RUN_NAME_ANNOTATION, runLabelValue } from './names.js';
+import { plan, type Problem } from './plan.js';
+import { WorkQueue } from './workQueue.js';
+
+/** At most one status write per run this often when only training progress changed. */
+export const PROGRESS_WRITE_INTERVAL_MS = 5000;
+/** Every run is reconciled at least this often, events or not. */
+export const RESYNC_PERIOD_MS = 5 * 60_000;
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  namespaces?: readonly string[];
+  workers: number;
+  metrics: OperatorMetrics;
+  identity: string;
+  countWrite?: WriteCounter;
+}
+
+function runKeyOf(obj: KubernetesObject): string | undefined {
+  const ns = obj.metadata?.namespace;
+  const name = obj.metadata?.annotations?.[RUN_NAME_ANNOTATION];
+  if (!ns || !name) return undefined;
+  if (obj.metadata?.labels?.[LABELS.run] !== runLabelValue(name)) return undefined;
+  return `${ns}/${name}`;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? {})), JSON.parse(JSON.stringify(b ?? {})));
+}
+
+/** The status without the fields training progress moves every few seconds. */
+function withoutProgress(status: BTXRunStatus): BTXRunStatus {
+  return {
+    ...status,
+    experts: status.experts?.map(
+      ({ step: _s, loss: _l, totalSteps: _t, checkpoint: _c, ...rest }) => rest as ExpertStatus,
+    ),
+  };
+}
+
+function durationSeconds(s: { startTime?: string; completionTime?: string }): number {
+  return s.startTime && s.completionTime
+    ? (Date.parse(s.completionTime) - Date.parse(s.startTime)) / 1000
+    : NaN;
+}
+
+export class Controller {
+  queue: WorkQueue;
+  readonly caches: Caches;
+  readonly expectations = new Expectations();
+  private readonly applier: Applier;
+  /** Run key -> the resourceVersion our last status write replaced: the cache is behind until it moves. */
+  private readonly staleVersion = new Map<string, string>();
+  private readonly lastProgressWrite = new Map<string, number>();
+  private workers: Promise<void>[] = [];
+  private acting = false;
+  private resync: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.queue = new WorkQueue({ onDepth: (d) => opts.metrics.setQueueDepth(d) });
+    this.applier = new Applier(
+      opts.kubeConfig,
+      this.expectations,
+      opts.countWrite ?? (() => undefined),
+      opts.identity,
+    );
+    this.caches = new Caches(opts.kubeConfig, opts.namespaces, {
+      run: (run, kind) => {
+        const key = `${run.metadata.namespace}/${run.metadata.name}`;
+        if (kind === 'delete') {
+          opts.metrics.forgetRun(run.metadata.namespace ?? '', run.metadata.name ?? '');
+          this.expectations.forget(key);
+          this.staleVersion.delete(key);
+          this.lastProgressWrite.delete(key);
+          return;
+        }
+        this.queue.add(key);
+      },
+      pod: (pod, kind) => this.childEvent(pod, kind),
+      job: (job, kind) => this.childEvent(job, kind),
+    });
+  }
+
+  private childEvent(obj: V1Pod | V1Job, kind: 'add' | 'update' | 'delete'): void {
+    const key = runKeyOf(obj);
+    if (!key) return;
+    const name = obj.metadata?.name ?? '';
+    if (kind === 'add') this.expectations.observedCreate(key, name);
+    if (kind === 'delete' || obj.metadata?.deletionTimestamp) this.expectations.observedDelete(key, name);
+    this.queue.add(key);
+  }
+
+  /** Fill the caches (list + watch); standby replicas keep them warm too. */
+  async startCaches(): Promise<void> {
+    await this.caches.start();
+  }
+
+  /** Leader: start workers and enqueue every run. */
+  startActing(): void {
+    if (this.acting) return;
+    this.acting = true;
+    if (this.queue.isShuttingDown())
+      this.queue = new WorkQueue({ onDepth: (d) => this.opts.metrics.setQueueDepth(d) });
+    for (const run of this.caches.allRuns()) this.queue.add(`${run.metadata.namespace}/${run.metadata.name}`);
+    this.resync = setInterval(() => {
+      for (const run of this.caches.allRuns())
+        this.queue.add(`${run.metadata.namespace}/${run.metadata.name}`);
+    }, RESYNC_PERIOD_MS);
+    for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
+  }
+
+  /** Lost the lease or shutting down: no new reconcile starts; the queue is closed. */
+  async stopActing(): Promise<void> {
+    this.acting = false;
+    if (this.resync) clearInterval(this.resync);
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    this.workers = [];
+  }
+
+  isActing(): boolean {
+    return this.acting;
+  }
+
+  async stop(): Promise<void> {
+    await this.stopActing();
+    await this.caches.stop();
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const started = process.hrtime.bigint();
+      try {
+        if (!this.acting) continue;
+        const { requeueAfterMs, result } = await this.reconcile(key);
+        this.queue.forget(key);
+        if (requeueAfterMs !== undefined) this.queue.addAfter(key, requeueAfterMs);
+        this.opts.metrics.reconciled(result, Number(process.hrtime.bigint() - started) / 1e9);
+      } catch (err) {
+        const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+        const [namespace, name] = key.split('/');
+        log.warn('reconcile failed; retrying with backoff', {
+          namespace,
+          name,
+          step: err instanceof Error ? err.message : String(err),
+          ...errorFields(cause),
+        });
+        this.opts.metrics.reconciled('error', Number(process.hrtime.bigint() - started) / 1e9);
+        this.queue.addRateLimited(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** One level-triggered step for one run. Exposed for tests. */
+  async reconcile(
+    key: string,
+  ): Promise<{ requeueAfterMs?: number; result: 'success' | 'requeue' | 'skipped' }> {
+    const slash = key.indexOf('/');
+    const namespace = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    const run = this.caches.run(namespace, name);
+    if (!run) return { result: 'success' };
+    const rv = run.metadata.resourceVersion ?? '';
+    if (this.staleVersion.get(key) === rv) {
+      // Our own status write has not reached the cache yet: planning from it would undo it.
+      return { result: 'skipped', requeueAfterMs: 2000 };
+    }
+    this.staleVersion.delete(key);
+    if (!this.expectations.satisfied(key)) {
+      return { result: 'skipped', requeueAfterMs: Math.max(1000, this.expectations.expiresIn(key)) };
+    }
+
+    const label = runLabelValue(name);
+    const mine = (o: KubernetesObject) =>
+      o.metadata?.labels?.[LABELS.run] === label && o.metadata?.annotations?.[RUN_NAME_ANNOTATION] === name;
+    const observed = {
+      pods: this.caches.podsIn(namespace).filter(mine),
+      jobs: this.caches.jobsIn(namespace).filter(mine),
+    };
+    let problems: Problem[];
+    let defaulted: BTXRun;
+    try {
+      problems = validateRun(run);
+      defaulted = { ...run, spec: applyDefaults(run.spec) };
+    } catch (err) {
+      problems = [{ field: 'spec', message: err instanceof Error ? err.message : String(err) }];
+      defaulted = run;
+    }
+    const now = new Date();
+    const result = plan({ run: defaulted, observed, now, problems });
+    let requeueAfterMs = result.requeueAfterMs;
+
+    const old = run.status ?? {};
+    if (!sameJson(old, result.status)) {
+      const progressOnly = sameJson(withoutProgress(old), withoutProgress(result.status));
+      const last = this.lastProgressWrite.get(key) ?? 0;
+      const wait = last + PROGRESS_WRITE_INTERVAL_MS - now.getTime();
+      if (progressOnly && wait > 0) {
+        requeueAfterMs = Math.min(requeueAfterMs ?? wait, wait);
+      } else {
+        if (!this.acting) return { result: 'skipped' };
+        const written = await this.applier.writeStatus(run, result.status);
+        if (!written) return { result: 'requeue', requeueAfterMs: 0 }; // conflict: read again
+        this.staleVersion.set(key, rv);
+        this.lastProgressWrite.set(key, now.getTime());
+        this.recordTransitions(namespace, name, old, result.status);
+      }
+    }
+    if (!this.acting) return { result: 'skipped' };
+    await this.applier.children(key, namespace, result.actions);
+    await this.applier.events(run, result.actions);
+    this.opts.metrics.observeRun({ ...run, status: result.status });
+    return requeueAfterMs !== undefined ? { result: 'requeue', requeueAfterMs } : { result: 'success' };
+  }
+
+  /** Metrics that count transitions: restarts and stage durations. */
+  private recordTransitions(namespace: string, name: string, old: BTXRunStatus, next: BTXRunStatus): void {
+    const m = this.opts.metrics;
+    const before = new Map((old.experts ?? []).map((e) => [e.name, e]));
+    for (const e of next.experts ?? []) {
+      const was = before.get(e.name);
+      if ((e.totalRestarts ?? 0) > (was?.totalRestarts ?? 0) && e.lastFailure) {
+        m.expertRestarted(namespace, name, e.name, e.lastFailure.reason);
+      }
+      if (e.phase === 'Succeeded' && was?.phase !== 'Succeeded')
+        m.stageFinished('expert', durationSeconds(e));
+    }
+    for (const stage of ['seed', 'mix', 'finetune', 'eval'] as const) {
+      const s: StageStatus | undefined = next[stage];
+      if (s?.phase === 'Succeeded' && old[stage]?.phase !== 'Succeeded')
+        m.stageFinished(stage, durationSeconds(s));
+    }
+  }
+}

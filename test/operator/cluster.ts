@@ -1,0 +1,175 @@
+// The embedded control plane for operator tests: a temp data dir, the BTXRun CRD installed, and
+// helpers to create runs and wait on them (every wait has a timeout and says what it waited for).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import {
+  startControlPlane,
+  type ControlPlane,
+  type ControlPlaneOptions,
+} from '../../src/cluster/controlPlane.js';
+import { btxRunCRD } from '../../src/api/crd.js';
+import { GROUP, PLURAL, VERSION, type BTXRun } from '../../src/api/types.js';
+import type { BTXRunSpecInput } from '../../src/api/defaults.js';
+
+export interface TestCluster {
+  plane: ControlPlane;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  batch: BatchV1Api;
+  custom: CustomObjectsApi;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(opts: Partial<ControlPlaneOptions> = {}): Promise<TestCluster> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'btx-operator-'));
+  const plane = await startControlPlane({
+    dataDir,
+    jobBackoffBaseMs: 100,
+    restartBackoffBaseMs: 100,
+    stopGraceSeconds: 2,
+    ...opts,
+  });
+  const kc = plane.kubeConfig();
+  await installCrd(plane);
+  return {
+    plane,
+    kc,
+    dataDir,
+    core: kc.makeApiClient(CoreV1Api),
+    batch: kc.makeApiClient(BatchV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    stop: async () => {
+      await plane.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * POST the CRD as plain JSON: client-node's typed serializer drops `x-kubernetes-*` keys (it knows
+ * them as x_kubernetes_* attributes), which would prune spec.expert.template to {}.
+ */
+async function installCrd(plane: ControlPlane): Promise<void> {
+  const res = await fetch(`${plane.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${plane.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(btxRunCRD()),
+  });
+  if (!res.ok) throw new Error(`CRD install failed: ${res.status} ${await res.text()}`);
+}
+
+export async function createRun(
+  c: TestCluster,
+  name: string,
+  spec: BTXRunSpecInput,
+  namespace = 'default',
+): Promise<BTXRun> {
+  return (await c.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'BTXRun', metadata: { name, namespace }, spec },
+  })) as BTXRun;
+}
+
+export async function getRun(c: TestCluster, name: string, namespace = 'default'): Promise<BTXRun> {
+  return (await c.custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    name,
+  })) as BTXRun;
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function waitForRun(
+  c: TestCluster,
+  name: string,
+  ok: (r: BTXRun) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<BTXRun> {
+  let last: BTXRun | undefined;
+  try {
+    return await waitFor(
+      `${name}: ${what}`,
+      async () => {
+        last = await getRun(c, name);
+        return ok(last) ? last : undefined;
+      },
+      timeoutMs,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`, {
+      cause: err,
+    });
+  }
+}
+
+export async function podsOf(c: TestCluster, run: string, namespace = 'default'): Promise<V1Pod[]> {
+  const list = await c.core.listNamespacedPod({ namespace, labelSelector: `btx.ai/run=${run}` });
+  return list.items;
+}
+
+/**
+ * A stage container that is done at once: writes a termination message, exits with the code
+ * FAKE_EXIT_<DOMAIN>_<ATTEMPT> (or FAKE_EXIT_<DOMAIN>, else 0), or sleeps when the code is "sleep".
+ */
+export const FAKE_STAGE_SCRIPT = `
+const fs = require('fs');
+const env = process.env;
+const domain = (env.BTX_DOMAIN || env.BTX_STAGE || '').toUpperCase().replace(/-/g, '_');
+const code = env['FAKE_EXIT_' + domain + '_' + env.BTX_ATTEMPT] ?? env['FAKE_EXIT_' + domain] ?? '0';
+if (code === 'sleep') { setInterval(() => {}, 1000); return; }
+const paths = JSON.parse(env.BTX_LOCAL_PATHS || '{}');
+const msg = { checkpoint: (env.BTX_OUTPUT || '/btx/out') + '/step-' + (env.BTX_STEPS || '1'), step: Number(env.BTX_STEPS || 1), loss: 1.5 };
+if (paths['/dev/termination-log']) fs.writeFileSync(paths['/dev/termination-log'], JSON.stringify(msg));
+console.log('fake stage', domain, 'exit', code);
+process.exit(Number(code));
+`;
+
+/** spec.expert.template making expert pods run FAKE_STAGE_SCRIPT with the given env. */
+export function fakeExpertTemplate(env: Record<string, string> = {}) {
+  return {
+    spec: {
+      containers: [
+        {
+          name: 'trainer',
+          command: [process.execPath, '-e', `(() => {${FAKE_STAGE_SCRIPT}})()`],
+          env: Object.entries(env).map(([name, value]) => ({ name, value })),
+        },
+      ],
+    },
+  };
+}
