@@ -16,7 +16,7 @@ import { WorkQueue } from '../workQueue.js';
 import { EventRecorder } from '../events.js';
 import type { EnvSources } from './podEnv.js';
 import { PodWorker, type PodWorkerConfig } from './podWorker.js';
-import { computePodStatus, nowRfc3339, podPhase, stableJson, toWire } from './podStatus.js';
+import { computePodStatus, nowRfc3339, stableJson, toWire } from './podStatus.js';
 import {
   formatQuantity,
   insufficientResources,
@@ -105,7 +105,7 @@ export class Kubelet {
   private readonly workers = new Map<string, PodWorker>();
   /** Bindings sent but not yet seen in the cache (the scheduler's assume cache). */
   private readonly assumed = new Map<string, ResourceList>();
-  private readonly freeGpus: Set<number>;
+  /** GPU indices given to each pod's worker, by pod uid. */
   private readonly gpusByPod = new Map<string, number[]>();
   private readonly allocatable: ResourceList;
   private readonly workerConfig: PodWorkerConfig;
@@ -123,7 +123,6 @@ export class Kubelet {
       [GPU]: opts.capacity.gpus,
       pods: 110,
     };
-    this.freeGpus = new Set(Array.from({ length: opts.capacity.gpus }, (_, i) => i));
     const url = new URL(opts.apiUrl);
     const hostEnv = Object.fromEntries(
       HOST_ENV_KEYS.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k] as string]] : [])),
@@ -250,7 +249,6 @@ export class Kubelet {
       await worker.exceedDeadline();
     }
     await this.writeStatus(pod, worker);
-    this.releaseGpusIfDone(worker, pod);
     if (deadlineMs !== undefined && deadlineMs > 0) return deadlineMs;
   }
 
@@ -258,34 +256,29 @@ export class Kubelet {
   private activeDeadlineLeftMs(pod: V1Pod, worker: PodWorker): number | undefined {
     const seconds = pod.spec?.activeDeadlineSeconds;
     if (seconds === undefined || seconds === null) return undefined;
-    const phase = podPhase(worker.record, pod.spec?.restartPolicy ?? 'Always');
-    if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+    if (worker.terminal) return undefined;
     return new Date(worker.record.startTime).getTime() + seconds * 1000 - Date.now();
   }
 
   private forget(key: string, worker: PodWorker): void {
     this.workers.delete(key);
-    this.releaseGpus(worker.uid);
+    this.gpusByPod.delete(worker.uid);
     worker.cleanup();
     this.queue.add(SCHEDULE_KEY);
   }
 
+  /** The lowest GPU indices no unfinished pod holds (a finished pod's GPUs are free at once). */
   private allocateGpus(pod: V1Pod): number[] {
+    const held = new Set<number>();
+    for (const w of this.workers.values()) {
+      if (w.terminal) continue;
+      for (const id of this.gpusByPod.get(w.uid) ?? []) held.add(id);
+    }
     const want = Math.round(podRequests(pod)[GPU] ?? 0);
-    const ids = [...this.freeGpus].sort((a, b) => a - b).slice(0, want);
-    for (const id of ids) this.freeGpus.delete(id);
+    const free = Array.from({ length: this.opts.capacity.gpus }, (_, i) => i).filter((i) => !held.has(i));
+    const ids = free.slice(0, want);
     this.gpusByPod.set(pod.metadata?.uid ?? '', ids);
     return ids;
-  }
-
-  private releaseGpus(uid: string): void {
-    for (const id of this.gpusByPod.get(uid) ?? []) this.freeGpus.add(id);
-    this.gpusByPod.delete(uid);
-  }
-
-  private releaseGpusIfDone(worker: PodWorker, pod: V1Pod): void {
-    const phase = podPhase(worker.record, pod.spec?.restartPolicy ?? 'Always');
-    if (phase === 'Succeeded' || phase === 'Failed') this.releaseGpus(worker.uid);
   }
 
   private async writeStatus(pod: V1Pod, worker: PodWorker): Promise<void> {
@@ -341,10 +334,7 @@ export class Kubelet {
       if (pod.spec?.nodeName !== this.nodeName) continue;
       const worker = this.workers.get(keyOf(pod.metadata?.namespace ?? '', pod.metadata?.name ?? ''));
       // A pod holds its resources until it is terminal and its processes are gone.
-      const done = worker
-        ? podPhase(worker.record, pod.spec?.restartPolicy ?? 'Always') !== 'Running' &&
-          podPhase(worker.record, pod.spec?.restartPolicy ?? 'Always') !== 'Pending'
-        : isTerminal(pod);
+      const done = worker ? worker.terminal : isTerminal(pod);
       if (!done) add({ ...podRequests(pod), pods: 1 });
     }
     const live = new Set(all.map((p) => p.metadata?.uid ?? ''));

@@ -11,7 +11,14 @@ import { log, errorFields } from '../../util/log.js';
 import { containerLogPath, podDir } from '../podLogs.js';
 import { startProcess, type ProcessExit, type RunningProcess } from './containerProcess.js';
 import { containerEnv, expandCommand, type EnvSources } from './podEnv.js';
-import { nowRfc3339, type ContainerRecord, type PodRecord, type Terminated } from './podStatus.js';
+import {
+  nowRfc3339,
+  podPhase,
+  type ContainerRecord,
+  type PodPhase,
+  type PodRecord,
+  type Terminated,
+} from './podStatus.js';
 import { parseQuantity } from './resources.js';
 import { containerPathMap, podVolumeFolders, type VolumeFolder } from './volumes.js';
 
@@ -142,6 +149,17 @@ export class PodWorker {
 
   get name(): string {
     return this.pod.metadata?.name ?? '';
+  }
+
+  /** The pod's phase from what its processes did. */
+  phase(): PodPhase {
+    return podPhase(this.record, this.restartPolicy);
+  }
+
+  /** Finished for good: its resources (and GPUs) are free. */
+  get terminal(): boolean {
+    const phase = this.phase();
+    return phase === 'Succeeded' || phase === 'Failed';
   }
 
   /** The grace period the pod asks for (deletionGracePeriodSeconds once it is being deleted). */
