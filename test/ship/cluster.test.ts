@@ -2,16 +2,14 @@
 // example passes the CRD schema, and Helm installs, upgrades (CRD included) and uninstalls (CRD kept).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
-import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
-import { startApiServer, type ApiServer } from '../../src/cluster/apiserver/server.js';
 import { validateRun } from '../../src/api/validation.js';
 import type { BTXRun } from '../../src/api/types.js';
-import { helmPath, kubectlPath, repoRoot } from '../support/tools.js';
+import { helmPath, repoRoot } from '../support/tools.js';
+import { startCluster, writePlainKubeconfig } from './embeddedCluster.js';
 import { CHART_DIR, parseManifests } from './deployManifests.js';
 import { startProtobufShim } from './protobufShim.js';
 
@@ -36,46 +34,6 @@ spec:
         openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `;
 
-interface Cluster {
-  server: ApiServer;
-  dir: string;
-  /** kubectl with the server's kubeconfig. */
-  kubectl(args: string[], input?: string): Promise<string>;
-  stop(): Promise<void>;
-}
-
-async function startCluster(): Promise<Cluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'btx-ship-'));
-  const server = await startApiServer({ token: 'ship-test-token', dataDir: dir, persist: false });
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, kubeconfigYaml(server.httpsUrl, server.token, 'ship', server.caCert));
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdin!.end(input ?? '');
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    if (code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${code}:\n${err}${out}`);
-    return out;
-  };
-  return {
-    server,
-    dir,
-    kubectl,
-    stop: async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function createNamespaces(c: Cluster, names: string[]): Promise<void> {
-  const docs = names.map((n) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${n}\n`).join('---\n');
-  await c.kubectl(['apply', '-f', '-'], docs);
-}
-
 async function helmTemplateText(args: string[]): Promise<string> {
   const { stdout } = await run(
     helmPath(),
@@ -90,7 +48,7 @@ async function helmTemplateText(args: string[]): Promise<string> {
 test('helm template output, with the defaults and with everything on, passes kubectl apply --dry-run=server', async () => {
   const c = await startCluster();
   try {
-    await createNamespaces(c, ['ops', 'team-a', 'team-b', 'team-c', 'monitoring']);
+    await c.createNamespaces(['ops', 'team-a', 'team-b', 'team-c', 'monitoring']);
     await c.kubectl(['apply', '-f', '-'], SERVICE_MONITOR_CRD);
     for (const args of [[], ['--values', ALL_ON]]) {
       const manifests = await helmTemplateText(args);
@@ -138,7 +96,7 @@ test('examples/btxrun-gpu.yaml passes the CRD schema on the API server and valid
 
   const c = await startCluster();
   try {
-    await createNamespaces(c, ['ml']);
+    await c.createNamespaces(['ml']);
     await c.kubectl(['apply', '-f', join(repoRoot, 'crds/btx.ai_btxruns.yaml')]);
     await c.kubectl(['wait', '--for=condition=Established', '--timeout=30s', `crd/${CRD_NAME}`]);
     const out = await c.kubectl(['apply', '--dry-run=server', '-n', 'ml', '-f', '-'], text);
@@ -162,11 +120,7 @@ test('helm install, then helm upgrade with a changed CRD, leaves the new CRD; he
   const shim = await startProtobufShim(c.server.url, c.server.token);
   const home = join(c.dir, 'helm');
   const kubeconfig = join(c.dir, 'kubeconfig-helm');
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters: [{name: s, cluster: {server: "${shim.url}"}}]\n` +
-      `users: [{name: s, user: {}}]\ncontexts: [{name: s, context: {cluster: s, user: s}}]\ncurrent-context: s\n`,
-  );
+  writePlainKubeconfig(kubeconfig, shim.url);
   const env = {
     ...process.env,
     KUBECONFIG: kubeconfig,
@@ -183,7 +137,7 @@ test('helm install, then helm upgrade with a changed CRD, leaves the new CRD; he
     return { description: crd.spec.versions[0]!.schema.openAPIV3Schema.description ?? '', crd };
   };
   try {
-    await createNamespaces(c, ['ops']);
+    await c.createNamespaces(['ops']);
     const installHelp = await helm(['install', '--help']);
     assert.match(installHelp, /--server-side\b.*\(default true\)/, 'Helm 4 installs with server-side apply');
     await helm(['install', 'btx', CHART_DIR, '--namespace', 'ops']);

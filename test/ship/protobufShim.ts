@@ -3,7 +3,8 @@
 // (`application/vnd.kubernetes.protobuf`), and the embedded API server accepts only JSON and YAML
 // bodies (it answers 415). This plain-HTTP proxy forwards everything, adds the bearer token, and
 // rewrites protobuf bodies of the kinds Helm's storage writes (v1 Secret, ConfigMap) and DeleteOptions
-// into JSON. Remove it once the API server decodes protobuf bodies itself.
+// into JSON. Remove that part once the API server decodes protobuf bodies itself. It also records every
+// request, so a test can hold what a client really did against the RBAC the chart grants.
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -132,17 +133,20 @@ export interface Shim {
   url: string;
   /** Bodies rewritten so far (a test can show the shim was needed). */
   rewritten: number;
+  /** Every request forwarded, as `METHOD /path?query` (what a client asked the API server for). */
+  requests: string[];
   close(): Promise<void>;
 }
 
 /** Listen on 127.0.0.1 and forward to the API server's plain-HTTP `target` with `token`. */
 export async function startProtobufShim(target: string, token: string): Promise<Shim> {
   const upstream = new URL(target);
-  const shim: Shim = { url: '', rewritten: 0, close: async () => {} };
+  const shim: Shim = { url: '', rewritten: 0, requests: [], close: async () => {} };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      shim.requests.push(`${req.method} ${req.url}`);
       let body = Buffer.concat(chunks);
       const headers = { ...req.headers, authorization: `Bearer ${token}`, host: upstream.host };
       if ((req.headers['content-type'] ?? '').startsWith(PROTOBUF) && body.length > 0) {
