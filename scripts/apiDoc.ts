@@ -98,9 +98,11 @@ ${SEMANTIC_CHECKS.map((c) => `- ${c}`).join('\n')}
 ### Immutable fields
 
 ${IMMUTABLE_FIELDS.map((f) => `\`spec.${f}\``).join(', ')} cannot change once the run is created: every
-expert was branched from that seed, on that storage, for those domains. The CRD rejects such updates with
-\`self == oldSelf\` rules (the message says which field); where the API server does not, the operator
-refuses the change and names the field. To change them, create a new BTXRun.
+expert is trained on that storage, for those domains, with that architecture. The CRD rejects such updates
+with \`self == oldSelf\` rules (the message names the field). Where the API server does not evaluate them,
+the operator keeps the run going with the values it started with (\`status.startedWith\`) and reports the
+change: condition \`SpecApplied\` False with reason \`ImmutableFieldChanged\` naming the field, and a Warning
+Event. To change them, create a new BTXRun.
 
 ## status
 

@@ -2,9 +2,7 @@
 // operator in this process, puts the sample corpora on the run's volume, applies the CRD and the
 // manifest, shows live progress, and ends with the results table. Exit 0 when the run Succeeded.
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { dirname, join } from 'node:path';
 import winston from 'winston';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { VOLUME_MOUNT_PATH } from '../api/stageContract.js';
@@ -21,69 +19,7 @@ import {
   renderRouting,
 } from './progressView.js';
 import { parseManifests } from './manifests.js';
-
-const USAGE = `usage: btx local [-f MANIFEST] [--data-dir DIR] [--kubeconfig FILE] [--keep-running]
-
-Runs a BTXRun on this machine: the embedded control plane (API server, kubelet, Job controller),
-the operator, and the trainer as local processes. Shows live progress and ends with the results.
-
-  -f, --file FILE        the manifest (default: examples/btxrun-local.yaml); one BTXRun, plus any
-                         Namespace/PersistentVolumeClaim objects it needs
-      --data-dir DIR     where the cluster keeps its state and volumes (default: .btx/local)
-      --kubeconfig FILE  where to write the kubeconfig (default: DATA_DIR/kubeconfig)
-      --metrics-port N   the operator's /metrics port (default: a free port)
-      --timeout SECONDS  give up after this long (default: 3600)
-      --keep-running     after the run ends, keep the cluster up until Ctrl-C
-  -h, --help             this text
-
-The sample corpora (data/samples/<domain>) are copied to the claim's folder, so ${VOLUME_MOUNT_PATH}/data/<domain> resolves.
-Exit status: 0 when the run Succeeded, 1 when it Failed (the reason is printed), 2 for usage errors.
-`;
-
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-export interface LocalOptions {
-  file: string;
-  dataDir: string;
-  kubeconfigPath?: string;
-  metricsPort?: number;
-  timeoutSeconds: number;
-  keepRunning: boolean;
-}
-
-export function parseLocalArgs(argv: string[]): LocalOptions | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      file: { type: 'string', short: 'f' },
-      'data-dir': { type: 'string' },
-      kubeconfig: { type: 'string' },
-      'metrics-port': { type: 'string' },
-      timeout: { type: 'string' },
-      'keep-running': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  });
-  if (values.help) return 'help';
-  const number = (name: string, raw: string | undefined): number | undefined => {
-    if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0)
-      throw new UsageError(`--${name} must be a non-negative integer, got '${raw}'`);
-    return n;
-  };
-  return {
-    file: resolve(values.file ?? join(projectRoot, 'examples', 'btxrun-local.yaml')),
-    dataDir: resolve(values['data-dir'] ?? join('.btx', 'local')),
-    kubeconfigPath: values.kubeconfig === undefined ? undefined : resolve(values.kubeconfig),
-    metricsPort: number('metrics-port', values['metrics-port']),
-    timeoutSeconds: number('timeout', values.timeout) ?? 3600,
-    keepRunning: values['keep-running'] ?? false,
-  };
-}
-
-class UsageError extends Error {}
+import { parseLocalArgs, projectRoot, UsageError, USAGE, type LocalOptions } from './localArgs.js';
 
 /** The one BTXRun of the manifest, checked before anything starts. */
 function findRun(objects: ManifestObject[], file: string): BTXRun {
@@ -220,7 +156,10 @@ export async function run(argv: string[]): Promise<number> {
         log.warn('could not read the run', errorFields(err));
         return current;
       });
-      if (current) view.update(current);
+      const stages = current
+        ? await cluster.stageProgress(namespace, btxRun.metadata.name ?? '').catch(() => ({}))
+        : {};
+      if (current) view.update(current, Date.now(), stages);
       if (current && isTerminal(current)) break;
       if (Date.now() > deadline) {
         view.print(`btx local: the run did not finish within ${opts.timeoutSeconds}s`);

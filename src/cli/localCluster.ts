@@ -11,7 +11,10 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { btxRunCRD } from '../api/crd.js';
+import { PROGRESS_ANNOTATION, type Progress } from '../api/stageContract.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../api/types.js';
+import { LABELS, runLabelValue } from '../operator/names.js';
+import type { StageProgress } from './progressView.js';
 import { startControlPlane, type ControlPlane } from '../cluster/controlPlane.js';
 import { volumeFolder } from '../cluster/kubelet/volumes.js';
 import type { ManifestObject } from './manifests.js';
@@ -163,6 +166,30 @@ export class LocalCluster {
       plural: PLURAL,
       name,
     })) as BTXRun;
+  }
+
+  /** What the run's seed/mix/finetune/eval pods report in their progress annotation. */
+  async stageProgress(namespace: string, runName: string): Promise<StageProgress> {
+    const core = this.kubeConfig().makeApiClient(CoreV1Api);
+    const pods = await core.listNamespacedPod({
+      namespace,
+      labelSelector: `${LABELS.run}=${runLabelValue(runName)}`,
+    });
+    const progress: StageProgress = {};
+    for (const pod of pods.items) {
+      const stage = pod.metadata?.labels?.[LABELS.stage];
+      const raw = pod.metadata?.annotations?.[PROGRESS_ANNOTATION];
+      if (!raw || (stage !== 'seed' && stage !== 'mix' && stage !== 'finetune' && stage !== 'eval')) continue;
+      try {
+        const parsed = JSON.parse(raw) as Progress;
+        const seen = progress[stage];
+        // A restarted stage has several pods: the newest report wins.
+        if (!seen || parsed.time > seen.time) progress[stage] = parsed;
+      } catch {
+        // A half-written or foreign annotation: no progress to show for it.
+      }
+    }
+    return progress;
   }
 
   async createRun(run: BTXRun): Promise<void> {

@@ -1,6 +1,7 @@
 // What `btx local` shows while a BTXRun runs and when it ends. The render functions are pure
 // (a run's status in, lines out) so tests pin them down; ProgressView only decides how to print:
 // redrawn in place on a terminal, plain lines at most every few seconds otherwise (CI logs, pipes).
+import type { Progress } from '../api/stageContract.js';
 import type { BTXRun, Condition, ExpertStatus, StageStatus } from '../api/types.js';
 
 const BAR_WIDTH = 24;
@@ -46,17 +47,30 @@ function expertLine(e: ExpertStatus, total: number, nameWidth: number): string {
   return parts.join('  ');
 }
 
-function stageLine(name: string, stage: StageStatus | undefined, nameWidth: number, now: number): string {
+/** Progress the stage pods report themselves (the `btx.ai/progress` annotation), by stage. */
+export type StageProgress = Partial<Record<'seed' | 'mix' | 'finetune' | 'eval', Progress>>;
+
+function stageLine(
+  name: string,
+  stage: StageStatus | undefined,
+  nameWidth: number,
+  now: number,
+  progress: Progress | undefined,
+): string {
   if (!stage) return `  ${name.padEnd(nameWidth)}  waiting`;
   const started = stage.startTime ? Date.parse(stage.startTime) : undefined;
   const ended = stage.completionTime ? Date.parse(stage.completionTime) : undefined;
   const took = started !== undefined ? formatDuration((ended ?? now) - started) : '';
   const detail = stage.phase === 'Failed' && stage.message ? `  ${stage.message}` : '';
-  return `  ${name.padEnd(nameWidth)}  ${stage.phase}${took ? ` (${took})` : ''}${detail}`;
+  const steps =
+    progress && stage.phase === 'Running' && progress.totalSteps > 0
+      ? `${progressBar(progress.step, progress.totalSteps)}  ${progress.step}/${progress.totalSteps}  loss ${formatLoss(progress.loss)}  `
+      : '';
+  return `  ${name.padEnd(nameWidth)}  ${steps}${stage.phase}${took ? ` (${took})` : ''}${detail}`;
 }
 
 /** The live view of one run: a header, one line per expert, one per later stage. */
-export function renderProgress(run: BTXRun, now: number = Date.now()): string[] {
+export function renderProgress(run: BTXRun, now: number = Date.now(), stages: StageProgress = {}): string[] {
   const status = run.status ?? {};
   const created = run.metadata.creationTimestamp;
   const age = created ? formatDuration(now - new Date(created).getTime()) : '';
@@ -66,19 +80,20 @@ export function renderProgress(run: BTXRun, now: number = Date.now()): string[] 
   const lines = [
     `BTXRun ${run.metadata.namespace}/${run.metadata.name}  ${status.phase ?? 'Pending'}  experts ${status.expertsReady ?? `0/${domainNames.length}`}  restarts ${status.restarts ?? 0}  ${age}`,
   ];
-  if (run.spec.seed?.train) lines.push(stageLine('seed', status.seed, nameWidth, now));
+  if (run.spec.seed?.train) lines.push(stageLine('seed', status.seed, nameWidth, now, stages.seed));
   for (const name of domainNames) {
     const e = experts.find((x) => x.name === name);
     lines.push(e ? expertLine(e, expertTotal(run, e), nameWidth) : `  ${name.padEnd(nameWidth)}  waiting`);
   }
-  lines.push(stageLine('mix', status.mix, nameWidth, now));
-  lines.push(stageLine('finetune', status.finetune, nameWidth, now));
-  if (run.spec.eval?.enabled !== false) lines.push(stageLine('eval', status.eval, nameWidth, now));
+  lines.push(stageLine('mix', status.mix, nameWidth, now, stages.mix));
+  lines.push(stageLine('finetune', status.finetune, nameWidth, now, stages.finetune));
+  if (run.spec.eval?.enabled !== false)
+    lines.push(stageLine('eval', status.eval, nameWidth, now, stages.eval));
   return lines;
 }
 
 /** A one-line summary for logs that are not a terminal. */
-export function renderSummary(run: BTXRun, now: number = Date.now()): string {
+export function renderSummary(run: BTXRun, now: number = Date.now(), stages: StageProgress = {}): string {
   const status = run.status ?? {};
   const created = run.metadata.creationTimestamp;
   const age = created ? formatDuration(now - new Date(created).getTime()) : '0s';
@@ -86,7 +101,14 @@ export function renderSummary(run: BTXRun, now: number = Date.now()): string {
     (e) =>
       `${e.name} ${e.step ?? 0}/${expertTotal(run, e)} loss ${formatLoss(e.loss)} r${e.restarts} a${e.attempt} ${e.phase}`,
   );
-  return `[${age}] ${status.phase ?? 'Pending'}${experts.length ? ` | ${experts.join(' | ')}` : ''}`;
+  const running = (['seed', 'mix', 'finetune', 'eval'] as const)
+    .filter((name) => status[name]?.phase === 'Running' && stages[name])
+    .map(
+      (name) =>
+        `${name} ${stages[name]?.step}/${stages[name]?.totalSteps} loss ${formatLoss(stages[name]?.loss)}`,
+    );
+  const parts = [...running, ...experts];
+  return `[${age}] ${status.phase ?? 'Pending'}${parts.length ? ` | ${parts.join(' | ')}` : ''}`;
 }
 
 function condition(run: BTXRun, type: Condition['type']): Condition | undefined {
@@ -218,15 +240,15 @@ export class ProgressView {
     private readonly plainEveryMs = 10_000,
   ) {}
 
-  update(run: BTXRun, now: number = Date.now()): void {
+  update(run: BTXRun, now: number = Date.now(), stages: StageProgress = {}): void {
     if (this.out.isTTY) {
-      const lines = renderProgress(run, now);
+      const lines = renderProgress(run, now, stages);
       const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}F` : '';
       this.out.write(`${up}${lines.map((l) => `\x1b[2K${l}`).join('\n')}\n`);
       this.drawnLines = lines.length;
       return;
     }
-    const summary = renderSummary(run, now);
+    const summary = renderSummary(run, now, stages);
     // Phase or expert phase changes print at once; step progress at most every plainEveryMs.
     const shape = (s: string) => s.replace(/^\[[^\]]*\] /, '').replace(/ \d+\/\d+ loss [^ ]+/g, '');
     const changed = shape(summary) !== shape(this.lastPlain);

@@ -10,9 +10,10 @@ import {
   renderProgress,
   renderResults,
   renderRouting,
+  renderSummary,
 } from '../../src/cli/progressView.js';
 import { parseManifests } from '../../src/cli/manifests.js';
-import { parseLocalArgs } from '../../src/cli/local.js';
+import { parseLocalArgs } from '../../src/cli/localArgs.js';
 
 const t0 = Date.parse('2026-01-01T00:00:00Z');
 
@@ -83,6 +84,17 @@ test('the live view has one line per expert with bar, step/total, loss, restarts
   assert.deepEqual(
     lines.slice(4).map((l) => l.trim()),
     ['mix       waiting', 'finetune  waiting', 'eval      waiting'],
+  );
+});
+
+test('a running seed or finetune stage shows the progress its pod reports', () => {
+  const seeding = run({ phase: 'Seeding', seed: { phase: 'Running', startTime: '2026-01-01T00:00:00Z' } });
+  const progress = { step: 5, totalSteps: 10, loss: 3.21, tokensPerSecond: null, time: '' };
+  const lines = renderProgress(seeding, t0 + 3000, { seed: progress });
+  assert.match(lines[1] ?? '', /seed\s+\[#{12}-{12}\] {2}5\/10 {2}loss 3\.210 {2}Running \(3s\)/);
+  assert.match(
+    renderSummary(seeding, t0 + 3000, { seed: progress }),
+    /^\[3s\] Seeding \| seed 5\/10 loss 3\.210/,
   );
 });
 
