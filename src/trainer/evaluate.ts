@@ -19,8 +19,6 @@ export interface EvalSettings {
   /** Container paths. */
   checkpoints: { name: string; dir: string }[];
   data: { name: string; path: string }[];
-  /** A .json file, or a folder that gets results.json. Container path. */
-  out: string;
   batches: number;
   batchSize: number;
   seqLen?: number;

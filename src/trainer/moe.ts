@@ -43,10 +43,23 @@ export interface Routing {
   share: tf.Tensor1D;
 }
 
-/** x @ W^T for an HF Linear weight W [out, in]. */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(x, w, false, true);
-}
+/**
+ * x @ W^T for an HF Linear weight W [out, in]. The transposes are explicit, forward and
+ * backward: the wasm backend's matMul with transposeA/transposeB flags measured 5-8x slower than
+ * a transpose followed by a plain matMul at our sizes (see docs/trainer.md).
+ */
+export const linear = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([x, w]);
+  return {
+    value: tf.matMul(x, tf.transpose(w)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const g = dy as tf.Tensor2D;
+      return [tf.matMul(g, ws), tf.matMul(tf.transpose(g), xs)];
+    },
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
