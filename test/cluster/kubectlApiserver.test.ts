@@ -2,7 +2,10 @@
 // and validation, printer columns, explain, patches, wait, cascading delete, watch, and the kinds a
 // Helm chart installs.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { helmPath } from '../support/tools.js';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { eventually, startTestServer, widgetCrdPath, type TestServer } from './apiserverTestkit.js';
@@ -311,4 +314,35 @@ test('a chart-like set of built-in kinds applies with --dry-run=server, then for
   );
   assert.equal(await ok('get', 'cm', 'op-config', '-o', 'jsonpath={.data.level}'), 'debug');
   assert.match(await ok('delete', '-f', path), /deployment.apps "op" deleted/);
+});
+
+test('helm 4 installs, upgrades and uninstalls a chart straight against the server (protobuf release Secrets, server-side apply)', async () => {
+  const chart = join(t.dir, 'chart');
+  mkdirSync(join(chart, 'templates'), { recursive: true });
+  writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: op\nversion: 0.1.0\n');
+  writeFileSync(
+    join(chart, 'templates', 'all.yaml'),
+    CHART.replace('level: info', 'level: {{ .Values.level | default "info" }}'),
+  );
+  await ok('create', 'namespace', 'helm');
+  const helm = async (...args: string[]): Promise<string> => {
+    const { stdout } = await promisify(execFile)(
+      helmPath(),
+      ['--kubeconfig', t.kubeconfigPath, '-n', 'helm', ...args],
+      {
+        env: { ...process.env, HOME: t.dir },
+        timeout: 60_000,
+      },
+    );
+    return stdout;
+  };
+  assert.match(await helm('install', 'op', chart), /STATUS: deployed/);
+  assert.match(await helm('upgrade', 'op', chart, '--set', 'level=debug'), /STATUS: deployed/);
+  assert.equal(await ok('get', 'cm', 'op-config', '-n', 'helm', '-o', 'jsonpath={.data.level}'), 'debug');
+  assert.match(
+    await ok('get', 'secrets', '-n', 'helm', '-o', 'name'),
+    /secret\/sh\.helm\.release\.v1\.op\.v2/,
+  );
+  assert.match(await helm('uninstall', 'op'), /release "op" uninstalled/);
+  assert.equal((await ok('get', 'deploy,cm,secrets', '-n', 'helm', '-o', 'name')).trim(), '');
 });

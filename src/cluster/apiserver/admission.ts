@@ -82,6 +82,9 @@ export function admit(
       case '/namespaces':
         defaultNamespace(obj, isCreate);
         break;
+      case '/secrets':
+        if (!obj.type) obj.type = 'Opaque';
+        break;
       case '/services':
         defaultService(obj, old);
         break;

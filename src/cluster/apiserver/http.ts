@@ -2,10 +2,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { ApiError, badRequest, unsupportedMediaType } from './errors.js';
+import { decodeProtobuf, PROTOBUF } from './protobuf.js';
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 export async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readRawBody(req)).toString('utf8');
+}
+
+export async function readRawBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -14,16 +19,18 @@ export async function readBody(req: IncomingMessage): Promise<string> {
       throw new ApiError(413, 'RequestEntityTooLarge', 'Request entity too large: limit is 3145728');
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 export function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
-/** A create/update body: JSON (or YAML, which the real server accepts too). */
-export function parseObjectBody(contentType: string | undefined, body: string): unknown {
+/** A create/update/delete body: JSON, YAML, or protobuf for the kinds protobuf.ts decodes. */
+export function parseObjectBody(contentType: string | undefined, raw: Buffer): unknown {
   const type = mediaType(contentType);
+  if (type === PROTOBUF) return raw.length ? decodeProtobuf(raw) : undefined;
+  const body = raw.toString('utf8');
   if (type !== '' && type !== 'application/json' && type !== 'application/yaml' && type !== '*/*')
     throw unsupportedMediaType([
       'application/json',

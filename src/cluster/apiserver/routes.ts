@@ -11,7 +11,15 @@ import {
   notFound,
   unsupportedMediaType,
 } from './errors.js';
-import { mediaType, parseAccept, parseObjectBody, readBody, sendJson, type AcceptedAs } from './http.js';
+import {
+  mediaType,
+  parseAccept,
+  parseObjectBody,
+  readBody,
+  readRawBody,
+  sendJson,
+  type AcceptedAs,
+} from './http.js';
 import { serveLogs } from './logs.js';
 import { clone, isObject, nowTimestamp, type KObject } from './meta.js';
 import { apiVersionOf, storageOf, type ResourceInfo } from './registry.js';
@@ -235,7 +243,7 @@ export async function handleResource(
       });
     }
     case 'POST': {
-      const body = parseObjectBody(req.headers['content-type'], await readBody(req));
+      const body = parseObjectBody(req.headers['content-type'], await readRawBody(req));
       if (path.name && path.subresource === 'binding') return bind(ctx, info, ns, path.name, body, res);
       if (path.name) throw methodNotAllowed();
       const obj = api.create(info, path.version, ns, body, writeOpts());
@@ -243,7 +251,7 @@ export async function handleResource(
     }
     case 'PUT': {
       if (!path.name) throw methodNotAllowed();
-      const body = parseObjectBody(req.headers['content-type'], await readBody(req));
+      const body = parseObjectBody(req.headers['content-type'], await readRawBody(req));
       const obj = api.update(info, path.version, ns, path.name, body, path.subresource, {
         dryRun: dryRun(q),
       });
@@ -275,8 +283,8 @@ export async function handleResource(
       return single(created ? 201 : 200, object);
     }
     case 'DELETE': {
-      const raw = await readBody(req);
-      const body = raw.trim()
+      const raw = await readRawBody(req);
+      const body = raw.toString('utf8').trim()
         ? parseObjectBody(req.headers['content-type'] ?? 'application/json', raw)
         : undefined;
       const o = isObject(body) ? body : {};
