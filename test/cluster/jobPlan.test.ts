@@ -130,6 +130,17 @@ test('suspend deletes active pods and sets Suspended; resuming starts the clock 
   assert.deepEqual(plan.deletePods, [running]);
   assert.equal(cond(plan, 'Suspended')?.status, 'True');
   assert.equal(plan.status.startTime, undefined);
+  const stopped = {
+    ...pod('Failed', { exitCode: 143 }),
+    metadata: { name: 'x', uid: 'x', deletionTimestamp: new Date(T0) },
+  };
+  const whileSuspended = planJob(
+    job({ suspend: true, backoffLimit: 0 }, { conditions: plan.status.conditions as never }),
+    [stopped],
+    T0,
+    opts,
+  );
+  assert.equal(whileSuspended.status.failed, 0, 'pods stopped by suspension are not failures');
   const resumed = planJob(
     job({ suspend: false }, { conditions: plan.status.conditions as never }),
     [],

@@ -198,6 +198,16 @@ test('pod phase follows the kubelet: waiting is Pending, any running is Running,
   assert.equal(podPhase(record([exit(0), exit(3)]), 'Never'), 'Failed');
   assert.equal(podPhase(record([exit(3)]), 'OnFailure'), 'Running');
   assert.equal(podPhase(record([exit(0)]), 'Always'), 'Running');
+  const deleted = record([exit(143)]);
+  deleted.deleted = true;
+  assert.equal(
+    podPhase(deleted, 'Always'),
+    'Failed',
+    'a deleted pod ends terminal whatever its restart policy',
+  );
+  const deletedOk = record([exit(0)]);
+  deletedOk.deleted = true;
+  assert.equal(podPhase(deletedOk, 'OnFailure'), 'Succeeded');
   const failedInit = [{ name: 'i', image: 'img', state: exit(1), restartCount: 0 }];
   assert.equal(
     podPhase(record([{ kind: 'waiting', reason: 'PodInitializing' }], failedInit), 'Never'),

@@ -153,6 +153,8 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
   let failJob: RuleMatch | undefined;
   const counted: V1Pod[] = [];
   for (const p of failedPods) {
+    // Pods the controller stopped because the Job was suspended are not failures.
+    if (p.metadata?.deletionTimestamp && isTrue(job, 'Suspended')) continue;
     const match = rules.length ? matchPodFailurePolicy(rules, p) : undefined;
     if (match?.action === 'Ignore') continue;
     if (match?.action === 'FailJob' && !failJob) failJob = match;

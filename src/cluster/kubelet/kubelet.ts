@@ -213,13 +213,9 @@ export class Kubelet {
     const uid = pod.metadata?.uid ?? '';
     if (pod.metadata?.deletionTimestamp) {
       if (worker) {
-        this.events.emit(
-          pod,
-          'Normal',
-          'Killing',
-          `Stopping container ${pod.spec.containers.map((c) => c.name).join(', ')}`,
-        );
         worker.update(pod);
+        // A deleted pod ends in a terminal phase before it goes, as the kubelet does since 1.27.
+        worker.record.deleted = true;
         await worker.terminate(worker.graceSeconds);
         await this.writeStatus(pod, worker).catch(() => undefined);
         this.forget(key, worker);

@@ -39,6 +39,8 @@ export interface PodRecord {
   startTime: string;
   /** Set by fault injection: the node went away under the pod. */
   nodeLost?: { at: string; nodeName: string };
+  /** The pod is being deleted: once its containers are stopped it is Failed (Succeeded if all exited 0). */
+  deleted?: boolean;
   /** spec.activeDeadlineSeconds passed: the kubelet stopped the pod. */
   deadlineExceeded?: boolean;
 }
@@ -52,6 +54,13 @@ function succeeded(c: ContainerRecord): boolean {
 /** The kubelet's getPhase: init progress first, then what the app containers are doing. */
 export function podPhase(record: PodRecord, restartPolicy: string): PodPhase {
   if (record.nodeLost || record.deadlineExceeded) return 'Failed';
+  if (
+    record.deleted &&
+    ![...record.initContainers, ...record.containers].some((c) => c.state.kind === 'running')
+  ) {
+    const all = [...record.initContainers, ...record.containers];
+    return all.every(succeeded) ? 'Succeeded' : 'Failed';
+  }
   for (const c of record.initContainers) {
     if (succeeded(c)) continue;
     if (c.state.kind === 'terminated' && restartPolicy === 'Never') return 'Failed';
