@@ -130,6 +130,8 @@ function quantity(description: string): JSONSchema {
     description,
     anyOf: [{ type: 'integer' }, { type: 'string' }],
     pattern: QUANTITY_PATTERN,
+    // Bounds the CEL cost of comparing resources (domains are immutable: `self == oldSelf`).
+    maxLength: 64,
     'x-kubernetes-int-or-string': true,
   };
 }
@@ -682,7 +684,8 @@ export function btxRunSchema(): JSONSchema {
     {
       apiVersion: str('Versioned schema of this object: btx.ai/v1alpha1.', { maxLength: 253 }),
       kind: str('Kind of this object: BTXRun.', { maxLength: 253 }),
-      metadata: { type: 'object', description: 'Standard object metadata (name, namespace, labels, ...).' },
+      // Only `type: object`: the API server owns ObjectMeta's schema (kubectl explain shows its docs).
+      metadata: { type: 'object' },
       spec: specSchema,
       status: statusSchema,
     },
