@@ -173,3 +173,41 @@ test('OnFailure restarts a failing container: restartCount, lastState, and kubec
   assert.equal((await kubectl('logs', 'flaky', '--previous')).stdout, 'run 0\n');
   assert.equal((await kubectl('logs', 'flaky')).stdout, 'run 1\n');
 });
+
+test('ConfigMaps and Secrets reach the process as env (keyRef, envFrom) and as files under a mountPath', async () => {
+  await core.createNamespacedConfigMap({
+    namespace: NS,
+    body: { metadata: { name: 'settings' }, data: { mode: 'fast', 'app.conf': 'x=1' } },
+  });
+  await core.createNamespacedSecret({
+    namespace: NS,
+    body: { metadata: { name: 'creds' }, data: { token: Buffer.from('s3cret').toString('base64') } },
+  });
+  await createPod('configured', {
+    volumes: [
+      { name: 'out', persistentVolumeClaim: { claimName: 'shared' } },
+      { name: 'conf', configMap: { name: 'settings' } },
+    ],
+    containers: [
+      nodeContainer(
+        `const fs = require('fs'); const m = JSON.parse(process.env.BTX_LOCAL_PATHS); fs.writeFileSync(m['/out'] + '/configured.json', JSON.stringify({ mode: process.env.MODE, token: process.env.TOKEN, prefixed: process.env.CFG_mode, file: fs.readFileSync(m['/etc/app'] + '/app.conf', 'utf8') }))`,
+        {
+          volumeMounts: [
+            { name: 'out', mountPath: '/out' },
+            { name: 'conf', mountPath: '/etc/app' },
+          ],
+          envFrom: [{ prefix: 'CFG_', configMapRef: { name: 'settings' } }],
+          env: [
+            { name: 'MODE', valueFrom: { configMapKeyRef: { name: 'settings', key: 'mode' } } },
+            { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'creds', key: 'token' } } },
+          ],
+        },
+      ),
+    ],
+  });
+  await waitForPod('configured', phaseIs('Succeeded'), 'phase Succeeded');
+  const written = JSON.parse(
+    readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'shared', 'configured.json'), 'utf8'),
+  );
+  assert.deepEqual(written, { mode: 'fast', token: 's3cret', prefixed: 'fast', file: 'x=1' });
+});
