@@ -166,6 +166,7 @@ export async function startProtobufShim(target: string, token: string): Promise<
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
         (r) => {
           res.writeHead(r.statusCode ?? 502, r.headers);
+          res.flushHeaders(); // a watch sends headers long before its first event
           r.pipe(res);
         },
       );
