@@ -200,7 +200,9 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
       },
     });
     const killed = s.stopAtStep !== undefined && result.step < s.steps;
-    if (!killed && !result.checkpointed) await save(result.step, result.loss ?? resume?.state?.loss ?? null);
+    const alreadySaved = resume !== null && startStep === result.step; // restarted after finishing
+    if (alreadySaved) newest = `${s.out.replace(/\/+$/, '')}/${checkpointDirName(result.step)}`;
+    else if (!killed && !result.checkpointed) await save(result.step, result.loss ?? null);
     const loss = result.loss ?? resume?.state?.loss ?? null;
     progress.report({ step: result.step, totalSteps: s.steps, loss, tokensPerSecond: null }, true);
     await progress.flush();

@@ -1,0 +1,214 @@
+// Trainer speed on this machine's TensorFlow.js backend, every ratio measured side by side:
+//   - a training step's tokens/s and achieved GFLOP/s against the best plain matMul GFLOP/s;
+//   - MoE (4 experts, top-2) step time against a dense model with the same active parameters;
+//   - MoE dispatch: dense (every expert on every token, masked) against sparse gather
+//     (each expert on its own tokens, found with one host sync per layer);
+//   - HF-layout linear layers: matMul with transpose flags against explicit transposes.
+import * as tf from '../src/trainer/tfjs.js';
+import { initBackend } from '../src/trainer/backend.js';
+import { AdamW } from '../src/trainer/adamw.js';
+import type { LlamaConfig, MixtralConfig } from '../src/trainer/hfConfig.js';
+import { llamaConfigFromSpec } from '../src/trainer/hfConfig.js';
+import { batchLoss, disposeParams, initParams, modelDims } from '../src/trainer/model.js';
+import type { ModelDims } from '../src/trainer/model.js';
+import { linear, moeFeedForward, route, swiglu } from '../src/trainer/moe.js';
+
+const BATCH = 8;
+const SEQ = 64;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median ms of `f` over `reps` runs after `warmup`; f must finish its device work (await data). */
+async function time(f: () => Promise<void>, reps = 5, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await f();
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await f();
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
+async function bestMatmulGflops(): Promise<{ gflops: number; size: number }> {
+  let best = { gflops: 0, size: 0 };
+  for (const n of [128, 256, 512, 1024]) {
+    const a = tf.randomNormal([n, n]);
+    const b = tf.randomNormal([n, n]);
+    const ms = await time(async () => {
+      const c = tf.matMul(a, b);
+      await c.data();
+      c.dispose();
+    });
+    const gflops = (2 * n ** 3) / ms / 1e6;
+    if (gflops > best.gflops) best = { gflops, size: n };
+    tf.dispose([a, b]);
+  }
+  return best;
+}
+
+/** Matmul FLOPs of one training step (forward x 3 for forward + backward), active experts only. */
+function stepFlops(d: ModelDims, tokens: number): number {
+  const attnProj = d.hidden * (2 * d.heads * d.headDim + 2 * d.kvHeads * d.headDim);
+  const ffn = 3 * d.hidden * d.ffn * (d.experts > 0 ? d.routing.k : 1);
+  const router = d.experts * d.hidden;
+  const perTokenLayer = 2 * (attnProj + ffn + router) + 2 * 2 * SEQ * d.heads * d.headDim;
+  return 3 * tokens * (d.layers * perTokenLayer + 2 * d.hidden * d.vocab);
+}
+
+async function trainStepMs(config: LlamaConfig | MixtralConfig): Promise<{ ms: number; dims: ModelDims }> {
+  const dims = modelDims(config);
+  const params = initParams(dims, 1);
+  const opt = new AdamW(params);
+  const ids = tf.randomUniform([BATCH, SEQ + 1], 0, dims.vocab, 'int32', 7) as tf.Tensor2D;
+  const ms = await time(async () => {
+    const { value, grads } = tf.variableGrads(
+      () => batchLoss(params, dims, ids, { training: true }).total,
+      opt.variables(),
+    );
+    const norm = opt.apply(grads, 1e-4);
+    await value.data();
+    tf.dispose([value, norm, ...Object.values(grads)]);
+  });
+  opt.dispose();
+  disposeParams(params);
+  ids.dispose();
+  return { ms, dims };
+}
+
+/** Sparse MoE FFN: each expert runs on the tokens routed to it (one host sync for the indices). */
+const gatherRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, idx, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  save([idx]);
+  return {
+    value: tf.gather(x, idx),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      tf.scatterND(tf.expandDims(saved[0]!, 1), dy, x.shape),
+      tf.zerosLike(saved[0]!),
+    ],
+  };
+}) as (x: tf.Tensor2D, idx: tf.Tensor1D) => tf.Tensor2D;
+
+/** Rows added into an [n, hidden] zero tensor at idx; the gradient gathers the rows back. */
+function scatterRows(updates: tf.Tensor2D, idx: tf.Tensor1D, n: number): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [u, i, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+    save([i]);
+    return {
+      value: tf.scatterND(tf.expandDims(i, 1), u, [n, u.shape[1]]),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.gather(dy, saved[0]!), tf.zerosLike(saved[0]!)],
+    };
+  }) as (u: tf.Tensor2D, i: tf.Tensor1D) => tf.Tensor2D;
+  return f(updates, idx);
+}
+
+async function dispatchMs(kind: 'dense' | 'sparse'): Promise<number> {
+  const [n, hidden, ffn, experts] = [BATCH * SEQ, 64, 192, 4];
+  const x = tf.variable(tf.randomNormal([n, hidden]));
+  const router = tf.variable(tf.randomNormal([experts, hidden], 0, 0.5));
+  const w = Array.from({ length: experts }, () => ({
+    w1: tf.variable(tf.randomNormal([ffn, hidden], 0, 0.05)),
+    w3: tf.variable(tf.randomNormal([ffn, hidden], 0, 0.05)),
+    w2: tf.variable(tf.randomNormal([hidden, ffn], 0, 0.05)),
+  }));
+  const vars = [x, router, ...w.flatMap((e) => [e.w1, e.w2, e.w3])] as tf.Variable[];
+  const opts = { router: 'topK' as const, k: 2 };
+  const ms = await time(async () => {
+    let perExpert: Int32Array[] = [];
+    if (kind === 'sparse') {
+      // The host sync sparse dispatch needs: which tokens go to which expert.
+      const mask = tf.tidy(() => route(linear(x, router), opts, false, 0).mask);
+      const m = await mask.data();
+      mask.dispose();
+      perExpert = w.map((_, e) =>
+        Int32Array.from([...Array(n).keys()].filter((t) => m[t * experts + e]! > 0)),
+      );
+    }
+    const { value, grads } = tf.variableGrads(() => {
+      if (kind === 'dense')
+        return tf.sum(moeFeedForward(x, router, w as never, opts, true, 0).y) as tf.Scalar;
+      const r = route(linear(x, router), opts, true, 0);
+      let y: tf.Tensor2D = tf.zerosLike(x);
+      w.forEach((e, i) => {
+        const idx = tf.tensor1d(perExpert[i]!, 'int32');
+        const gate = gatherRows(tf.slice(r.gates, [0, i], [n, 1]) as tf.Tensor2D, idx);
+        const out = tf.mul(swiglu(gatherRows(x, idx), e.w1, e.w3, e.w2), gate);
+        y = tf.add(y, scatterRows(out, idx, n));
+      });
+      return tf.sum(y) as tf.Scalar;
+    }, vars);
+    await value.data();
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  tf.dispose(vars);
+  return ms;
+}
+
+async function linearMs(kind: 'flags' | 'explicit'): Promise<number> {
+  const x = tf.variable(tf.randomNormal([BATCH * SEQ, 64]));
+  const w = tf.variable(tf.randomNormal([192, 64]));
+  const ms = await time(async () => {
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(kind === 'flags' ? tf.matMul(x, w, false, true) : linear(x, w)) as tf.Scalar,
+      [x, w],
+    );
+    await value.data();
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  tf.dispose([x, w]);
+  return ms;
+}
+
+export async function bench(): Promise<void> {
+  const backend = await initBackend();
+  const tokens = BATCH * SEQ;
+  const matmul = await bestMatmulGflops();
+  console.log(
+    `backend ${backend}; best plain matMul ${matmul.gflops.toFixed(2)} GFLOP/s (${matmul.size}x${matmul.size})`,
+  );
+
+  const spec = { vocabSize: 259, dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: SEQ };
+  const dense = llamaConfigFromSpec(spec);
+  const denseStep = await trainStepMs(dense);
+  const flops = stepFlops(denseStep.dims, tokens);
+  console.log(
+    `dense train step (d64 L2 H4 ffn192, batch ${BATCH}x${SEQ}): ${denseStep.ms.toFixed(1)} ms, ` +
+      `${((tokens / denseStep.ms) * 1000).toFixed(0)} tokens/s, ${(flops / denseStep.ms / 1e6).toFixed(2)} GFLOP/s ` +
+      `= ${((flops / denseStep.ms / 1e6 / matmul.gflops) * 100).toFixed(1)}% of plain matMul`,
+  );
+
+  const { model_type: _t, ...rest } = dense;
+  const moe: MixtralConfig = {
+    ...rest,
+    model_type: 'mixtral',
+    num_local_experts: 4,
+    num_experts_per_tok: 2,
+    router_aux_loss_coef: 0.01,
+  };
+  const sameActive = llamaConfigFromSpec({ ...spec, ffnHidden: 2 * spec.ffnHidden });
+  const moeStep = await trainStepMs(moe);
+  const activeStep = await trainStepMs(sameActive);
+  console.log(
+    `MoE 4 experts top-2 step ${moeStep.ms.toFixed(1)} ms vs dense with the same active parameters (ffn 384) ` +
+      `${activeStep.ms.toFixed(1)} ms: ${(moeStep.ms / activeStep.ms).toFixed(2)}x`,
+  );
+
+  const denseDispatch = await dispatchMs('dense');
+  const sparseDispatch = await dispatchMs('sparse');
+  console.log(
+    `MoE FFN forward+backward, ${tokens} tokens, 4 experts top-2: dense dispatch ${denseDispatch.toFixed(1)} ms, ` +
+      `sparse gather ${sparseDispatch.toFixed(1)} ms (sparse/dense ${(sparseDispatch / denseDispatch).toFixed(2)}x)`,
+  );
+
+  const flags = await linearMs('flags');
+  const explicit = await linearMs('explicit');
+  console.log(
+    `linear [${tokens},64] x [192,64]^T forward+backward: transpose flags ${flags.toFixed(2)} ms, ` +
+      `explicit transposes ${explicit.toFixed(2)} ms (${(flags / explicit).toFixed(2)}x)`,
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await bench();
