@@ -294,14 +294,10 @@ export class Kubelet {
     const before = new Map((pod.status?.containerStatuses ?? []).map((c) => [c.name, c]));
     const after = (status.containerStatuses ?? []) as {
       name: string;
-      restartCount: number;
-      state?: { running?: unknown; waiting?: { reason?: string; message?: string } };
+      state?: { waiting?: { reason?: string; message?: string } };
     }[];
     for (const c of after) {
       const prev = before.get(c.name);
-      const newlyRunning =
-        c.state?.running && (!prev?.state?.running || prev.restartCount !== c.restartCount);
-      if (newlyRunning) this.events.emit(pod, 'Normal', 'Started', `Started container ${c.name}`);
       const waiting = c.state?.waiting;
       if (waiting && waiting.reason !== prev?.state?.waiting?.reason) {
         if (waiting.reason === 'CrashLoopBackOff')
