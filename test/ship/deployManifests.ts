@@ -1,10 +1,10 @@
 // deploy/ is generated from the chart, so the plain manifests cannot drift from it:
 //   npx tsx test/ship/deployManifests.ts      rewrites deploy/ (the test in deploy.test.ts checks it is current)
 // The chart is rendered with its defaults (release btx-operator in namespace btx-system) except that the CRD
-// comes from crds/ (copied: kustomize refuses files outside the kustomization's folder) and the Grafana
-// dashboard ConfigMap is left to the chart.
+// comes from crds/ (as the kustomization `../crds`, so `npm run gen` updates both) and the Grafana dashboard
+// ConfigMap is left to the chart.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
@@ -85,20 +85,16 @@ export async function renderDeploy(): Promise<Map<string, string>> {
   const docs = (list: Manifest[]) => list.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
   files.set('deploy/namespace.yaml', HEADER('namespace') + docs([namespace]));
   files.set('deploy/operator.yaml', HEADER('helm template with the chart defaults') + docs(objects));
-  files.set('deploy/crds/btx.ai_btxruns.yaml', readFileSync(join(repoRoot, CRD_FILE), 'utf8'));
   files.set(
     'deploy/kustomization.yaml',
     HEADER('kustomization') +
       stringify({
         apiVersion: 'kustomize.config.k8s.io/v1beta1',
         kind: 'Kustomization',
-        resources: ['namespace.yaml', 'crds/btx.ai_btxruns.yaml', 'operator.yaml'],
+        resources: ['namespace.yaml', '../crds', 'operator.yaml'],
       }),
   );
-  for (const [path, text] of files) {
-    if (path.startsWith('deploy/crds/')) continue; // a byte copy of crds/
-    files.set(path, await format(text, join(repoRoot, path)));
-  }
+  for (const [path, text] of files) files.set(path, await format(text, join(repoRoot, path)));
   return files;
 }
 
