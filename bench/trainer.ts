@@ -105,14 +105,18 @@ function scatterRows(updates: tf.Tensor2D, idx: tf.Tensor1D, n: number): tf.Tens
   return f(updates, idx);
 }
 
+function variable2d(shape: [number, number], std: number): tf.Variable<tf.Rank.R2> {
+  return tf.variable(tf.randomNormal<tf.Rank.R2>(shape, 0, std));
+}
+
 async function dispatchMs(kind: 'dense' | 'sparse'): Promise<number> {
   const [n, hidden, ffn, experts] = [BATCH * SEQ, 64, 192, 4];
-  const x = tf.variable(tf.randomNormal([n, hidden]));
-  const router = tf.variable(tf.randomNormal([experts, hidden], 0, 0.5));
+  const x = variable2d([n, hidden], 1);
+  const router = variable2d([experts, hidden], 0.5);
   const w = Array.from({ length: experts }, () => ({
-    w1: tf.variable(tf.randomNormal([ffn, hidden], 0, 0.05)),
-    w3: tf.variable(tf.randomNormal([ffn, hidden], 0, 0.05)),
-    w2: tf.variable(tf.randomNormal([hidden, ffn], 0, 0.05)),
+    w1: variable2d([ffn, hidden], 0.05),
+    w3: variable2d([ffn, hidden], 0.05),
+    w2: variable2d([hidden, ffn], 0.05),
   }));
   const vars = [x, router, ...w.flatMap((e) => [e.w1, e.w2, e.w3])] as tf.Variable[];
   const opts = { router: 'topK' as const, k: 2 };
@@ -128,14 +132,13 @@ async function dispatchMs(kind: 'dense' | 'sparse'): Promise<number> {
       );
     }
     const { value, grads } = tf.variableGrads(() => {
-      if (kind === 'dense')
-        return tf.sum(moeFeedForward(x, router, w as never, opts, true, 0).y) as tf.Scalar;
+      if (kind === 'dense') return tf.sum(moeFeedForward(x, router, w, opts, true, 0).y) as tf.Scalar;
       const r = route(linear(x, router), opts, true, 0);
       let y: tf.Tensor2D = tf.zerosLike(x);
       w.forEach((e, i) => {
         const idx = tf.tensor1d(perExpert[i]!, 'int32');
         const gate = gatherRows(tf.slice(r.gates, [0, i], [n, 1]) as tf.Tensor2D, idx);
-        const out = tf.mul(swiglu(gatherRows(x, idx), e.w1, e.w3, e.w2), gate);
+        const out = tf.mul(swiglu(gatherRows(x, idx), e.w1, e.w3, e.w2), gate) as tf.Tensor2D;
         y = tf.add(y, scatterRows(out, idx, n));
       });
       return tf.sum(y) as tf.Scalar;
@@ -148,8 +151,8 @@ async function dispatchMs(kind: 'dense' | 'sparse'): Promise<number> {
 }
 
 async function linearMs(kind: 'flags' | 'explicit'): Promise<number> {
-  const x = tf.variable(tf.randomNormal([BATCH * SEQ, 64]));
-  const w = tf.variable(tf.randomNormal([192, 64]));
+  const x = variable2d([BATCH * SEQ, 64], 1);
+  const w = variable2d([192, 64], 1);
   const ms = await time(async () => {
     const { value, grads } = tf.variableGrads(
       () => tf.sum(kind === 'flags' ? tf.matMul(x, w, false, true) : linear(x, w)) as tf.Scalar,
