@@ -110,8 +110,12 @@ export function checkSchema(value: unknown, schema: JSONSchema, path: string): F
     }
     for (const [key, child] of entries) {
       const childSchema = schema.properties?.[key] ?? schema.additionalProperties;
-      // Unknown fields: the API server prunes them; nothing to check.
       if (childSchema) errors.push(...checkSchema(child, childSchema, `${path}.${key}`));
+      // A typo, most likely. The API server rejects it (strict field validation) or prunes it, so the
+      // operator never sees one; `btx local` checks the manifest before it starts anything.
+      else if (!schema['x-kubernetes-preserve-unknown-fields'] && schema.properties) {
+        fail(`${path}.${key}`, `unknown field ${JSON.stringify(key)}`);
+      }
     }
   }
   return errors;
