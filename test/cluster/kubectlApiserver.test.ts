@@ -346,3 +346,49 @@ test('helm 4 installs, upgrades and uninstalls a chart straight against the serv
   assert.match(await helm('uninstall', 'op'), /release "op" uninstalled/);
   assert.equal((await ok('get', 'deploy,cm,secrets', '-n', 'helm', '-o', 'name')).trim(), '');
 });
+
+test('kubectl create and kubectl run, which send protobuf bodies, create what they say', async () => {
+  await ok('create', 'namespace', 'pb');
+  await ok('create', 'secret', 'generic', 's', '--from-literal=p=q', '-n', 'pb');
+  await ok('create', 'job', 'j', '--image=busybox', '-n', 'pb', '--', 'echo', 'hi');
+  await ok('create', 'deployment', 'd', '--image=nginx:1', '--replicas=2', '-n', 'pb');
+  await ok('run', 'r', '--image=busybox', '--env=A=1', '--labels=x=y', '-n', 'pb', '--', 'sleep', '1');
+  assert.equal(await ok('get', 'secret', 's', '-n', 'pb', '-o', 'jsonpath={.type} {.data.p}'), 'Opaque cQ==');
+  assert.equal(
+    await ok(
+      'get',
+      'job',
+      'j',
+      '-n',
+      'pb',
+      '-o',
+      'jsonpath={.spec.template.spec.restartPolicy} {.spec.template.spec.containers[0].command}',
+    ),
+    'Never ["echo","hi"]',
+  );
+  assert.equal(
+    await ok(
+      'get',
+      'deploy',
+      'd',
+      '-n',
+      'pb',
+      '-o',
+      'jsonpath={.spec.replicas} {.spec.selector.matchLabels.app}',
+    ),
+    '2 d',
+  );
+  assert.equal(
+    await ok(
+      'get',
+      'pod',
+      'r',
+      '-n',
+      'pb',
+      '-o',
+      'jsonpath={.metadata.labels.x} {.spec.containers[0].env[0].value} {.spec.containers[0].args}',
+    ),
+    'y 1 ["sleep","1"]',
+  );
+  assert.match(await ok('delete', 'namespace', 'pb'), /namespace "pb" deleted/);
+});

@@ -195,6 +195,8 @@ export class Store {
       }
     }
     for (const sink of this.sinks.get(ev.key) ?? []) sink.deliver(ev);
+    // The shared serializations are for this fan-out; history keeps only the objects.
+    ev.lines = undefined;
     this.onChange?.();
   }
 }

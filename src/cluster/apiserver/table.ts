@@ -239,6 +239,32 @@ const PRINTERS: Record<string, Printer> = {
     ],
     cells: (crd) => [crd.metadata.name!, crd.metadata.creationTimestamp ?? null],
   },
+  '/nodes': {
+    columns: [
+      NAME,
+      col('Status', 'string', 'The status of the node'),
+      col('Roles', 'string', 'The roles of the node'),
+      AGE,
+      col('Version', 'string', 'Kubelet Version reported by the node.'),
+    ],
+    cells(node) {
+      const ready = arr(o(node.status).conditions).find((c) => c.type === 'Ready');
+      const status = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
+      const unschedulable = o(node.spec).unschedulable === true ? ',SchedulingDisabled' : '';
+      const roles = Object.keys(node.metadata.labels ?? {})
+        .filter((k) => k.startsWith('node-role.kubernetes.io/'))
+        .map((k) => k.slice('node-role.kubernetes.io/'.length))
+        .join(',');
+      const version = (o(o(node.status).nodeInfo).kubeletVersion as string) ?? '';
+      return [
+        node.metadata.name!,
+        status + unschedulable,
+        roles || '<none>',
+        ageOf(node.metadata.creationTimestamp),
+        version,
+      ];
+    },
+  },
   'coordination.k8s.io/leases': {
     columns: [NAME, col('Holder', 'string', 'The holder of the lease.'), AGE],
     cells: (l) => [
