@@ -12,6 +12,7 @@ import {
   unschedulableMessage,
 } from '../../src/cluster/kubelet/resources.js';
 import { containerPathMap, podVolumeFolders } from '../../src/cluster/kubelet/volumes.js';
+import { matchesNode } from '../../src/cluster/kubelet/nodeAffinity.js';
 
 const noSources: EnvSources = {
   configMapKey: async () => undefined,
@@ -242,4 +243,71 @@ test('status: exit code, reason and message per container; Ready conditions; Dis
   assert.equal(dt?.status, 'True');
   assert.equal(dt?.reason, 'DeletionByTaintManager');
   assert.equal(ls.reason, 'NodeLost');
+});
+
+test('node affinity: nodeSelector and required terms (OR of ANDed expressions) decide whether a pod fits the node', () => {
+  const labels = {
+    'kubernetes.io/hostname': 'btx-local',
+    'nvidia.com/gpu.present': 'true',
+    'nvidia.com/gpu.count': '2',
+  };
+  const pod = (spec: Partial<NonNullable<V1Pod['spec']>>): V1Pod => ({ spec: { containers: [], ...spec } });
+  assert.equal(
+    matchesNode(pod({ nodeSelector: { 'nvidia.com/gpu.present': 'true' } }), 'btx-local', labels),
+    true,
+  );
+  assert.equal(matchesNode(pod({ nodeSelector: { disk: 'ssd' } }), 'btx-local', labels), false);
+  const affinity = (
+    terms: {
+      matchExpressions?: { key: string; operator: string; values?: string[] }[];
+      matchFields?: { key: string; operator: string; values?: string[] }[];
+    }[],
+  ) =>
+    pod({
+      affinity: {
+        nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } },
+      },
+    });
+  assert.equal(
+    matchesNode(
+      affinity([{ matchExpressions: [{ key: 'nvidia.com/gpu.count', operator: 'Gt', values: ['1'] }] }]),
+      'btx-local',
+      labels,
+    ),
+    true,
+  );
+  assert.equal(
+    matchesNode(
+      affinity([{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }]),
+      'btx-local',
+      labels,
+    ),
+    false,
+  );
+  assert.equal(
+    matchesNode(
+      affinity([
+        { matchExpressions: [{ key: 'zone', operator: 'Exists' }] },
+        { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['btx-local'] }] },
+      ]),
+      'btx-local',
+      labels,
+    ),
+    true,
+  );
+  assert.equal(
+    matchesNode(
+      affinity([
+        {
+          matchExpressions: [
+            { key: 'zone', operator: 'DoesNotExist' },
+            { key: 'kubernetes.io/hostname', operator: 'NotIn', values: ['btx-local'] },
+          ],
+        },
+      ]),
+      'btx-local',
+      labels,
+    ),
+    false,
+  );
 });

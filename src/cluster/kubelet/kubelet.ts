@@ -15,6 +15,7 @@ import { watchResource, type WatchedResource } from '../informer.js';
 import { WorkQueue } from '../workQueue.js';
 import { EventRecorder } from '../events.js';
 import type { EnvSources } from './podEnv.js';
+import { matchesNode } from './nodeAffinity.js';
 import { PodWorker, type PodWorkerConfig } from './podWorker.js';
 import { computePodStatus, nowRfc3339, stableJson, toWire } from './podStatus.js';
 import {
@@ -370,8 +371,7 @@ export class Kubelet {
   }
 
   private matchesNodeSelector(pod: V1Pod): boolean {
-    const labels = this.nodeLabels();
-    return Object.entries(pod.spec?.nodeSelector ?? {}).every(([k, v]) => labels[k] === v);
+    return matchesNode(pod, this.nodeName, this.nodeLabels());
   }
 
   private nodeLabels(): Record<string, string> {
@@ -380,6 +380,10 @@ export class Kubelet {
       'kubernetes.io/os': 'linux',
       'kubernetes.io/arch': process.arch === 'x64' ? 'amd64' : process.arch,
       'node-role.kubernetes.io/control-plane': '',
+      // What NVIDIA GPU Feature Discovery labels a GPU node with, so GPU pods' selectors match.
+      ...(this.opts.capacity.gpus > 0
+        ? { 'nvidia.com/gpu.present': 'true', 'nvidia.com/gpu.count': String(this.opts.capacity.gpus) }
+        : {}),
     };
   }
 
