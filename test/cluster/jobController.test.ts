@@ -1,7 +1,7 @@
 // The Job controller on the real embedded API server and kubelet, checked with client-node and kubectl.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -157,4 +157,34 @@ test('podFailurePolicy Ignore on DisruptionTarget: a pod lost with its node is r
   assert.equal(job.status?.succeeded, 1);
   const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=survives-node-loss' });
   assert.deepEqual(pods.items.map((p) => p.status?.phase).sort(), ['Failed', 'Succeeded']);
+});
+
+test('kubectl delete job cascades: the garbage collector deletes the pod and the kubelet stops its process', async () => {
+  const pidFile = join(dataDir, 'cascade.pid');
+  await batch.createNamespacedJob({
+    namespace: NS,
+    body: jobOf(
+      'cascade',
+      `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
+    ),
+  });
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(pidFile)) {
+    assert.ok(Date.now() < deadline, 'the pod never ran');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  await run(kubectlPath(), ['--kubeconfig', plane.kubeconfigPath, 'delete', 'job', 'cascade', '--wait=true']);
+  for (;;) {
+    const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=cascade' });
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (pods.items.length === 0 && !alive) break;
+    assert.ok(Date.now() < deadline, 'the pod or its process outlived the Job');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 });
