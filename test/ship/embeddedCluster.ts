@@ -40,7 +40,6 @@ export async function startCluster(): Promise<Cluster> {
     dir,
     kubeconfig,
     kubectl,
-    // `kubectl create namespace` sends protobuf, which the embedded server does not decode; apply sends JSON.
     createNamespaces: async (names) => {
       const docs = names
         .map((n) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${n}\n`)
@@ -55,7 +54,7 @@ export async function startCluster(): Promise<Cluster> {
 }
 
 /**
- * A kubeconfig without credentials for a plain-HTTP URL (the protobuf shim adds the token). client-node
+ * A kubeconfig without credentials for a plain-HTTP URL (the recording proxy adds the token). client-node
  * refuses http:// unless skipTLSVerify is set; there is no TLS to verify.
  */
 export function writePlainKubeconfig(path: string, url: string): void {

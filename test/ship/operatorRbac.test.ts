@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../support/tools.js';
 import { helmTemplate, type Manifest } from './deployManifests.js';
 import { startCluster, writePlainKubeconfig } from './embeddedCluster.js';
-import { startProtobufShim } from './protobufShim.js';
+import { startRecordingProxy } from './recordingProxy.js';
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
 type Request = { verb: string; group: string; resource: string; namespace?: string; path: string };
@@ -107,10 +107,10 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
   test(`the operator runs with the chart's args (${mode}) and every API request it makes is allowed by the chart's RBAC`, async () => {
     const c = await startCluster();
-    const shim = await startProtobufShim(c.server.url, c.server.token);
+    const proxy = await startRecordingProxy(c.server.url, c.server.token);
     const kubectl = c.kubectl;
     const operatorConfig = join(c.dir, 'kubeconfig-operator');
-    writePlainKubeconfig(operatorConfig, shim.url);
+    writePlainKubeconfig(operatorConfig, proxy.url);
     let child: ChildProcess | undefined;
     let output = '';
     try {
@@ -169,7 +169,7 @@ for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
       throw new Error(`${(err as Error).message}\noperator output:\n${output.slice(-4000)}`, { cause: err });
     } finally {
       if (child) await stopProcess(child);
-      await shim.close();
+      await proxy.close();
       await c.stop();
     }
 
@@ -183,8 +183,8 @@ for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
         ? rulesOf(objects, 'Role', 'btx-operator', 'ml')
         : rulesOf(objects, 'ClusterRole', 'btx-operator');
     const leaseRules = rulesOf(objects, 'Role', 'btx-operator-leader-election', 'ops');
-    const requests = shim.requests.map(toRequest).filter((r): r is Request => r !== undefined);
-    assert.ok(requests.length > 5, `the operator made requests: ${shim.requests.join('\n')}`);
+    const requests = proxy.requests.map(toRequest).filter((r): r is Request => r !== undefined);
+    assert.ok(requests.length > 5, `the operator made requests: ${proxy.requests.join('\n')}`);
     const denied = requests.filter((r) => {
       if (r.namespace === 'ops' && allows(leaseRules, r)) return false;
       if (mode === 'watchNamespaces' && r.namespace !== 'ml') return true; // only a Role in ml
