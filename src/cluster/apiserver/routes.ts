@@ -78,6 +78,7 @@ export interface RouteContext {
   api: Api;
   dataDir: string;
   watchers: Set<Watcher>;
+  watchBufferBytes: number;
 }
 
 function notFoundPath(): ApiError {
@@ -203,6 +204,7 @@ export async function handleResource(
             allowBookmarks: boolParam(q, 'allowWatchBookmarks'),
             sendInitialEvents: sendInitial === null ? undefined : sendInitial === 'true',
             timeoutSeconds: intParam(q, 'timeoutSeconds'),
+            maxBuffered: ctx.watchBufferBytes,
             table: as.table
               ? (objs) => toTable(info, path.version, objs, {}, includeObject, true)
               : undefined,

@@ -13,7 +13,7 @@ import { openApiV2, openApiV3Document, openApiV3Root } from './openapi.js';
 import { loadSnapshot, Snapshotter } from './persist.js';
 import { handleResource, parseResourcePath, type RouteContext } from './routes.js';
 import { forgetServingCert, loadOrCreateServingCert, rememberServingCert } from './tls.js';
-import type { Watcher } from './watch.js';
+import { DEFAULT_WATCH_BUFFER_BYTES, type Watcher } from './watch.js';
 
 export interface ApiServerOptions {
   host?: string /* default 127.0.0.1 */;
@@ -22,6 +22,8 @@ export interface ApiServerOptions {
   dataDir: string;
   /** Change events kept for watch replay (default 10,000); older resourceVersions get 410 Gone. */
   watchHistory?: number;
+  /** Unread bytes after which a watch stream is dropped (default 16 MiB). */
+  watchBufferBytes?: number;
   /** Snapshot objects to dataDir/apiserver.json and load them at start (default true). */
   persist?: boolean;
 }
@@ -81,7 +83,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   api.bootstrap();
   const snapshotter = persist ? new Snapshotter(api.store, opts.dataDir) : undefined;
   const watchers = new Set<Watcher>();
-  const ctx: RouteContext = { api, dataDir: opts.dataDir, watchers };
+  const ctx: RouteContext = {
+    api,
+    dataDir: opts.dataDir,
+    watchers,
+    watchBufferBytes: opts.watchBufferBytes ?? DEFAULT_WATCH_BUFFER_BYTES,
+  };
   const token = Buffer.from(opts.token);
   const host = opts.host ?? '127.0.0.1';
   let address = '';

@@ -10,8 +10,8 @@ import type { FieldMatcher, LabelMatcher } from './selectors.js';
 import type { EventType, Store, StoreEvent, WatchSink } from './store.js';
 import { toView } from './views.js';
 
-/** Bytes a watcher may leave unread before it is dropped. */
-const MAX_BUFFERED = 16 * 1024 * 1024;
+/** Default bytes a watcher may leave unread before it is dropped. */
+export const DEFAULT_WATCH_BUFFER_BYTES = 16 * 1024 * 1024;
 const BOOKMARK_INTERVAL_MS = 10_000;
 
 export interface WatchRequest {
@@ -25,6 +25,8 @@ export interface WatchRequest {
   allowBookmarks: boolean;
   sendInitialEvents: boolean | undefined;
   timeoutSeconds: number | undefined;
+  /** Unread bytes after which the watcher is dropped. */
+  maxBuffered: number;
   /** Present when the client asked for Table rows (kubectl get -w). */
   table?: (objects: KObject[]) => unknown;
 }
@@ -159,7 +161,7 @@ export class Watcher implements WatchSink {
       });
     }
     this.res.write(chunk);
-    if (this.res.writableLength > MAX_BUFFERED) {
+    if (this.res.writableLength > this.req.maxBuffered) {
       // A slow reader: drop it rather than buffer without bound. It will re-watch.
       this.res.destroy();
       this.close();
