@@ -201,3 +201,42 @@ test('terminate sends SIGTERM to the process group and SIGKILL after the grace p
   const pid = Number(readFileSync(grandchild, 'utf8'));
   assert.throws(() => process.kill(pid, 0), /ESRCH/);
 });
+
+test('a sidecar (init container with restartPolicy Always) runs beside the container and is stopped when it is done', async () => {
+  const beat = join(dataDir, 'sidecar.beat');
+  const p = pod({
+    restartPolicy: 'Never',
+    terminationGracePeriodSeconds: 2,
+    initContainers: [
+      {
+        name: 'sidecar',
+        image: 'node',
+        restartPolicy: 'Always',
+        command: [
+          process.execPath,
+          '-e',
+          `require('fs').writeFileSync('${beat}', 'up'); setInterval(() => {}, 1000)`,
+        ],
+      },
+    ],
+    containers: [
+      {
+        name: 'main',
+        image: 'node',
+        command: [
+          process.execPath,
+          '-e',
+          `const fs = require('fs'); const t = setInterval(() => { if (fs.existsSync('${beat}')) { clearInterval(t); console.log('saw sidecar'); } }, 20)`,
+        ],
+      },
+    ],
+  });
+  const w = await runToEnd(p);
+  const status = computePodStatus(p, w.record, nowRfc3339());
+  assert.equal(status.phase, 'Succeeded');
+  const sidecar = status.initContainerStatuses?.[0]?.state?.terminated;
+  assert.ok(sidecar, 'the sidecar was stopped');
+  assert.equal(sidecar?.exitCode, 143, 'by SIGTERM');
+  const logFile = containerLogPath(dataDir, 'ns', p.metadata?.name ?? '', p.metadata?.uid ?? '', 'main', 0);
+  assert.equal(readFileSync(logFile, 'utf8'), 'saw sidecar\n');
+});

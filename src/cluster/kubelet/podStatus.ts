@@ -25,6 +25,8 @@ export interface Terminated {
 }
 
 export interface ContainerRecord {
+  /** An init container with restartPolicy Always: it runs beside the containers. */
+  sidecar?: boolean;
   name: string;
   image: string;
   state: ContainerState;
@@ -54,15 +56,14 @@ function succeeded(c: ContainerRecord): boolean {
 /** The kubelet's getPhase: init progress first, then what the app containers are doing. */
 export function podPhase(record: PodRecord, restartPolicy: string): PodPhase {
   if (record.nodeLost || record.deadlineExceeded) return 'Failed';
-  if (
-    record.deleted &&
-    ![...record.initContainers, ...record.containers].some((c) => c.state.kind === 'running')
-  ) {
-    const all = [...record.initContainers, ...record.containers];
+  const anyRunning = [...record.initContainers, ...record.containers].some((c) => c.state.kind === 'running');
+  if (record.deleted && !anyRunning) {
+    const all = [...record.initContainers.filter((c) => !c.sidecar), ...record.containers];
     return all.every(succeeded) ? 'Succeeded' : 'Failed';
   }
   for (const c of record.initContainers) {
-    if (succeeded(c)) continue;
+    // A sidecar has done its init part once it has started.
+    if (c.sidecar ? c.containerID !== undefined : succeeded(c)) continue;
     if (c.state.kind === 'terminated' && restartPolicy === 'Never') return 'Failed';
     return 'Pending';
   }
@@ -80,6 +81,8 @@ export function podPhase(record: PodRecord, restartPolicy: string): PodPhase {
   }
   if (waiting > 0) return 'Pending';
   if (running > 0) return 'Running';
+  // The containers are done but a sidecar is still stopping: not terminal until it has.
+  if (record.initContainers.some((c) => c.sidecar && c.state.kind === 'running')) return 'Running';
   if (stopped === 0) return 'Pending';
   if (restartPolicy === 'Always') return 'Running';
   if (stopped === ok) return 'Succeeded';
@@ -152,7 +155,9 @@ export function computePodStatus(pod: V1Pod, record: PodRecord, now: string): V1
   const terminal = phase === 'Succeeded' || phase === 'Failed';
   const byName = (a: ContainerRecord, b: ContainerRecord) => a.name.localeCompare(b.name);
 
-  const unfinishedInit = record.initContainers.filter((c) => !succeeded(c)).map((c) => c.name);
+  const unfinishedInit = record.initContainers
+    .filter((c) => (c.sidecar ? c.containerID === undefined : !succeeded(c)))
+    .map((c) => c.name);
   const initialized = unfinishedInit.length === 0;
   const unready = record.containers.filter((c) => c.state.kind !== 'running').map((c) => c.name);
   const ready = !terminal && initialized && unready.length === 0;

@@ -107,6 +107,7 @@ export class PodWorker {
       const statuses = init ? pod.status?.initContainerStatuses : pod.status?.containerStatuses;
       const before = statuses?.find((s) => s.name === c.name);
       const record: ContainerRecord = {
+        ...(init && c.restartPolicy === 'Always' ? { sidecar: true } : {}),
         name: c.name,
         image: c.image ?? '',
         state: { kind: 'waiting', reason: init || hasInit ? 'PodInitializing' : 'ContainerCreating' },
@@ -287,20 +288,48 @@ export class PodWorker {
       }
     }
     const specs = this.pod.spec?.initContainers ?? [];
+    const sidecars: Promise<boolean>[] = [];
     for (let i = 0; i < specs.length && !this.stopping; i++) {
       const record = this.record.initContainers[i];
       const spec = specs[i];
       if (!record || !spec) continue;
-      if (!(await this.runContainer(spec, record, true))) return;
+      if (spec.restartPolicy === 'Always') {
+        // A sidecar: it keeps running beside the containers; the next init container starts once it has.
+        sidecars.push(this.runContainer(spec, record, 'sidecar'));
+        while (!record.containerID && !this.stopping) await this.sleep(20);
+        continue;
+      }
+      if (!(await this.runContainer(spec, record, 'init'))) {
+        await this.stopSidecars(sidecars);
+        return;
+      }
     }
-    if (this.stopping) return;
+    if (this.stopping) return void (await Promise.all(sidecars));
     const containers = this.pod.spec?.containers ?? [];
     await Promise.all(
       containers.map((spec, i) => {
         const record = this.record.containers[i];
-        return record ? this.runContainer(spec, record, false) : Promise.resolve(true);
+        return record ? this.runContainer(spec, record, 'app') : Promise.resolve(true);
       }),
     );
+    await this.stopSidecars(sidecars);
+  }
+
+  /** The containers are done for good: sidecars get SIGTERM, then SIGKILL after the grace period. */
+  private async stopSidecars(sidecars: Promise<boolean>[]): Promise<void> {
+    if (sidecars.length === 0) return;
+    this.stop();
+    const running = [...this.processes.values()];
+    for (const p of running) p.signal('SIGTERM');
+    const all = Promise.all(running.map((p) => p.exited));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.graceSeconds * 1000);
+    });
+    if ((await Promise.race([all, grace])) === 'timeout')
+      for (const p of this.processes.values()) p.signal('SIGKILL');
+    clearTimeout(timer);
+    await Promise.all(sidecars);
   }
 
   private setUpVolumes(): void {
@@ -339,7 +368,11 @@ export class PodWorker {
   }
 
   /** Runs one container until it is done for good; true when it ended successfully. */
-  private async runContainer(spec: V1Container, record: ContainerRecord, init: boolean): Promise<boolean> {
+  private async runContainer(
+    spec: V1Container,
+    record: ContainerRecord,
+    kind: 'init' | 'sidecar' | 'app',
+  ): Promise<boolean> {
     let exit: ProcessExit | undefined;
     const seeded = terminatedFrom(record.state);
     if (seeded) exit = { exitCode: seeded.exitCode };
@@ -347,9 +380,12 @@ export class PodWorker {
       if (this.stopping) return false;
       if (exit) {
         const policy = this.restartPolicy;
-        const restart = init
-          ? exit.exitCode !== 0 && policy !== 'Never'
-          : policy === 'Always' || (policy === 'OnFailure' && exit.exitCode !== 0);
+        const restart =
+          kind === 'sidecar'
+            ? true
+            : kind === 'init'
+              ? exit.exitCode !== 0 && policy !== 'Never'
+              : policy === 'Always' || (policy === 'OnFailure' && exit.exitCode !== 0);
         if (!restart) return exit.exitCode === 0;
         const delay = Math.min(
           this.config.restartBackoffBaseMs * 2 ** record.restartCount,
