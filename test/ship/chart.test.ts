@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { helmPath, repoRoot } from '../support/tools.js';
 import { CHART_DIR, helmTemplate, type Manifest } from './deployManifests.js';
+import { checkFields, modelOf } from './k8sSchema.js';
 
 const ALL_ON = join(repoRoot, 'test/ship/fixtures/values-all.yaml');
 
@@ -307,4 +308,32 @@ test('NOTES.txt tells the user what to do next: an example, kubectl get btx -w, 
   assert.match(notes, /btx-operator-metrics/);
   assert.match(notes, /dashboard/i);
   assert.match(notes, /btx-trainer/);
+});
+
+test('every field of every built-in object the chart renders is a Kubernetes API field of the right type', () => {
+  let checked = 0;
+  for (const args of [
+    [],
+    ['--values', ALL_ON],
+    ['--set', 'podDisruptionBudget.enabled=true', '--set', 'podDisruptionBudget.maxUnavailable=1'],
+  ]) {
+    for (const o of helmTemplate(args)) {
+      const type = modelOf(o.apiVersion, o.kind);
+      if (o.kind === 'ServiceMonitor') continue; // a Prometheus Operator kind, not in client-node
+      assert.ok(type, `a client-node model for ${o.apiVersion} ${o.kind}`);
+      assert.deepEqual(checkFields(o, type, `${o.kind}/${o.metadata.name}`), []);
+      checked++;
+    }
+  }
+  assert.ok(checked > 30, `checked ${checked} objects`);
+  // The checker itself notices a misspelt field and a wrong type.
+  const bad = helmTemplate().find((o) => o.kind === 'Deployment') as Manifest & {
+    spec: { replicas: unknown; template: { spec: { containers: Record<string, unknown>[] } } };
+  };
+  bad.spec.replicas = 'two';
+  bad.spec.template.spec.containers[0]!.securityContext = { readOnlyRootFilesytem: true };
+  assert.deepEqual(checkFields(bad, 'V1Deployment', 'd'), [
+    'd.spec.replicas: want a number, got string',
+    'd.spec.template.spec.containers[0].securityContext.readOnlyRootFilesytem: not a field of V1SecurityContext',
+  ]);
 });

@@ -10,6 +10,7 @@ import { validateRun } from '../../src/api/validation.js';
 import type { BTXRun } from '../../src/api/types.js';
 import { helmPath, repoRoot } from '../support/tools.js';
 import { startCluster } from './embeddedCluster.js';
+import { checkFields } from './k8sSchema.js';
 import { CHART_DIR, parseManifests } from './deployManifests.js';
 
 const run = promisify(execFile);
@@ -92,6 +93,7 @@ test('examples/btxrun-gpu.yaml passes the CRD schema on the API server and valid
   );
   const pvc = objects.find((o) => o.kind === 'PersistentVolumeClaim');
   assert.equal(pvc?.metadata.name, spec.storage.persistentVolumeClaim.claimName);
+  assert.deepEqual(checkFields(pvc, 'V1PersistentVolumeClaim', 'pvc'), []);
 
   const c = await startCluster();
   try {
