@@ -149,11 +149,16 @@ export function evalTerminationMessage(report: EvalReport, resultsFile: string):
     .filter((r) => r.layer === -1 && r.model === moeModel)
     .flatMap((r) => r.experts.map((expert, e) => ({ domain: r.domain, expert, share: round(r.shares[e]!) })));
   const results = report.results.map((r) => ({ ...r, loss: round(r.loss), perplexity: round(r.perplexity) }));
-  const message: TerminationMessage = { checkpoint: resultsFile, results, routing };
-  const size = () => Buffer.byteLength(JSON.stringify(message));
-  while (size() >= TERMINATION_MESSAGE_MAX_BYTES && message.routing && message.routing.length > 0)
-    message.routing.pop();
-  while (size() >= TERMINATION_MESSAGE_MAX_BYTES && message.results && message.results.length > 0)
-    message.results.pop();
+  const bytes = (x: unknown) => Buffer.byteLength(JSON.stringify(x));
+  const message: TerminationMessage = { checkpoint: resultsFile, results, routing: [] };
+  while (bytes(message) >= TERMINATION_MESSAGE_MAX_BYTES && results.length > 0) results.pop();
+  // Add routing entries while they fit (each costs its JSON plus a comma).
+  let size = bytes(message);
+  for (const r of routing) {
+    const add = bytes(r) + 1;
+    if (size + add >= TERMINATION_MESSAGE_MAX_BYTES) break;
+    message.routing!.push(r);
+    size += add;
+  }
   return message;
 }
