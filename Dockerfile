@@ -44,6 +44,11 @@ CMD ["operator"]
 
 # ---- trainer-deps: production dependencies plus @tensorflow/tfjs-node-gpu and its libtensorflow ----------
 FROM ${NODE_IMAGE} AS trainer-deps
+# Only for node-pre-gyp's fallback (compiling the binding when no prebuilt one matches); this stage's tools
+# never reach the trainer image, which copies node_modules alone.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # Install without running any script, drop the CPU binding (the GPU one is preferred and it would download a
