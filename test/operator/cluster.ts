@@ -131,9 +131,17 @@ export async function waitForRun(
       timeoutMs,
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`, {
-      cause: err,
-    });
+    const pods = await c.core
+      .listNamespacedPod({ namespace: 'default' })
+      .catch(() => ({ items: [] as V1Pod[] }));
+    const podLines = pods.items.map(
+      (p) =>
+        `${p.metadata?.name} ${p.status?.phase}${p.metadata?.deletionTimestamp ? ' (deleting)' : ''} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? {})}`,
+    );
+    throw new Error(
+      `${(err as Error).message}; last status: ${JSON.stringify(last?.status)}; pods:\n${podLines.join('\n')}`,
+      { cause: err },
+    );
   }
 }
 

@@ -148,11 +148,14 @@ test('exhausting maxRestarts fails the run with a reason naming the expert and s
       ? true
       : undefined;
   });
-  const events = await c.core.listNamespacedEvent({
-    namespace: 'default',
-    fieldSelector: 'involvedObject.name=exhaust',
+  const reasons = await waitFor('the Events of every transition', async () => {
+    const events = await c.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: 'involvedObject.name=exhaust',
+    });
+    const seen = events.items.map((e) => e.reason ?? '');
+    return seen.includes('RunFailed') ? seen : undefined;
   });
-  const reasons = events.items.map((e) => e.reason);
   for (const r of ['ExpertStarted', 'ExpertRestarting', 'ExpertFailed', 'RunFailed'])
     assert.ok(reasons.includes(r), `${r} in ${reasons}`);
   await deleteRun('exhaust');
