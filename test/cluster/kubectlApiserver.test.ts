@@ -347,7 +347,7 @@ test('helm 4 installs, upgrades and uninstalls a chart straight against the serv
   assert.equal((await ok('get', 'deploy,cm,secrets', '-n', 'helm', '-o', 'name')).trim(), '');
 });
 
-test('kubectl create and kubectl run, which send protobuf bodies, create what they say', async () => {
+test('kubectl create, run and auth, which send protobuf bodies, do what they say', async () => {
   await ok('create', 'namespace', 'pb');
   await ok('create', 'secret', 'generic', 's', '--from-literal=p=q', '-n', 'pb');
   await ok('create', 'job', 'j', '--image=busybox', '-n', 'pb', '--', 'echo', 'hi');
@@ -391,4 +391,7 @@ test('kubectl create and kubectl run, which send protobuf bodies, create what th
     'y 1 ["sleep","1"]',
   );
   assert.match(await ok('delete', 'namespace', 'pb'), /namespace "pb" deleted/);
+  // Access reviews: one admin identity, RBAC stored but not enforced.
+  assert.equal((await ok('auth', 'can-i', 'create', 'pods')).trim(), 'yes');
+  assert.match(await ok('auth', 'whoami'), /btx-admin/);
 });

@@ -278,6 +278,36 @@ const KINDS: Record<string, Message> = {
     ],
     3: ['status', STATUS],
   },
+  'authorization.k8s.io/v1/SelfSubjectAccessReview': {
+    1: ['metadata', { message: OBJECT_META }],
+    2: [
+      'spec',
+      {
+        message: {
+          1: [
+            'resourceAttributes',
+            {
+              message: {
+                1: ['namespace', 'string'],
+                2: ['verb', 'string'],
+                3: ['group', 'string'],
+                4: ['version', 'string'],
+                5: ['resource', 'string'],
+                6: ['subresource', 'string'],
+                7: ['name', 'string'],
+              },
+            },
+          ],
+          2: ['nonResourceAttributes', { message: { 1: ['path', 'string'], 2: ['verb', 'string'] } }],
+        },
+      },
+    ],
+    3: ['status', STATUS],
+  },
+  'authentication.k8s.io/v1/SelfSubjectReview': {
+    1: ['metadata', { message: OBJECT_META }],
+    2: ['status', STATUS],
+  },
   'v1/DeleteOptions': {
     1: ['gracePeriodSeconds', 'int'],
     2: ['preconditions', { message: { 1: ['uid', 'string'], 2: ['resourceVersion', 'string'] } }],

@@ -146,6 +146,21 @@ const BUILTINS: BuiltinSpec[] = [
     kind: 'ClusterRoleBinding',
     namespaced: false,
   },
+  // Reviews are answered, never stored (reviews.ts).
+  {
+    gv: 'authorization.k8s.io/v1',
+    resource: 'selfsubjectaccessreviews',
+    kind: 'SelfSubjectAccessReview',
+    namespaced: false,
+    verbs: ['create'],
+  },
+  {
+    gv: 'authentication.k8s.io/v1',
+    resource: 'selfsubjectreviews',
+    kind: 'SelfSubjectReview',
+    namespaced: false,
+    verbs: ['create'],
+  },
 ];
 
 function singularOf(kind: string): string {

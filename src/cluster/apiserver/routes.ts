@@ -21,6 +21,7 @@ import {
   type AcceptedAs,
 } from './http.js';
 import { serveLogs } from './logs.js';
+import { answerReview } from './reviews.js';
 import { clone, isObject, nowTimestamp, type KObject } from './meta.js';
 import { apiVersionOf, storageOf, type ResourceInfo } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -248,6 +249,8 @@ export async function handleResource(
       const body = parseObjectBody(req.headers['content-type'], await readRawBody(req));
       if (path.name && path.subresource === 'binding') return bind(ctx, info, ns, path.name, body, res);
       if (path.name) throw methodNotAllowed();
+      if (info.resource === 'selfsubjectaccessreviews' || info.resource === 'selfsubjectreviews')
+        return sendJson(res, 201, answerReview(info.kind, apiVersionOf(info.group, path.version), body));
       const obj = api.create(info, path.version, ns, body, writeOpts());
       return single(201, obj);
     }
