@@ -19,8 +19,8 @@ import type { TrainStageSettings } from '../src/trainer/trainStage.js';
 const { values: args } = parseArgs({
   options: {
     'seed-steps': { type: 'string', default: '150' },
-    'expert-steps': { type: 'string', default: '150' },
-    'finetune-steps': { type: 'string', default: '60' },
+    'expert-steps': { type: 'string', default: '100' },
+    'finetune-steps': { type: 'string', default: '100' },
     'eval-batches': { type: 'string', default: '6' },
     'expert-lr': { type: 'string', default: '1e-3' },
     'finetune-lr': { type: 'string', default: '2e-3' },
