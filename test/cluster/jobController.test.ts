@@ -188,3 +188,16 @@ test('kubectl delete job cascades: the garbage collector deletes the pod and the
     await new Promise((r) => setTimeout(r, 100));
   }
 });
+
+test('an Indexed Job runs one pod per completion index with JOB_COMPLETION_INDEX and reports completedIndexes', async () => {
+  const job = jobOf(
+    'indexed',
+    `require('fs').writeFileSync(${JSON.stringify(join(dataDir, 'index-'))} + process.env.JOB_COMPLETION_INDEX, process.env.HOSTNAME)`,
+    { completionMode: 'Indexed', completions: 3, parallelism: 2 },
+  );
+  await batch.createNamespacedJob({ namespace: NS, body: job });
+  const done = await waitForJob('indexed', hasCondition('Complete'), 'condition Complete');
+  assert.equal(done.status?.completedIndexes, '0-2');
+  assert.equal(done.status?.succeeded, 3);
+  for (const i of [0, 1, 2]) assert.equal(readFileSync(join(dataDir, `index-${i}`), 'utf8'), `indexed-${i}`);
+});

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { planJob, type JobPlanOptions } from '../../src/cluster/jobs/jobPlan.js';
+import { formatIndexes, parseIndexes } from '../../src/cluster/jobs/completionIndexes.js';
 
 const opts: JobPlanOptions = { backoffBaseMs: 1000, backoffMaxMs: 60_000 };
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -188,4 +189,32 @@ test('ttlSecondsAfterFinished deletes a finished Job once the TTL has passed', (
   );
   assert.equal(planJob(finished, [], T0 + 2000, opts).requeueAfterMs, 3000);
   assert.equal(planJob(finished, [], T0 + 5000, opts).deleteJob, true);
+});
+
+test('Indexed: pods are created for the lowest indexes neither done nor running; completedIndexes is compressed', () => {
+  const indexedPod = (phase: string, index: number): V1Pod => {
+    const p = pod(phase);
+    return {
+      ...p,
+      metadata: { ...p.metadata, annotations: { 'batch.kubernetes.io/job-completion-index': String(index) } },
+    };
+  };
+  const j = job(
+    { completionMode: 'Indexed', completions: 4, parallelism: 2 },
+    { startTime: new Date(T0), completedIndexes: '3' },
+  );
+  const plan = planJob(j, [indexedPod('Succeeded', 0), indexedPod('Running', 1)], T0, opts);
+  assert.deepEqual(plan.createIndexes, [2]);
+  assert.equal(plan.createPods, 1);
+  assert.equal(plan.status.completedIndexes, '0,3');
+  assert.equal(plan.status.succeeded, 2);
+  const done = planJob(
+    j,
+    [0, 1, 2].map((i) => indexedPod('Succeeded', i)),
+    T0,
+    opts,
+  );
+  assert.equal(done.status.completedIndexes, '0-3');
+  assert.equal(cond(done, 'Complete')?.status, 'True');
+  assert.equal(formatIndexes(parseIndexes('7,1-3,5')), '1-3,5,7');
 });

@@ -9,6 +9,7 @@ import {
   type KubeConfig,
   type V1Job,
   type V1Pod,
+  type V1PodSpec,
 } from '@kubernetes/client-node';
 import { log, errorFields } from '../../util/log.js';
 import { EventRecorder } from '../events.js';
@@ -16,11 +17,13 @@ import { watchResource, type WatchedResource } from '../informer.js';
 import { stableJson } from '../kubelet/podStatus.js';
 import { WorkQueue } from '../workQueue.js';
 import { Expectations } from './expectations.js';
+import { COMPLETION_INDEX } from './completionIndexes.js';
 import { planJob } from './jobPlan.js';
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** Status fields the controller owns (absent in the plan = removed). */
 const OWNED_STATUS = [
+  'completedIndexes',
   'active',
   'ready',
   'terminating',
@@ -147,7 +150,10 @@ export class JobController {
     }
     if (plan.createPods > 0) {
       this.expectations.expectCreations(key, plan.createPods);
-      await Promise.all(Array.from({ length: plan.createPods }, () => this.createPod(key, job)));
+      const indexes = plan.createIndexes.length
+        ? plan.createIndexes
+        : Array.from({ length: plan.createPods }, () => undefined);
+      await Promise.all(indexes.map((index) => this.createPod(key, job, index)));
     }
     return plan.requeueAfterMs;
   }
@@ -174,15 +180,30 @@ export class JobController {
     );
   }
 
-  private podFromTemplate(job: V1Job): V1Pod {
+  private podFromTemplate(job: V1Job, index?: number): V1Pod {
     const template = job.spec?.template;
     const uid = job.metadata?.uid ?? '';
     const name = job.metadata?.name ?? '';
+    const spec: V1PodSpec = structuredClone(template?.spec ?? { containers: [] });
+    const indexed: Record<string, string> = index !== undefined ? { [COMPLETION_INDEX]: String(index) } : {};
+    if (index !== undefined) {
+      // As the real controller: the index in an annotation, a label, the hostname and JOB_COMPLETION_INDEX.
+      spec.hostname = `${name}-${index}`;
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+        c.env = [
+          ...(c.env ?? []),
+          {
+            name: 'JOB_COMPLETION_INDEX',
+            valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${COMPLETION_INDEX}']` } },
+          },
+        ];
+      }
+    }
     return {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
-        generateName: `${name}-`,
+        generateName: index !== undefined ? `${name}-${index}-` : `${name}-`,
         namespace: job.metadata?.namespace,
         labels: {
           ...(template?.metadata?.labels ?? {}),
@@ -190,21 +211,22 @@ export class JobController {
           'batch.kubernetes.io/job-name': name,
           'controller-uid': uid,
           'job-name': name,
+          ...indexed,
         },
-        annotations: { ...(template?.metadata?.annotations ?? {}) },
+        annotations: { ...(template?.metadata?.annotations ?? {}), ...indexed },
         ownerReferences: [
           { apiVersion: 'batch/v1', kind: 'Job', name, uid, controller: true, blockOwnerDeletion: true },
         ],
       },
-      spec: template?.spec ?? { containers: [] },
+      spec,
     };
   }
 
-  private async createPod(key: string, job: V1Job): Promise<void> {
+  private async createPod(key: string, job: V1Job, index?: number): Promise<void> {
     try {
       const pod = await this.core.createNamespacedPod({
         namespace: job.metadata?.namespace ?? 'default',
-        body: this.podFromTemplate(job),
+        body: this.podFromTemplate(job, index),
       });
       this.events.emit(
         { ...job, kind: 'Job', apiVersion: 'batch/v1' },

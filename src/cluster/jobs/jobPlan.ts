@@ -3,6 +3,7 @@
 // delete, the status to write, and when to look again. The controller applies it.
 import type { V1Job, V1JobCondition, V1Pod, V1PodFailurePolicyRule } from '@kubernetes/client-node';
 import { nowRfc3339 } from '../kubelet/podStatus.js';
+import { formatIndexes, parseIndexes, podIndex } from './completionIndexes.js';
 
 export interface JobPlanOptions {
   /** First delay before replacing a failed pod; doubles per failure (10 s in Kubernetes). */
@@ -18,6 +19,8 @@ export interface JobEvent {
 
 export interface JobPlan {
   createPods: number;
+  /** Indexed Jobs: the completion index of each pod to create (createPods of them). */
+  createIndexes: number[];
   deletePods: V1Pod[];
   /** The status fields the controller owns, as wire JSON (times are RFC 3339 strings). */
   status: Record<string, unknown>;
@@ -160,8 +163,19 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
     if (match?.action === 'FailJob' && !failJob) failJob = match;
     counted.push(p);
   }
+  // Indexed: an index is done once a pod with that index succeeded (and stays done).
+  const indexed = spec?.completionMode === 'Indexed' && typeof spec.completions === 'number';
+  const completedIndexes = parseIndexes(job.status?.completedIndexes);
+  if (indexed) {
+    for (const p of succeededPods) {
+      const i = podIndex(p);
+      if (i !== undefined && i < (spec?.completions ?? 0)) completedIndexes.add(i);
+    }
+  }
   // Counts never go down (legacy tracking without job-tracking finalizers: pods deleted by hand stay counted).
-  const succeeded = Math.max(job.status?.succeeded ?? 0, succeededPods.length);
+  const succeeded = indexed
+    ? completedIndexes.size
+    : Math.max(job.status?.succeeded ?? 0, succeededPods.length);
   const failed = Math.max(job.status?.failed ?? 0, counted.length);
   const restarts =
     restartPolicy === 'OnFailure'
@@ -177,6 +191,7 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
     ? nowRfc3339(new Date(job.status.completionTime))
     : undefined;
   let createPods = 0;
+  const createIndexes: number[] = [];
   let deletePods: V1Pod[] = [];
   let deleteJob = false;
 
@@ -265,7 +280,14 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
         const delay = failed > 0 ? Math.min(opts.backoffBaseMs * 2 ** (failed - 1), opts.backoffMaxMs) : 0;
         const waitMs = lastFailure + delay - nowMs;
         if (failed > 0 && waitMs > 0) wake(waitMs);
-        else createPods = want - active.length;
+        else if (indexed) {
+          // The lowest indexes that neither succeeded nor have a pod running.
+          const running = new Set(active.map(podIndex));
+          for (let i = 0; i < (completions ?? 0) && createIndexes.length < want - active.length; i++) {
+            if (!completedIndexes.has(i) && !running.has(i)) createIndexes.push(i);
+          }
+          createPods = createIndexes.length;
+        } else createPods = want - active.length;
       }
       if (deadline !== undefined && startTime) wake(Math.max(0, deadline * 1000 - elapsedMs));
     }
@@ -293,11 +315,12 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
     terminating: terminating.length,
     succeeded,
     failed,
+    ...(indexed ? { completedIndexes: formatIndexes(completedIndexes) } : {}),
     uncountedTerminatedPods: {},
     conditions: conditions.length ? conditions : undefined,
     startTime,
     completionTime,
   };
   for (const k of Object.keys(status)) if (status[k] === undefined) delete status[k];
-  return { createPods, deletePods, status, events, requeueAfterMs: requeue, deleteJob };
+  return { createPods, createIndexes, deletePods, status, events, requeueAfterMs: requeue, deleteJob };
 }

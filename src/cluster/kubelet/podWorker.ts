@@ -453,7 +453,7 @@ export class PodWorker {
         paths = containerPathMap(spec, this.volumes, termFile, join(containerDir, 'workdir'));
         env = await containerEnv(this.pod, spec, '127.0.0.1', this.config.sources, {
           ...this.config.baseEnv,
-          HOSTNAME: this.name,
+          HOSTNAME: this.pod.spec?.hostname ?? this.name,
           ...this.gpuEnv(spec),
           [ENV.localPaths]: JSON.stringify(paths),
         });
