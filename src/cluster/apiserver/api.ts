@@ -238,7 +238,6 @@ export class Api {
           ),
         ]);
     }
-    if (key === CRDS) next.status = subresource === 'status' ? next.status : old.status;
     this.checkUnknownFields(info, version, admit(info, version, next, old).pruned, opts);
     if (key === CRDS && subresource !== 'status') next.status = crdStatus(next, this.registry, old.status);
     if (next.metadata.generation !== undefined && !deepEqual(specPart(info, next), specPart(info, old)))

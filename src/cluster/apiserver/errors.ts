@@ -118,10 +118,6 @@ export function notAcceptable(): ApiError {
   );
 }
 
-export function gone(message: string): ApiError {
-  return new ApiError(410, 'Expired', message);
-}
-
 export function forbidden(group: string, resource: string, name: string, why: string): ApiError {
   return new ApiError(
     403,

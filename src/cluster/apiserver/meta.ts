@@ -49,11 +49,6 @@ export function nowTimestamp(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** metav1.MicroTime, used by events.k8s.io and leases. */
-export function nowMicroTimestamp(): string {
-  return new Date().toISOString().replace(/Z$/, '000Z');
-}
-
 // The alphabet of names.SimpleNameGenerator: no vowels, no look-alike digits.
 const NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 

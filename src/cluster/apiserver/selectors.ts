@@ -80,22 +80,6 @@ export function parseLabelSelector(selector: string | null | undefined): LabelMa
   };
 }
 
-/** A label selector object (matchLabels/matchExpressions) as the string form. */
-export function labelSelectorString(sel: {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: string; values?: string[] }[];
-}): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) parts.push(`${k}=${v}`);
-  for (const e of sel.matchExpressions ?? []) {
-    const op = e.operator.toLowerCase();
-    if (op === 'in' || op === 'notin') parts.push(`${e.key} ${op} (${(e.values ?? []).join(',')})`);
-    else if (op === 'exists') parts.push(e.key);
-    else if (op === 'doesnotexist') parts.push(`!${e.key}`);
-  }
-  return parts.join(',');
-}
-
 // --- field selectors ---------------------------------------------------------------------------
 
 export type FieldMatcher = (obj: KObject) => boolean;
