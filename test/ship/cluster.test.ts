@@ -120,7 +120,7 @@ test('examples/btxrun-gpu.yaml passes the CRD schema on the API server and valid
   }
 });
 
-test('helm install, then helm upgrade with a changed CRD, leaves the new CRD; helm uninstall keeps it', async () => {
+test('helm install, then helm upgrade with a changed CRD, leaves the new CRD; helm uninstall keeps it; a reinstall adopts it', async () => {
   const c = await startCluster();
   const home = join(c.dir, 'helm');
   const env = {
@@ -168,6 +168,15 @@ test('helm install, then helm upgrade with a changed CRD, leaves the new CRD; he
     await assert.rejects(
       c.kubectl(['get', 'deployment', 'btx-btx-operator', '-n', 'ops']),
       /NotFound|not found/,
+    );
+
+    // Installing again under the same name adopts the kept CRD, here with client-side apply.
+    await helm(['install', 'btx', CHART_DIR, '--namespace', 'ops', '--server-side=false']);
+    await c.kubectl(['get', 'deployment', 'btx-btx-operator', '-n', 'ops']);
+    assert.equal(
+      (await crdDescription()).description,
+      before.description,
+      'the reinstall applied its own CRD',
     );
   } finally {
     await c.stop();
