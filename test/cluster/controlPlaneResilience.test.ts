@@ -74,7 +74,7 @@ test('after an API server restart the kubelet and the Job controller carry on', 
       namespace: 'default',
       body: {
         metadata: { name: 'after' },
-        spec: { template: podBody('x').spec ? { spec: podBody('x').spec } : {} },
+        spec: { template: { spec: podBody('x').spec } },
       },
     });
     await until('Job after Complete', async () => {
