@@ -146,6 +146,7 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
 
   const progress = new ProgressReporter(s.stage);
   let newest: string | undefined;
+  let lastTokensPerSecond: number | null = null;
   const save = async (step: number, loss: number | null): Promise<void> => {
     const name = checkpointDirName(step);
     await saveCheckpoint(
@@ -167,6 +168,8 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
     );
     newest = `${s.out.replace(/\/+$/, '')}/${name}`;
     progress.checkpointWritten(newest);
+    // The operator learns of every checkpoint at once, not at the next throttle window.
+    progress.report({ step, totalSteps: s.steps, loss, tokensPerSecond: lastTokensPerSecond }, true);
     log.info('checkpoint written', { stage: s.stage, step, checkpoint: newest });
   };
 
@@ -190,6 +193,7 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
       checkpointEvery: s.checkpointEvery,
       onCheckpoint: save,
       onStep: (r) => {
+        lastTokensPerSecond = r.tokensPerSecond;
         if (r.step % s.logEvery === 0 || r.step === r.totalSteps || r.routing) {
           log.info('train step', { stage: s.stage, ...r });
         }
