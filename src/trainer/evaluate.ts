@@ -13,6 +13,7 @@ import { heldOutWindows, loadDomain } from './data.js';
 import type { Domain } from './data.js';
 import type { MixtralConfig } from './hfConfig.js';
 import { batchLoss, disposeParams, modelDims, paramsFromTensors } from './model.js';
+import { checkByteVocab } from './tokenizer.js';
 import { DEFAULT_MAX_SEQ_LEN } from './trainStage.js';
 
 export interface EvalSettings {
@@ -87,6 +88,7 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
   };
   for (const { name, ckpt } of loaded) {
     const dims = modelDims(ckpt.config);
+    checkByteVocab(dims.vocab, name);
     const params = paramsFromTensors(dims, ckpt.tensors);
     const expertNames = Array.from(
       { length: dims.experts },

@@ -18,3 +18,10 @@ export function decode(tokens: ArrayLike<number>): string {
   for (let i = 0; i < tokens.length; i++) if (tokens[i]! < 256) bytes.push(tokens[i]!);
   return decoder.decode(Uint8Array.from(bytes));
 }
+
+/** Byte tokens go up to PAD; a model with a smaller vocabulary would index past its embedding. */
+export function checkByteVocab(vocabSize: number, what: string): void {
+  if (vocabSize <= PAD) {
+    throw new Error(`${what}: vocab_size ${vocabSize} is smaller than the byte tokenizer's ${PAD + 1}`);
+  }
+}

@@ -24,6 +24,7 @@ import {
 } from './model.js';
 import type { Params } from './model.js';
 import { ProgressReporter } from './progress.js';
+import { checkByteVocab } from './tokenizer.js';
 import { trainLoop } from './train.js';
 
 export type TrainStage = Extract<Stage, 'seed' | 'expert' | 'finetune'>;
@@ -100,6 +101,7 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
   const resume = await findLatestCheckpoint(outHost);
   const { config, params, from } = await startingPoint(s, resume);
   const dims = modelDims(config);
+  checkByteVocab(dims.vocab, from);
   const trainable: Params = new Map(
     [...params].filter(([name]) => !(s.freezeExperts && isExpertWeight(name))),
   );
