@@ -218,3 +218,23 @@ test('Indexed: pods are created for the lowest indexes neither done nor running;
   assert.equal(cond(done, 'Complete')?.status, 'True');
   assert.equal(formatIndexes(parseIndexes('7,1-3,5')), '1-3,5,7');
 });
+
+test('podReplacementPolicy: TerminatingOrFailed replaces a terminating pod at once, Failed waits until it is terminal', () => {
+  const terminating: V1Pod = {
+    ...pod('Running'),
+    metadata: { name: 't', uid: 't', deletionTimestamp: new Date(T0) },
+  };
+  const start = { startTime: new Date(T0) };
+  assert.equal(
+    planJob(job({ podReplacementPolicy: 'TerminatingOrFailed' }, start), [terminating], T0, opts).createPods,
+    1,
+  );
+  assert.equal(
+    planJob(job({ podReplacementPolicy: 'Failed' }, start), [terminating], T0, opts).createPods,
+    0,
+  );
+  assert.equal(
+    planJob(job({ podFailurePolicy: { rules: [] } }, start), [terminating], T0, opts).createPods,
+    0,
+  );
+});

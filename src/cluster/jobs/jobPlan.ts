@@ -272,9 +272,15 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
           : succeeded > 0
             ? 0
             : parallelism;
+      // podReplacementPolicy Failed (the default with a podFailurePolicy): a terminating pod still
+      // holds its slot until it is terminal.
+      const waitForTerminating =
+        spec?.podReplacementPolicy === 'Failed' ||
+        (!spec?.podReplacementPolicy && spec?.podFailurePolicy !== undefined);
+      const holding = active.length + (waitForTerminating ? terminating.length : 0);
       if (active.length > want) {
         deletePods = [...active].sort(deletionOrder).slice(0, active.length - want);
-      } else if (active.length < want) {
+      } else if (holding < want) {
         // Replacements for failed pods wait base * 2^(failures-1) after the newest failure.
         const lastFailure = counted.reduce((t, p) => Math.max(t, podFinishedMs(p)), 0);
         const delay = failed > 0 ? Math.min(opts.backoffBaseMs * 2 ** (failed - 1), opts.backoffMaxMs) : 0;
@@ -282,12 +288,12 @@ export function planJob(job: V1Job, pods: V1Pod[], nowMs: number, opts: JobPlanO
         if (failed > 0 && waitMs > 0) wake(waitMs);
         else if (indexed) {
           // The lowest indexes that neither succeeded nor have a pod running.
-          const running = new Set(active.map(podIndex));
-          for (let i = 0; i < (completions ?? 0) && createIndexes.length < want - active.length; i++) {
+          const running = new Set([...active, ...(waitForTerminating ? terminating : [])].map(podIndex));
+          for (let i = 0; i < (completions ?? 0) && createIndexes.length < want - holding; i++) {
             if (!completedIndexes.has(i) && !running.has(i)) createIndexes.push(i);
           }
           createPods = createIndexes.length;
-        } else createPods = want - active.length;
+        } else createPods = want - holding;
       }
       if (deadline !== undefined && startTime) wake(Math.max(0, deadline * 1000 - elapsedMs));
     }
