@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { ENV } from '../../src/api/stageContract.js';
 import { saveCheckpoint } from '../../src/trainer/checkpoint.js';
 import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
-import { EVAL_FLAGS, helpText, TRAIN_FLAGS } from '../../src/trainer/options.js';
+import { EVAL_FLAGS, Flags, helpText, parseFlags, TRAIN_FLAGS } from '../../src/trainer/options.js';
 import { repoRoot } from '../support/tools.js';
 import { backend, tempDir, tinyLlama, writeCorpus } from './trainerFixtures.js';
 
@@ -135,5 +135,20 @@ describe('btx train / btx eval as stages', () => {
     for (const f of TRAIN_FLAGS) assert.match(train, new RegExp(`--${f.flag}\\b.*${f.env}`));
     const ev = helpText('usage', EVAL_FLAGS);
     for (const f of EVAL_FLAGS) assert.match(ev, new RegExp(`--${f.flag}\\b.*${f.env}`));
+  });
+
+  it('a flag wins over its BTX_* variable; the variable fills in what flags leave out', () => {
+    process.env.BTX_STEPS = '5';
+    process.env.BTX_BATCH_SIZE = '3';
+    try {
+      const parsed = parseFlags(['--steps', '7'], TRAIN_FLAGS, 'btx train expert');
+      assert.notEqual(parsed, 'help');
+      const f = new Flags(parsed as Exclude<typeof parsed, 'help'>, 'btx train expert');
+      assert.equal(f.number('steps', 200), 7);
+      assert.equal(f.number('batch-size', 8), 3);
+    } finally {
+      delete process.env.BTX_STEPS;
+      delete process.env.BTX_BATCH_SIZE;
+    }
   });
 });
