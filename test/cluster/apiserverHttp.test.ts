@@ -363,7 +363,30 @@ test('strategic merge patches merge containers and env by name and honour $patch
     '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"b":"2"}}',
     'application/apply-patch+yaml',
   );
-  assert.deepEqual(reapplied.body.data, { a: '1', b: '2' });
+  // The same manager left `a` out: server-side apply removes it. Another manager's field stays.
+  assert.deepEqual(reapplied.body.data, { b: '2' });
+  await t.json(
+    'PATCH',
+    `${CMS}/ssa?fieldManager=other`,
+    '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"c":"3"}}',
+    'application/apply-patch+yaml',
+  );
+  const third = await t.json<Obj>(
+    'PATCH',
+    `${CMS}/ssa?fieldManager=test`,
+    '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa","labels":{"l":"1"}}}',
+    'application/apply-patch+yaml',
+  );
+  assert.deepEqual(third.body.data, { c: '3' });
+  assert.deepEqual(third.body.metadata.labels, { l: '1' });
+  const strictPatch = await t.json<Obj>(
+    'PATCH',
+    `${W}/g?fieldValidation=Strict`,
+    { spec: { nope: 1 } },
+    'application/merge-patch+json',
+  );
+  assert.equal(strictPatch.status, 400);
+  assert.match(strictPatch.body.message, /strict decoding error: unknown field "spec.nope"/);
 });
 
 test('dryRun=All validates and answers without storing anything', async () => {

@@ -322,7 +322,10 @@ test('helm 4 installs, upgrades and uninstalls a chart straight against the serv
   writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: op\nversion: 0.1.0\n');
   writeFileSync(
     join(chart, 'templates', 'all.yaml'),
-    CHART.replace('level: info', 'level: {{ .Values.level | default "info" }}'),
+    CHART.replace(
+      'data: {level: info}',
+      'data: {level: {{ .Values.level | default "info" }}{{ if .Values.extra }}, extra: "1"{{ end }}}',
+    ),
   );
   await ok('create', 'namespace', 'helm');
   const helm = async (...args: string[]): Promise<string> => {
@@ -336,8 +339,14 @@ test('helm 4 installs, upgrades and uninstalls a chart straight against the serv
     );
     return stdout;
   };
-  assert.match(await helm('install', 'op', chart), /STATUS: deployed/);
+  assert.match(await helm('install', 'op', chart, '--set', 'extra=true'), /STATUS: deployed/);
+  assert.match(await ok('get', 'cm', 'op-config', '-n', 'helm', '-o', 'jsonpath={.data}'), /"extra":"1"/);
+  // The upgrade no longer renders `extra`: server-side apply removes it.
   assert.match(await helm('upgrade', 'op', chart, '--set', 'level=debug'), /STATUS: deployed/);
+  assert.equal(
+    await ok('get', 'cm', 'op-config', '-n', 'helm', '-o', 'jsonpath={.data}'),
+    '{"level":"debug"}',
+  );
   assert.equal(await ok('get', 'cm', 'op-config', '-n', 'helm', '-o', 'jsonpath={.data.level}'), 'debug');
   assert.match(
     await ok('get', 'secrets', '-n', 'helm', '-o', 'name'),

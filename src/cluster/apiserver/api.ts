@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { admit } from './admission.js';
+import { AppliedConfigs } from './apply.js';
 import { crdResource, crdStatus, isEstablished } from './crd.js';
 import {
   alreadyExists,
@@ -59,6 +60,7 @@ function withoutRv(obj: KObject): KObject {
 
 export class Api {
   readonly registry = new Registry();
+  private readonly applied = new AppliedConfigs();
   readonly store: Store;
 
   constructor(historySize?: number) {
@@ -267,7 +269,7 @@ export class Api {
     contentType: string,
     rawBody: string,
     subresource: string | undefined,
-    opts: WriteOptions & { force?: boolean } = {},
+    opts: WriteOptions & { force?: boolean; fieldManager?: string } = {},
   ): { object: KObject; created: boolean } {
     const ns = info.namespaced ? namespace : '';
     const existing = this.store.get(storageOf(info), ns, name);
@@ -289,6 +291,7 @@ export class Api {
           `the name of the object (${String(meta.name)}) does not match the name on the URL (${name})`,
         );
       const object = this.create(info, version, ns, { ...patchBody, metadata: { ...meta, name } }, opts);
+      if (!opts.dryRun) this.applied.remember(object.metadata.uid!, opts.fieldManager ?? '', patchBody);
       return { object, created: true };
     }
     const current = toView(info, version, existing) as unknown;
@@ -304,18 +307,31 @@ export class Api {
         patched = strategicMergePatch(current, patchBody, info.kind);
         break;
       case PATCH_TYPES.apply:
-        // Server-side apply as a create-or-merge: the applied configuration wins field by field.
-        // Field ownership (managedFields) is not tracked.
-        if (isObject(patchBody) && isObject(patchBody.metadata)) delete patchBody.metadata.resourceVersion;
+        // Server-side apply: the applied configuration merged in, and what this manager applied
+        // before but no longer does removed (apply.ts). managedFields is not written.
+        if (!isObject(patchBody)) throw badRequest('error decoding patch: expected an object');
+        if (isObject(patchBody.metadata)) delete patchBody.metadata.resourceVersion;
         patched = info.builtin
           ? strategicMergePatch(current, patchBody, info.kind)
           : mergePatch(current, patchBody);
+        if (isObject(patched))
+          this.applied.apply(
+            existing.metadata.uid!,
+            opts.fieldManager ?? '',
+            patchBody,
+            patched,
+            info.kind,
+            info.builtin,
+          );
         break;
       default:
         throw unsupportedMediaType(Object.values(PATCH_TYPES));
     }
     if (!isObject(patched)) throw badRequest('the patch produced an object that is not a JSON object');
-    return { object: this.update(info, version, ns, name, patched, subresource, opts), created: false };
+    const object = this.update(info, version, ns, name, patched, subresource, opts);
+    if (contentType === PATCH_TYPES.apply && !opts.dryRun && isObject(patchBody))
+      this.applied.remember(object.metadata.uid!, opts.fieldManager ?? '', patchBody);
+    return { object, created: false };
   }
 
   // --- delete ----------------------------------------------------------------------------------
@@ -395,6 +411,7 @@ export class Api {
   /** Removes an object for good and lets the garbage collector handle its dependents. */
   private remove(info: ResourceInfo, key: string, obj: KObject): KObject {
     const gone = this.store.remove(key, obj);
+    if (obj.metadata.uid) this.applied.forget(obj.metadata.uid);
     if (key === CRDS) this.dropCustomResources(obj);
     const uid = obj.metadata.uid;
     if (uid && this.store.dependentsOf(uid).length) setImmediate(() => this.collectDependents(uid));

@@ -150,7 +150,7 @@ export function jsonPatch(target: unknown, ops: unknown): unknown {
 // --- strategic merge patch ---------------------------------------------------------------------
 
 /** Merge keys of the built-in kinds' lists (patchMergeKey); lists not here are replaced whole. */
-function mergeKeyFor(field: string, kind: string, path: string[]): string | undefined {
+export function mergeKeyFor(field: string, kind: string, path: string[]): string | undefined {
   switch (field) {
     case 'containers':
     case 'initContainers':

@@ -257,9 +257,7 @@ export async function handleResource(
     case 'PUT': {
       if (!path.name) throw methodNotAllowed();
       const body = parseObjectBody(req.headers['content-type'], await readRawBody(req));
-      const obj = api.update(info, path.version, ns, path.name, body, path.subresource, {
-        dryRun: dryRun(q),
-      });
+      const obj = api.update(info, path.version, ns, path.name, body, path.subresource, writeOpts());
       return single(200, obj);
     }
     case 'PATCH': {
@@ -281,8 +279,9 @@ export async function handleResource(
         await readBody(req),
         path.subresource,
         {
-          dryRun: dryRun(q),
+          ...writeOpts(),
           force: boolParam(q, 'force'),
+          fieldManager: q.get('fieldManager') ?? undefined,
         },
       );
       return single(created ? 201 : 200, object);
