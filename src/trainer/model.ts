@@ -10,6 +10,7 @@ import type { NamedTensor } from './checkpoint.js';
 import type { LlamaConfig, ModelConfig } from './hfConfig.js';
 import { hashInts, hashString } from './prng.js';
 import { linear, loadBalancingLoss, moeFeedForward, swiglu } from './moe.js';
+import { ropeInverseFrequencies } from './rope.js';
 import type { Routing, RoutingOptions } from './moe.js';
 
 /** The numbers the forward pass needs, read from an HF config.json. */
@@ -22,6 +23,8 @@ export interface ModelDims {
   kvHeads: number;
   headDim: number;
   ropeTheta: number;
+  /** Rotary inverse frequencies [headDim / 2], rope_scaling applied. */
+  ropeInvFreq: number[];
   eps: number;
   tied: boolean;
   /** 0 for a dense Llama, num_local_experts for Mixtral. */
@@ -40,6 +43,9 @@ export function modelDims(config: ModelConfig): ModelDims {
   if (c.num_attention_heads % c.num_key_value_heads !== 0) {
     throw new Error('num_attention_heads must be a multiple of num_key_value_heads');
   }
+  for (const key of ['attention_bias', 'mlp_bias'] as const) {
+    if (c[key] === true) throw new Error(`${key}: true is not supported (no bias tensors are loaded)`);
+  }
   const moe = config.model_type === 'mixtral' ? config : undefined;
   return {
     vocab: c.vocab_size,
@@ -50,6 +56,7 @@ export function modelDims(config: ModelConfig): ModelDims {
     kvHeads: c.num_key_value_heads,
     headDim,
     ropeTheta: c.rope_theta,
+    ropeInvFreq: ropeInverseFrequencies(headDim, c.rope_theta, c.rope_scaling),
     eps: c.rms_norm_eps,
     tied: c.tie_word_embeddings,
     experts: moe ? moe.num_local_experts : 0,
@@ -179,16 +186,15 @@ const embed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
  */
 function rotaryTables(
   seqLen: number,
-  headDim: number,
-  theta: number,
+  invFreq: readonly number[],
 ): { cos: tf.Tensor2D; sin: tf.Tensor2D; rotate: tf.Tensor2D } {
-  const half = headDim / 2;
+  const half = invFreq.length;
+  const headDim = 2 * half;
   const cos = new Float32Array(seqLen * headDim);
   const sin = new Float32Array(seqLen * headDim);
   for (let t = 0; t < seqLen; t++) {
     for (let i = 0; i < half; i++) {
-      // Float32 inverse frequencies as HF computes them.
-      const angle = t * Math.fround(1 / Math.pow(theta, (2 * i) / headDim));
+      const angle = Math.fround(t * invFreq[i]!);
       cos[t * headDim + i] = cos[t * headDim + i + half] = Math.cos(angle);
       sin[t * headDim + i] = sin[t * headDim + i + half] = Math.sin(angle);
     }
@@ -205,10 +211,13 @@ function rotaryTables(
   };
 }
 
-/** Rotary position embedding of x [..., T, headDim] (positions 0..T-1), HF rotate_half convention. */
-export function applyRotary(x: tf.Tensor, theta: number): tf.Tensor {
-  const [seqLen, headDim] = x.shape.slice(-2) as [number, number];
-  const { cos, sin, rotate } = rotaryTables(seqLen, headDim, theta);
+/**
+ * Rotary position embedding of x [..., T, headDim] (positions 0..T-1) in HF's rotate_half
+ * convention; invFreq from ropeInverseFrequencies (rope.ts).
+ */
+export function applyRotary(x: tf.Tensor, invFreq: readonly number[]): tf.Tensor {
+  const seqLen = x.shape[x.shape.length - 2]!;
+  const { cos, sin, rotate } = rotaryTables(seqLen, invFreq);
   return tf.add(tf.mul(x, cos), tf.mul(tf.matMul(x, rotate), sin));
 }
 
@@ -230,7 +239,7 @@ function attention(
 ): tf.Tensor2D {
   const heads = (t: tf.Tensor2D, n: number) =>
     tf.transpose(tf.reshape(t, [batch, seqLen, n, d.headDim]), [0, 2, 1, 3]); // [B, n, T, hd]
-  const rope = (t: tf.Tensor) => applyRotary(t, d.ropeTheta);
+  const rope = (t: tf.Tensor) => applyRotary(t, d.ropeInvFreq);
   const q = rope(heads(linear(x, p2(params, `${prefix}.q_proj.weight`)), d.heads));
   let k = rope(heads(linear(x, p2(params, `${prefix}.k_proj.weight`)), d.kvHeads));
   let v = heads(linear(x, p2(params, `${prefix}.v_proj.weight`)), d.kvHeads);
