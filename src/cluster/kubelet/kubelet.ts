@@ -7,8 +7,10 @@ import {
   setHeaderOptions,
   type KubeConfig,
   type V1Node,
+  type V1ContainerStatus,
   type V1Pod,
   type V1PodCondition,
+  type V1PodStatus,
 } from '@kubernetes/client-node';
 import { log, errorFields } from '../../util/log.js';
 import { watchResource, type WatchedResource } from '../informer.js';
@@ -279,20 +281,35 @@ export class Kubelet {
   }
 
   private async writeStatus(pod: V1Pod, worker: PodWorker): Promise<void> {
-    const status = toWire(computePodStatus(pod, worker.record, nowRfc3339()));
+    // Transition times continue from our own last write when the cache is behind it.
+    const previous = (worker.lastWrittenStatus as V1PodStatus | undefined) ?? pod.status;
+    const status = toWire(computePodStatus({ ...pod, status: previous }, worker.record, nowRfc3339()));
     status.qosClass = qosClass(pod);
     const current = (pod.status ?? {}) as Record<string, unknown>;
     const comparable = Object.fromEntries(Object.keys(status).map((k) => [k, current[k]]));
-    if (stableJson(comparable) === stableJson(status)) return;
+    const desired = stableJson(status);
+    const lastWritten = worker.lastWrittenStatus;
+    // Compare with our own last write too: the informer cache may not show it yet.
+    if (lastWritten !== undefined && stableJson(lastWritten) === desired) return;
+    if (stableJson(comparable) === desired) {
+      worker.lastWrittenStatus = status;
+      return;
+    }
     await this.core.patchNamespacedPodStatus(
       { name: worker.name, namespace: worker.namespace, body: { status } },
       MERGE_PATCH,
     );
-    this.recordContainerEvents(pod, status);
+    this.recordContainerEvents(pod, lastWritten ?? current, status);
+    worker.lastWrittenStatus = status;
   }
 
-  private recordContainerEvents(pod: V1Pod, status: Record<string, unknown>): void {
-    const before = new Map((pod.status?.containerStatuses ?? []).map((c) => [c.name, c]));
+  private recordContainerEvents(
+    pod: V1Pod,
+    previous: Record<string, unknown>,
+    status: Record<string, unknown>,
+  ): void {
+    const previousStatuses = (previous.containerStatuses ?? []) as V1ContainerStatus[];
+    const before = new Map(previousStatuses.map((c) => [c.name, c]));
     const after = (status.containerStatuses ?? []) as {
       name: string;
       state?: { waiting?: { reason?: string; message?: string } };

@@ -84,6 +84,8 @@ function terminatedFrom(previous: ContainerRecord['state'] | undefined): Termina
 
 export class PodWorker {
   readonly record: PodRecord;
+  /** The status the kubelet last wrote for this pod (the informer cache may not show it yet). */
+  lastWrittenStatus?: Record<string, unknown>;
   readonly uid: string;
   private readonly dir: string;
   private readonly processes = new Map<string, RunningProcess>();
