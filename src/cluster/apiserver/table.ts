@@ -4,6 +4,7 @@
 import { evaluate } from './jsonpath.js';
 import { ageOf, humanDuration, isObject, type KObject } from './meta.js';
 import type { PrinterColumn, ResourceInfo } from './registry.js';
+import { fromView } from './views.js';
 
 export interface TableColumn {
   name: string;
@@ -343,7 +344,13 @@ function printerFor(info: ResourceInfo, version: string): Printer {
   if (!info.builtin) return customPrinter(info, version);
   return (
     PRINTERS[`${info.group}/${info.resource}`] ??
-    (info.group === 'events.k8s.io' ? PRINTERS['/events']! : undefined) ?? {
+    (info.group === 'events.k8s.io'
+      ? // Rows are events.k8s.io views; the columns read the core form.
+        {
+          columns: PRINTERS['/events']!.columns,
+          cells: (obj: KObject) => PRINTERS['/events']!.cells(fromView(info, obj)),
+        }
+      : undefined) ?? {
       columns: [NAME, AGE],
       cells: (obj: KObject) => [obj.metadata.name!, ageOf(obj.metadata.creationTimestamp)],
     }
