@@ -92,21 +92,33 @@ export class AdamW {
     return out;
   }
 
-  /** Restore moments saved by toTensors and the step count from trainer_state.json. */
-  load(tensors: Map<string, NamedTensor>, step: number): void {
+  /**
+   * Restore moments saved by toTensors and the step count from trainer_state.json. Parameters with
+   * no saved moments (e.g. experts that a frozen run did not train) start from zero; their names are
+   * returned so the caller can say so. A shape mismatch is an error.
+   */
+  load(tensors: Map<string, NamedTensor>, step: number): string[] {
+    const fresh: string[] = [];
     for (const [name, s] of this.slots) {
       for (const [suffix, target] of [
         ['exp_avg', s.m],
         ['exp_avg_sq', s.v],
       ] as const) {
         const t = tensors.get(`${name}.${suffix}`);
-        if (!t || t.shape.join(',') !== target.shape.join(',')) {
-          throw new Error(`optimizer state has no ${name}.${suffix} of shape [${target.shape}]`);
+        if (!t) {
+          if (suffix === 'exp_avg') fresh.push(name);
+          continue;
+        }
+        if (t.shape.join(',') !== target.shape.join(',')) {
+          throw new Error(
+            `optimizer state ${name}.${suffix} has shape [${t.shape}], expected [${target.shape}]`,
+          );
         }
         tf.tidy(() => target.assign(tf.tensor(t.data, t.shape, 'float32')));
       }
     }
     this.step = step;
+    return fresh;
   }
 
   dispose(): void {

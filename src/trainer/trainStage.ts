@@ -81,7 +81,8 @@ async function startingPoint(
   resume: LoadedCheckpoint | null,
 ): Promise<{ config: ModelConfig; params: Params; from: string }> {
   if (resume) {
-    const config = resume.config;
+    // Flags win on a restart too (the router of a finetune may be changed between attempts).
+    const config = applyRoutingOverrides(resume.config, s);
     return { config, params: paramsFromTensors(modelDims(config), resume.tensors), from: resume.dir };
   }
   if (s.stage === 'seed') {
@@ -114,7 +115,13 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
   if (resume?.state) {
     const opt = resume.extra[OPTIMIZER_FILE];
     if (!opt || !resume.state.optimizer) throw new Error(`checkpoint ${resume.dir} has no optimizer state`);
-    optimizer.load(opt, resume.state.optimizer.step);
+    const fresh = optimizer.load(opt, resume.state.optimizer.step);
+    if (fresh.length > 0) {
+      log.warn('resumed without optimizer moments for some parameters; they start from zero', {
+        parameters: fresh.length,
+        first: fresh[0],
+      });
+    }
     startStep = resume.state.step;
     if (resume.state.totalSteps !== s.steps) {
       log.warn('resumed run has a different step count; the LR schedule changes', {
