@@ -136,7 +136,13 @@ export class JobController {
         });
       return;
     }
-    await this.writeStatus(job, plan.status);
+    try {
+      await this.writeStatus(job, plan.status);
+    } catch (err) {
+      // 409: the cache was behind the Job (our own last write); decide again once it has caught up.
+      if ((err as { code?: number }).code === 409) return 200;
+      throw err;
+    }
     for (const e of plan.events)
       this.events.emit({ ...job, kind: 'Job', apiVersion: 'batch/v1' }, e.type, e.reason, e.message);
 
@@ -174,7 +180,8 @@ export class JobController {
       {
         name: job.metadata?.name ?? '',
         namespace: job.metadata?.namespace ?? 'default',
-        body: { status: patch },
+        // The resourceVersion makes it conditional: a decision from a stale cache is refused (409).
+        body: { metadata: { resourceVersion: job.metadata?.resourceVersion }, status: patch },
       },
       MERGE_PATCH,
     );
