@@ -219,7 +219,7 @@ test('x-kubernetes-validations CEL rules: plain rules, fieldPath, macros and tra
   const reserved = await t.json<Obj>('POST', W, w({ labels: { 'reserved/x': '1' } }));
   assert.equal(
     reserved.body.message,
-    'Widget.test.btx.ai "cel" is invalid: spec.labels: Invalid value: "object": the reserved/ prefix is for the server',
+    'Widget.test.btx.ai "cel" is invalid: spec.labels: Invalid value: "object": the reserved/ prefix is for the server, found 1',
   );
   const dupParts = await t.json<Obj>('POST', W, w({ parts: [{ name: 'a' }, { name: 'a' }] }));
   assert.match(dupParts.body.message, /spec\.parts\[1\]: Duplicate value: \{"name":"a"\}/);

@@ -10,6 +10,7 @@ import type { Schema } from './schema.js';
 interface Rule {
   rule?: string;
   message?: string;
+  messageExpression?: string;
   reason?: string;
   fieldPath?: string;
 }
@@ -34,6 +35,22 @@ function ruleError(rule: Rule, type: string, path: string, detail: string): Fiel
   }
 }
 
+/** messageExpression when it evaluates to a non-empty string, else message, else the rule. */
+function message(rule: Rule, env: Record<string, unknown>): string {
+  if (rule.messageExpression) {
+    const ast = compileRule(rule.messageExpression);
+    if (!(ast instanceof CelError)) {
+      try {
+        const m = evaluate(ast, env);
+        if (typeof m === 'string' && m.trim() !== '') return m;
+      } catch {
+        // fall back to message, as the real server does
+      }
+    }
+  }
+  return rule.message ?? `failed rule: ${rule.rule}`;
+}
+
 /** Runs the rules of `schema` and its children against `value` (and `old` on updates). */
 export function validateRules(
   schema: Schema | undefined,
@@ -50,13 +67,12 @@ export function validateRules(
     if (ast instanceof CelError) continue; // outside the supported subset: see docs/cluster.md
     const transition = usesOldSelf(ast);
     if (transition && old === undefined) continue;
+    const env = transition ? { self: value, oldSelf: old } : { self: value };
     try {
-      const ok = evaluate(ast, transition ? { self: value, oldSelf: old } : { self: value });
-      if (ok !== true) errs.push(ruleError(raw, type, path, raw.message ?? `failed rule: ${raw.rule}`));
+      const ok = evaluate(ast, env);
+      if (ok !== true) errs.push(ruleError(raw, type, path, message(raw, env)));
     } catch (err) {
-      errs.push(
-        ruleError(raw, type, path, `${raw.message ?? `failed rule: ${raw.rule}`}: ${(err as Error).message}`),
-      );
+      errs.push(ruleError(raw, type, path, `${message(raw, env)}: ${(err as Error).message}`));
     }
   }
   if (isObject(value)) {
