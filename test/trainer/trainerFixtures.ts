@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { initBackend } from '../../src/trainer/backend.js';
 import type { LlamaConfig, MixtralConfig, RouterType } from '../../src/trainer/hfConfig.js';
 import { BYTE_VOCAB_SIZE, llamaConfigFromSpec } from '../../src/trainer/hfConfig.js';
+import { log } from '../../src/util/log.js';
+
+// Step-by-step training logs would bury the test report; BTX_LOG_LEVEL=info brings them back.
+log.level = process.env.BTX_LOG_LEVEL ?? 'warn';
 
 export async function backend(): Promise<void> {
   await initBackend(process.env.BTX_BACKEND ?? 'wasm');
