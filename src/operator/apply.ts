@@ -59,50 +59,58 @@ export class Applier {
     }
   }
 
-  /** Creates and deletes; throws on the first error that is not 409/404 (the key goes back with backoff). */
+  /** Creates and deletes, in parallel; throws the first error that is not 409/404 (the key comes back with backoff). */
   async children(runKey: string, namespace: string, actions: readonly Action[]): Promise<void> {
-    for (const a of actions) {
-      if (a.kind === 'createPod' || a.kind === 'createJob') {
-        const name = (a.kind === 'createPod' ? a.pod.metadata?.name : a.job.metadata?.name) ?? '';
-        this.expectations.expectCreate(runKey, name);
-        this.countWrite('create', a.kind === 'createPod' ? 'pods' : 'jobs');
-        try {
-          if (a.kind === 'createPod') await this.core.createNamespacedPod({ namespace, body: a.pod });
-          else await this.batch.createNamespacedJob({ namespace, body: a.job });
-          log.info('created child', {
-            namespace,
-            name,
-            run: runKey,
-            kind: a.kind === 'createPod' ? 'Pod' : 'Job',
-          });
-        } catch (err) {
-          this.expectations.observedCreate(runKey, name);
-          if (statusCode(err) === 409) continue; // it exists: deterministic names make this the duplicate guard
-          throw new Error(`create ${name} failed`, { cause: err });
-        }
-      } else if (a.kind === 'deletePod' || a.kind === 'deleteJob') {
-        this.expectations.expectDelete(runKey, a.name);
-        this.countWrite('delete', a.kind === 'deletePod' ? 'pods' : 'jobs');
-        try {
-          if (a.kind === 'deletePod') await this.core.deleteNamespacedPod({ namespace, name: a.name });
-          else
-            await this.batch.deleteNamespacedJob({
-              namespace,
-              name: a.name,
-              propagationPolicy: 'Background',
-            });
-          log.info('deleted child', { namespace, name: a.name, run: runKey, why: a.why });
-        } catch (err) {
-          this.expectations.observedDelete(runKey, a.name);
-          if (statusCode(err) === 404) continue;
-          throw new Error(`delete ${a.name} failed`, { cause: err });
-        }
+    const results = await Promise.allSettled(actions.map((a) => this.child(runKey, namespace, a)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private async child(runKey: string, namespace: string, a: Action): Promise<void> {
+    if (a.kind === 'createPod' || a.kind === 'createJob') {
+      const name = (a.kind === 'createPod' ? a.pod.metadata?.name : a.job.metadata?.name) ?? '';
+      this.expectations.expectCreate(runKey, name);
+      this.countWrite('create', a.kind === 'createPod' ? 'pods' : 'jobs');
+      try {
+        if (a.kind === 'createPod') await this.core.createNamespacedPod({ namespace, body: a.pod });
+        else await this.batch.createNamespacedJob({ namespace, body: a.job });
+        log.info('created child', {
+          namespace,
+          name,
+          run: runKey,
+          kind: a.kind === 'createPod' ? 'Pod' : 'Job',
+        });
+      } catch (err) {
+        this.expectations.observedCreate(runKey, name);
+        if (statusCode(err) === 409) return; // it exists: deterministic names make this the duplicate guard
+        throw new Error(`create ${name} failed`, { cause: err });
+      }
+    } else if (a.kind === 'deletePod' || a.kind === 'deleteJob') {
+      this.expectations.expectDelete(runKey, a.name);
+      this.countWrite('delete', a.kind === 'deletePod' ? 'pods' : 'jobs');
+      try {
+        if (a.kind === 'deletePod') await this.core.deleteNamespacedPod({ namespace, name: a.name });
+        else
+          await this.batch.deleteNamespacedJob({ namespace, name: a.name, propagationPolicy: 'Background' });
+        log.info('deleted child', { namespace, name: a.name, run: runKey, why: a.why });
+      } catch (err) {
+        this.expectations.observedDelete(runKey, a.name);
+        if (statusCode(err) === 404) return;
+        throw new Error(`delete ${a.name} failed`, { cause: err });
       }
     }
   }
 
-  /** Events are best effort: a failure is logged, never retried into a loop. */
-  async events(run: BTXRun, actions: readonly Action[]): Promise<void> {
+  /** Events in flight; posted in the background so a reconcile never waits on them. */
+  private readonly pendingEvents = new Set<Promise<void>>();
+
+  /** Resolves when every Event posted so far has been sent (or failed). */
+  async flushEvents(): Promise<void> {
+    await Promise.allSettled([...this.pendingEvents]);
+  }
+
+  /** Events are best effort: posted in the background; a failure is logged, never retried into a loop. */
+  events(run: BTXRun, actions: readonly Action[]): void {
     const { name = '', namespace = 'default', uid } = run.metadata;
     for (const a of actions) {
       if (a.kind !== 'event') continue;
@@ -122,11 +130,14 @@ export class Applier {
         count: 1,
       };
       this.countWrite('create', 'events');
-      try {
-        await this.core.createNamespacedEvent({ namespace, body });
-      } catch (err) {
-        log.warn('event not recorded', { namespace, name, reason: a.reason, ...errorFields(err) });
-      }
+      const sent = this.core.createNamespacedEvent({ namespace, body }).then(
+        () => undefined,
+        (err: unknown) => {
+          log.warn('event not recorded', { namespace, name, reason: a.reason, ...errorFields(err) });
+        },
+      );
+      this.pendingEvents.add(sent);
+      void sent.finally(() => this.pendingEvents.delete(sent));
     }
   }
 }

@@ -137,6 +137,7 @@ export class Controller {
 
   async stop(): Promise<void> {
     await this.stopActing();
+    await this.applier.flushEvents();
     await this.caches.stop();
   }
 
@@ -148,6 +149,7 @@ export class Controller {
       try {
         if (!this.acting) continue;
         const { requeueAfterMs, result } = await this.reconcile(key);
+        log.debug('reconciled', { key, result, requeueAfterMs });
         this.queue.forget(key);
         if (requeueAfterMs !== undefined) this.queue.addAfter(key, requeueAfterMs);
         this.opts.metrics.reconciled(result, Number(process.hrtime.bigint() - started) / 1e9);
@@ -225,7 +227,7 @@ export class Controller {
     }
     if (!this.acting) return { result: 'skipped' };
     await this.applier.children(key, namespace, result.actions);
-    await this.applier.events(run, result.actions);
+    this.applier.events(run, result.actions);
     this.opts.metrics.observeRun({ ...run, status: result.status });
     return requeueAfterMs !== undefined ? { result: 'requeue', requeueAfterMs } : { result: 'success' };
   }

@@ -3,7 +3,6 @@
 // memory: everything it needs is on the BTXRun (status included) or in the observed children, so a
 // restarted operator decides exactly what the old one would have.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { isDeepStrictEqual } from 'node:util';
 import type {
   BTXRun,
   BTXRunSpec,
@@ -16,6 +15,7 @@ import type {
   StartedWith,
 } from '../api/types.js';
 import { runLayout } from '../api/stageContract.js';
+import { changedImmutableField, startedWithOf } from '../api/immutable.js';
 import { setCondition, type ConditionInput } from './conditions.js';
 import {
   backoffSeconds,
@@ -72,7 +72,6 @@ export interface Plan {
   requeueAfterMs?: number;
 }
 
-const IMMUTABLE_FIELDS = ['domains', 'model', 'storage'] as const;
 /** How long a finished Job may wait for its pod's final status to reach the cache. */
 const JOB_POD_GRACE_MS = 30_000;
 
@@ -172,10 +171,6 @@ function ownedByJob(pod: V1Pod): boolean {
   return (pod.metadata?.ownerReferences ?? []).some((o) => o.kind === 'Job');
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? null)), JSON.parse(JSON.stringify(b ?? null)));
-}
-
 /** Terminal runs: nothing is re-derived; leftovers stop; ttlSecondsAfterFinished removes the children. */
 function planTerminal(p: Planner, spec: BTXRunSpec): void {
   p.stopLeftovers('the run has finished');
@@ -204,19 +199,14 @@ function planTerminal(p: Planner, spec: BTXRunSpec): void {
 
 /** The spec the run keeps going with: immutable fields as it started with them. */
 function effectiveSpec(p: Planner, spec: BTXRunSpec): BTXRunSpec {
-  const started: StartedWith = p.status.startedWith ?? {
-    domains: spec.domains,
-    storage: spec.storage,
-    ...(spec.model ? { model: spec.model } : {}),
-  };
+  const started: StartedWith = p.status.startedWith ?? startedWithOf(spec);
   p.status.startedWith = structuredClone(started);
-  const changed = IMMUTABLE_FIELDS.filter((f) => !sameJson(spec[f], started[f]));
+  const change = changedImmutableField(started, spec);
   const wasDrifting = (p.status.conditions ?? []).some(
     (c) => c.type === 'SpecApplied' && c.status === 'False',
   );
-  if (changed.length > 0) {
-    const fields = changed.map((f) => `spec.${f}`).join(', ');
-    const message = `${fields} cannot change after the run started; the run keeps the value it started with`;
+  if (change) {
+    const message = `${change.field} cannot change after the run started; the run keeps going with what it started with (status.startedWith)`;
     if (!wasDrifting) p.event('Warning', 'ImmutableFieldChanged', message);
     p.condition({ type: 'SpecApplied', status: 'False', reason: 'ImmutableFieldChanged', message });
   } else if (wasDrifting) {

@@ -1,0 +1,348 @@
+// The operator under load: N concurrent BTXRuns x 4 experts whose stage pods finish at once. The
+// control plane runs without kubelet and Job controller; this bench plays both through the API
+// (pods Succeeded with a termination message, Jobs Complete). The operator runs in a child process
+// so its CPU time and peak RSS are its own. Every 4th run has one expert fail once, to measure how
+// fast the replacement pod appears.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Job,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { startControlPlane } from '../src/cluster/controlPlane.js';
+import { btxRunCRD } from '../src/api/crd.js';
+import { GROUP, PLURAL, VERSION, type BTXRun } from '../src/api/types.js';
+import { MANAGED_SELECTOR } from '../src/operator/names.js';
+
+const RUNS = Number(process.env.BTX_BENCH_RUNS ?? 200);
+const EXPERTS = 4;
+const QUIET_RUNS = 10;
+const CHILD_FLAG = '--operator-child';
+
+interface ChildReport {
+  writes: Record<string, number>;
+  reconciles: Record<string, number>;
+  cpuSeconds: number;
+  maxRssMiB: number;
+}
+
+/** The child: an operator that counts its API writes and reports CPU and peak RSS on SIGTERM. */
+async function child(kubeconfigPath: string): Promise<void> {
+  const { startOperator } = await import('../src/operator/operator.js');
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const writes: Record<string, number> = {};
+  const op = await startOperator({
+    kubeConfig: kc,
+    workers: 8,
+    countWrite: (verb, resource) => {
+      const k = `${verb} ${resource}`;
+      writes[k] = (writes[k] ?? 0) + 1;
+    },
+  });
+  const atReady = process.cpuUsage();
+  process.stdout.write('ready\n');
+  process.once('SIGTERM', async () => {
+    const reconciles = (await op.metrics.registry.getMetricsAsJSON()).find(
+      (x) => x.name === 'btx_reconcile_total',
+    );
+    const cpu = process.cpuUsage(atReady); // the load only: not the start (module loading, cache sync)
+    const report: ChildReport = {
+      writes,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      maxRssMiB: process.resourceUsage().maxRSS / 1024,
+      reconciles: Object.fromEntries(
+        ((reconciles?.values ?? []) as { labels: Record<string, unknown>; value: number }[]).map((v) => [
+          String(v.labels.result),
+          v.value,
+        ]),
+      ),
+    };
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    void op.stop().then(() => process.exit(0));
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/** At most `limit` promises in flight. */
+function limiter(limit: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= limit) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+function terminated(message: object, exitCode = 0) {
+  const now = new Date();
+  return {
+    status: {
+      phase: exitCode === 0 ? 'Succeeded' : 'Failed',
+      startTime: now,
+      containerStatuses: [
+        {
+          name: 'trainer',
+          image: 'bench',
+          imageID: 'bench',
+          ready: false,
+          restartCount: 0,
+          state: {
+            terminated: { exitCode, message: JSON.stringify(message), startedAt: now, finishedAt: now },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export async function bench(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'btx-bench-operator-'));
+  const plane = await startControlPlane({ dataDir, kubelet: false, jobController: false });
+  const kc = plane.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  const batch = kc.makeApiClient(BatchV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const limit = limiter(32);
+  const res = await fetch(`${plane.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${plane.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(btxRunCRD()),
+  });
+  if (!res.ok) throw new Error(`CRD install failed: ${res.status}`);
+
+  const operator = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), CHILD_FLAG, plane.kubeconfigPath],
+    {
+      stdio: ['ignore', 'pipe', process.env.BTX_BENCH_DEBUG ? 'inherit' : 'ignore'],
+      env: { ...process.env, BTX_LOG_LEVEL: process.env.BTX_BENCH_DEBUG ? 'debug' : 'error' },
+    },
+  );
+  let out = '';
+  operator.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => operator.once('exit', () => r()));
+
+  // The fake kubelet + Job controller.
+  const failAt = new Map<string, number>(); // replacement pod name -> when its predecessor failed
+  const latencies: number[] = [];
+  const quietLatencies: number[] = [];
+  const failingRuns = new Set<string>();
+  const seen = new Set<string>();
+  const pods = makeInformer<V1Pod>(
+    kc,
+    '/api/v1/pods',
+    () => core.listPodForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+    MANAGED_SELECTOR,
+  );
+  pods.on('add', (pod) => {
+    const name = pod.metadata?.name ?? '';
+    const namespace = pod.metadata?.namespace ?? 'default';
+    if (seen.has(name) || pod.metadata?.ownerReferences?.some((o) => o.kind === 'Job')) return;
+    seen.add(name);
+    const failedAt = failAt.get(name);
+    if (failedAt !== undefined)
+      (name.startsWith('q') ? quietLatencies : latencies).push(Date.now() - failedAt);
+    const labels = pod.metadata?.labels ?? {};
+    const run = labels['btx.ai/run'] ?? '';
+    const fails =
+      labels['btx.ai/expert'] === 'd0' && labels['btx.ai/attempt'] === '1' && failingRuns.has(run);
+    const env = Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    void limit(async () => {
+      // The clock starts as the failure is sent: a quiet operator may answer before the reply arrives.
+      if (fails) failAt.set(name.replace(/-1$/, '-2'), Date.now());
+      await core.patchNamespacedPodStatus(
+        {
+          name,
+          namespace,
+          body: terminated({ checkpoint: `${env.BTX_OUTPUT}/step-1`, step: 1, loss: 1 }, fails ? 1 : 0),
+        },
+        mergePatch,
+      );
+    });
+  });
+  const jobs = makeInformer<V1Job>(
+    kc,
+    '/apis/batch/v1/jobs',
+    () => batch.listJobForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+    MANAGED_SELECTOR,
+  );
+  jobs.on('add', (job) => {
+    const name = job.metadata?.name ?? '';
+    const namespace = job.metadata?.namespace ?? 'default';
+    const template = job.spec?.template;
+    const stage = template?.metadata?.labels?.['btx.ai/stage'];
+    const message =
+      stage === 'eval'
+        ? {
+            results: [{ model: 'btx', domain: 'd0', loss: 1, perplexity: 2.7 }],
+            routing: [{ domain: 'd0', expert: 'd0', share: 1 }],
+          }
+        : { checkpoint: `/btx/${name}`, step: 1, loss: 1 };
+    void limit(async () => {
+      const podName = `${name}-x`;
+      await core.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: {
+            name: podName,
+            labels: { ...template?.metadata?.labels, 'job-name': name },
+            annotations: template?.metadata?.annotations,
+            ownerReferences: [
+              { apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata?.uid ?? '', controller: true },
+            ],
+          },
+          spec: template?.spec ?? { containers: [] },
+        },
+      });
+      await core.patchNamespacedPodStatus(
+        { name: podName, namespace, body: terminated(message) },
+        mergePatch,
+      );
+      const now = new Date();
+      await batch.patchNamespacedJobStatus(
+        {
+          name,
+          namespace,
+          body: {
+            status: {
+              succeeded: 1,
+              startTime: now,
+              completionTime: now,
+              conditions: [{ type: 'Complete', status: 'True', lastTransitionTime: now }],
+            },
+          },
+        },
+        mergePatch,
+      );
+    });
+  });
+  await Promise.all([pods.start(), jobs.start()]);
+  await new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (out.includes('ready')) {
+        clearInterval(t);
+        resolve();
+      }
+    }, 50);
+    operator.once('exit', () => reject(new Error('the operator child exited early')));
+  });
+
+  const createRun = (name: string) =>
+    custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: 'default',
+      plural: PLURAL,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'BTXRun',
+        metadata: { name },
+        spec: {
+          storage: { persistentVolumeClaim: { claimName: 'data' } },
+          seed: { checkpoint: '/btx/seed' },
+          domains: Array.from({ length: EXPERTS }, (_, d) => ({ name: `d${d}`, data: `/btx/data/d${d}` })),
+          expert: { steps: 1, maxRestarts: 2, backoffSeconds: 0 },
+          mix: { includeSeedAsExpert: false },
+          eval: { batches: 1 },
+        },
+      },
+    });
+  const succeeded = async (): Promise<number> => {
+    const list = (await custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: 'default',
+      plural: PLURAL,
+    })) as { items: BTXRun[] };
+    return list.items.filter((r) => r.status?.phase === 'Succeeded').length;
+  };
+
+  // Under load: every run at once, every 4th with one expert failing once.
+  for (let i = 0; i < RUNS; i += 4) failingRuns.add(`r${i}`);
+  const started = Date.now();
+  await Promise.all(Array.from({ length: RUNS }, (_, i) => limit(() => createRun(`r${i}`))));
+  let done = 0;
+  const deadline = Date.now() + 180_000;
+  while (Date.now() < deadline) {
+    done = await succeeded();
+    if (done === RUNS) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const wall = (Date.now() - started) / 1000;
+  // Quiet: one failing run at a time on the now idle operator, for the reaction time without a backlog.
+  for (let i = 0; i < QUIET_RUNS; i++) {
+    failingRuns.add(`q${i}`);
+    await createRun(`q${i}`);
+    const until = Date.now() + 30_000;
+    while ((await succeeded()) < RUNS + i + 1 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+  }
+  operator.kill('SIGTERM');
+  await exited;
+  await pods.stop();
+  await jobs.stop();
+  await plane.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+
+  const report = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? '{}') as Partial<ChildReport>;
+  const writes = report.writes ?? {};
+  const total = Object.values(writes).reduce((a, b) => a + b, 0);
+  const sum = (...keys: string[]) => keys.reduce((n, k) => n + (writes[k] ?? 0), 0);
+  const failing = Math.ceil(RUNS / 4) + QUIET_RUNS;
+  // The minimum the design needs for a run with no failure: 4 expert pods + 3 Jobs; one status write
+  // per stage change (started, experts done, mix done, finetune done, succeeded); one Event per
+  // transition (4 expert started + 4 succeeded, 3 stage started + 3 succeeded, run succeeded).
+  const minimum = { creates: EXPERTS + 3, status: 5, events: 2 * EXPERTS + 6 + 1 };
+  const perRun = (n: number) => (n / (RUNS + QUIET_RUNS)).toFixed(2);
+  console.log(
+    `runs: ${done}/${RUNS} succeeded in ${wall.toFixed(1)} s (${EXPERTS} experts each; ${failing} runs had one expert fail once)`,
+  );
+  console.log(
+    `operator CPU under load (start excluded): ${report.cpuSeconds?.toFixed(2)} s, ${(((report.cpuSeconds ?? 0) / (RUNS + QUIET_RUNS)) * 1000).toFixed(1)} ms per run`,
+  );
+  const reconciles = Object.values(report.reconciles ?? {}).reduce((a, b) => a + b, 0);
+  console.log(`reconciles per run: ${perRun(reconciles)} (${JSON.stringify(report.reconciles ?? {})})`);
+  console.log(`operator peak RSS: ${report.maxRssMiB?.toFixed(0)} MiB`);
+  console.log(
+    `API writes per run: ${perRun(total)} (minimum for a run without failures: ${minimum.creates + minimum.status + minimum.events})`,
+  );
+  console.log(
+    `  creates (pods+jobs): ${perRun(sum('create pods', 'create jobs'))} vs minimum ${minimum.creates} (+1 pod per failing run)`,
+  );
+  console.log(`  status writes:       ${perRun(sum('update btxruns/status'))} vs minimum ${minimum.status}`);
+  console.log(`  events:              ${perRun(sum('create events'))} vs minimum ${minimum.events}`);
+  console.log(`  deletes:             ${perRun(sum('delete pods', 'delete jobs'))} vs minimum 0`);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const quiet = [...quietLatencies].sort((a, b) => a - b);
+  console.log(
+    `failed expert pod -> replacement created, under load: p50 ${percentile(sorted, 50)} ms, p99 ${percentile(sorted, 99)} ms (${sorted.length} samples, queued behind ${RUNS} runs)`,
+  );
+  console.log(
+    `failed expert pod -> replacement created, quiet:      p50 ${percentile(quiet, 50)} ms, p99 ${percentile(quiet, 99)} ms (${quiet.length} samples); load/quiet p50 ratio ${(percentile(sorted, 50) / percentile(quiet, 50)).toFixed(0)}x`,
+  );
+}
+
+if (process.argv[2] === CHILD_FLAG) await child(process.argv[3] as string);
