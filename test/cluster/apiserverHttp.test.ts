@@ -458,6 +458,17 @@ test('garbage collection: background deletes dependents, Orphan keeps them witho
   const kept = await t.json<Obj>('GET', `${CMS}/kept`);
   assert.equal(kept.status, 200);
   assert.equal(kept.body.metadata.ownerReferences, undefined);
+  // An object whose owners are all gone (a made-up uid here) is collected too.
+  await t.json('POST', CMS, {
+    metadata: {
+      name: 'dangling',
+      ownerReferences: [{ ...ref, uid: '00000000-0000-0000-0000-000000000000' }],
+    },
+  });
+  await eventually(
+    async () => (await t.json('GET', `${CMS}/dangling`)).status === 404,
+    'the dangling dependent to go',
+  );
   await t.json('POST', CMS, { metadata: { name: 'other', labels: { gc: 'no' } } });
   const gone = await t.json<Obj>('DELETE', `${CMS}?labelSelector=gc%3Dyes`);
   assert.deepEqual(

@@ -505,6 +505,26 @@ export class Api {
     if (key === CRDS && isEstablished(obj)) this.registry.add(crdResource(obj));
     if (key === NAMESPACES && !obj.metadata.deletionTimestamp)
       this.ensureDefaultServiceAccount(obj.metadata.name!);
+    const owners = obj.metadata.ownerReferences ?? [];
+    if (owners.length && !owners.some((o) => this.store.hasUid(o.uid)))
+      setImmediate(() => this.collectDangling(key, obj));
+  }
+
+  /** The garbage collector deletes an object whose owners are all gone (e.g. deleted while it was made). */
+  private collectDangling(key: string, obj: KObject): void {
+    const current = this.store.get(key, obj.metadata.namespace ?? '', obj.metadata.name!);
+    if (!current || current.metadata.uid !== obj.metadata.uid || current.metadata.deletionTimestamp) return;
+    const owners = current.metadata.ownerReferences ?? [];
+    if (!owners.length || owners.some((o) => this.store.hasUid(o.uid))) return;
+    const info = this.infoForKey(key);
+    if (!info) return;
+    try {
+      this.delete(info, current.metadata.namespace ?? '', current.metadata.name!, {
+        propagationPolicy: 'Background',
+      });
+    } catch {
+      // gone meanwhile
+    }
   }
 
   /** The service account controller creates `default` in every namespace. */
