@@ -10,7 +10,6 @@ export const FAILURE_REASONS = [
   'Preempted',
   'NodeLost',
   'PodDeleted',
-  'Suspended',
   'DeadlineExceeded',
   'OOMKilled',
   'Error',

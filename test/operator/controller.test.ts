@@ -119,6 +119,9 @@ test('node loss restarts only that expert at attempt 2 without spending budget; 
     now.some((p) => p.metadata?.name === 'faults-expert-code-1'),
     'the failed pod is kept for kubectl logs',
   );
+  const base = (op.metricsUrl as string).replace(/\/metrics$/, '');
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
   const metrics = await (await fetch(op.metricsUrl as string)).text();
   assert.match(
     metrics,
