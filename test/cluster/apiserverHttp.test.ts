@@ -458,6 +458,25 @@ test('garbage collection: background deletes dependents, Orphan keeps them witho
   const kept = await t.json<Obj>('GET', `${CMS}/kept`);
   assert.equal(kept.status, 200);
   assert.equal(kept.body.metadata.ownerReferences, undefined);
+  // Foreground: the owner waits, marked, until its dependents are gone.
+  const owner3 = await t.json<Obj>('POST', CMS, { metadata: { name: 'owner3' } });
+  const ref3 = { ...ref, name: 'owner3', uid: owner3.body.metadata.uid, blockOwnerDeletion: true };
+  await t.json('POST', CMS, {
+    metadata: { name: 'held', finalizers: ['test/hold'], ownerReferences: [ref3] },
+  });
+  const fg = await t.json<Obj>('DELETE', `${CMS}/owner3`, { propagationPolicy: 'Foreground' });
+  assert.equal(fg.status, 202);
+  assert.deepEqual(fg.body.metadata.finalizers, ['foregroundDeletion']);
+  await eventually(
+    async () => (await t.json<Obj>('GET', `${CMS}/held`)).body.metadata.deletionTimestamp,
+    'the dependent to be deleting',
+  );
+  assert.equal((await t.json('GET', `${CMS}/owner3`)).status, 200);
+  await t.json('PATCH', `${CMS}/held`, { metadata: { finalizers: null } }, 'application/merge-patch+json');
+  await eventually(
+    async () => (await t.json('GET', `${CMS}/owner3`)).status === 404,
+    'the owner to go after its dependent',
+  );
   // An object whose owners are all gone (a made-up uid here) is collected too.
   await t.json('POST', CMS, {
     metadata: {

@@ -180,7 +180,8 @@ test('kubectl delete of an owner cascades to its pods through garbage collection
     await ok('apply', '-f', path);
   }
   assert.equal((await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim().split('\n').length, 2);
-  assert.match(await ok('delete', 'widget', 'w1'), /widget.test.btx.ai "w1" deleted/);
+  // Foreground: kubectl waits for the owner, which goes only after its pods.
+  assert.match(await ok('delete', 'widget', 'w1', '--cascade=foreground'), /widget.test.btx.ai "w1" deleted/);
   await eventually(
     async () => (await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim() === '',
     'owned pods to be collected',

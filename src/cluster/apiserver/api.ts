@@ -46,6 +46,7 @@ export const PATCH_TYPES = {
 } as const;
 
 const NAMESPACES = storageKey('', 'namespaces');
+const FOREGROUND = 'foregroundDeletion';
 const CRDS = storageKey('apiextensions.k8s.io', 'customresourcedefinitions');
 
 /** The part of an object whose change bumps metadata.generation. */
@@ -365,6 +366,8 @@ export class Api {
       ]);
     if (policy === 'Orphan') this.orphanDependents(obj);
     if (key === NAMESPACES) return this.deleteNamespace(obj);
+    if (policy === 'Foreground' && this.store.dependentsOf(obj.metadata.uid!).length)
+      return this.deleteForeground(key, obj);
     const grace = this.gracePeriod(info, obj, opts.gracePeriodSeconds);
     const finalizers = obj.metadata.finalizers ?? [];
     if (!finalizers.length && grace === 0) return this.remove(info, key, obj);
@@ -415,13 +418,50 @@ export class Api {
     if (key === CRDS) this.dropCustomResources(obj);
     const uid = obj.metadata.uid;
     if (uid && this.store.dependentsOf(uid).length) setImmediate(() => this.collectDependents(uid));
+    // An owner deleted in the foreground may have been waiting for this one.
+    for (const o of obj.metadata.ownerReferences ?? []) this.finishForeground(o.uid);
     const ns = obj.metadata.namespace;
     if (ns && info.namespaced) this.maybeFinishNamespace(ns);
     return gone;
   }
 
+  /**
+   * Foreground cascade: the owner stays, marked with the foregroundDeletion finalizer, until its
+   * dependents are gone; then the finalizer goes and with it the owner.
+   */
+  private deleteForeground(key: string, owner: KObject): KObject {
+    let marked = owner;
+    if (!(owner.metadata.finalizers ?? []).includes(FOREGROUND)) {
+      const next = clone(owner);
+      next.metadata.finalizers = [...(owner.metadata.finalizers ?? []), FOREGROUND];
+      next.metadata.deletionTimestamp ??= nowTimestamp();
+      next.metadata.deletionGracePeriodSeconds ??= 0;
+      marked = this.store.write(key, next, 'MODIFIED');
+    }
+    const uid = owner.metadata.uid!;
+    setImmediate(() => {
+      this.collectDependents(uid, 'Foreground');
+      this.finishForeground(uid);
+    });
+    return marked;
+  }
+
+  /** Removes the foregroundDeletion finalizer once no dependent is left. */
+  private finishForeground(uid: string): void {
+    const ref = this.store.byUid(uid);
+    if (!ref || this.store.dependentsOf(uid).length) return;
+    const owner = this.store.get(ref.key, ref.namespace, ref.name);
+    if (!owner || !(owner.metadata.finalizers ?? []).includes(FOREGROUND)) return;
+    const info = this.infoForKey(ref.key);
+    if (!info) return;
+    const next = clone(owner);
+    next.metadata.finalizers = (owner.metadata.finalizers ?? []).filter((f) => f !== FOREGROUND);
+    if (next.metadata.finalizers.length) this.store.write(ref.key, next, 'MODIFIED');
+    else this.remove(info, ref.key, next);
+  }
+
   /** Background cascade: dependents whose owners are all gone are deleted; others lose the reference. */
-  private collectDependents(uid: string): void {
+  private collectDependents(uid: string, policy = 'Background'): void {
     for (const ref of this.store.dependentsOf(uid)) {
       const dep = this.store.get(ref.key, ref.namespace, ref.name);
       if (!dep) continue;
@@ -436,7 +476,7 @@ export class Api {
           next.metadata.ownerReferences = (dep.metadata.ownerReferences ?? []).filter((o) => o.uid !== uid);
           this.store.write(ref.key, next, 'MODIFIED');
         } else {
-          this.delete(info, ref.namespace, ref.name, { propagationPolicy: 'Background' });
+          this.delete(info, ref.namespace, ref.name, { propagationPolicy: policy });
         }
       } catch {
         // Gone meanwhile: nothing left to collect.

@@ -35,7 +35,7 @@ export class Store {
   private compactedRv = 0;
   private sinks = new Map<string, Set<WatchSink>>();
   private dependents = new Map<string, Set<string>>();
-  private uids = new Set<string>();
+  private uids = new Map<string, ObjectRef>();
   /** Called after every change (persistence). */
   onChange: (() => void) | undefined;
 
@@ -87,6 +87,11 @@ export class Store {
 
   hasUid(uid: string): boolean {
     return this.uids.has(uid);
+  }
+
+  /** Where the object with this uid is stored, if it is. */
+  byUid(uid: string): ObjectRef | undefined {
+    return this.uids.get(uid);
   }
 
   /** Objects whose ownerReferences name this uid. */
@@ -165,7 +170,8 @@ export class Store {
     let ns = table.get(nsName);
     if (!ns) table.set(nsName, (ns = new Map()));
     ns.set(object.metadata.name!, object);
-    if (object.metadata.uid) this.uids.add(object.metadata.uid);
+    if (object.metadata.uid)
+      this.uids.set(object.metadata.uid, { key, namespace: nsName, name: object.metadata.name! });
     for (const ref of object.metadata.ownerReferences ?? []) {
       let set = this.dependents.get(ref.uid);
       if (!set) this.dependents.set(ref.uid, (set = new Set()));
