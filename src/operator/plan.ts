@@ -139,9 +139,12 @@ class Planner {
     });
     this.event('Warning', 'RunFailed', message);
     // Nothing new starts in a failed run; what runs stops.
+    const starts = new Set(['ExpertStarted', 'ExpertRestarted', 'StageStarted']);
     for (let i = this.actions.length - 1; i >= 0; i--) {
-      const kind = this.actions[i]?.kind;
-      if (kind === 'createPod' || kind === 'createJob') this.actions.splice(i, 1);
+      const a = this.actions[i];
+      if (a?.kind === 'createPod' || a?.kind === 'createJob' || (a?.kind === 'event' && starts.has(a.reason))) {
+        this.actions.splice(i, 1);
+      }
     }
     this.stopLeftovers('the run failed');
   }

@@ -152,7 +152,8 @@ export async function podsOf(c: TestCluster, run: string, namespace = 'default')
 
 /**
  * A stage container that is done at once: writes a termination message, exits with the code
- * FAKE_EXIT_<DOMAIN>_<ATTEMPT> (or FAKE_EXIT_<DOMAIN>, else 0), or sleeps when the code is "sleep".
+ * FAKE_EXIT_<DOMAIN>_<ATTEMPT> (or FAKE_EXIT_<DOMAIN>, else 0), sleeps forever for "sleep", and
+ * succeeds after N ms for "after:N".
  */
 export const FAKE_STAGE_SCRIPT = `
 const fs = require('fs');
@@ -160,11 +161,15 @@ const env = process.env;
 const domain = (env.BTX_DOMAIN || env.BTX_STAGE || '').toUpperCase().replace(/-/g, '_');
 const code = env['FAKE_EXIT_' + domain + '_' + env.BTX_ATTEMPT] ?? env['FAKE_EXIT_' + domain] ?? '0';
 if (code === 'sleep') { setInterval(() => {}, 1000); return; }
+const finish = () => {
 const paths = JSON.parse(env.BTX_LOCAL_PATHS || '{}');
 const msg = { checkpoint: (env.BTX_OUTPUT || '/btx/out') + '/step-' + (env.BTX_STEPS || '1'), step: Number(env.BTX_STEPS || 1), loss: 1.5 };
 if (paths['/dev/termination-log']) fs.writeFileSync(paths['/dev/termination-log'], JSON.stringify(msg));
-console.log('fake stage', domain, 'exit', code);
-process.exit(Number(code));
+  console.log('fake stage', domain, 'exit', code);
+  process.exit(code.startsWith('after:') ? 0 : Number(code));
+};
+if (code.startsWith('after:')) setTimeout(finish, Number(code.slice(6)));
+else finish();
 `;
 
 /** spec.expert.template making expert pods run FAKE_STAGE_SCRIPT with the given env. */

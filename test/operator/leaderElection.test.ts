@@ -1,15 +1,24 @@
-// Two operator replicas against one embedded API server: exactly one leads (and acts); when the
-// leader stops, the standby takes over within the lease duration.
+// Two operator replicas against one embedded control plane: exactly one leads (and acts); when the
+// leader stops, the standby takes over within the lease duration and carries runs on without duplicates.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
 import { LeaderElector } from '../../src/operator/leaderElection.js';
-import { startCluster, waitFor, type TestCluster } from './cluster.js';
+import { GROUP, PLURAL, VERSION } from '../../src/api/types.js';
+import {
+  createRun,
+  fakeExpertTemplate,
+  podsOf,
+  startCluster,
+  waitFor,
+  waitForRun,
+  type TestCluster,
+} from './cluster.js';
 
 let c: TestCluster;
 before(async () => {
-  c = await startCluster({ kubelet: false, jobController: false });
+  c = await startCluster();
 });
 after(async () => {
   await c?.stop();
@@ -88,5 +97,68 @@ test('a leader that dies without releasing is replaced once the lease expires', 
     await b.stop();
     (a as unknown as { stopped: boolean }).stopped = false;
     await a.stop();
+  }
+});
+
+test('a leader failover in the middle of a run finishes it with no duplicate pods or Jobs', async () => {
+  const a = await startOperator({ kubeConfig: c.kc, leaderElection: election('mid-a'), workers: 2 });
+  const b = await startOperator({ kubeConfig: c.kc, leaderElection: election('mid-b'), workers: 2 });
+  try {
+    await waitFor('a leader', async () => (a.isLeader() || b.isLeader() ? true : undefined), 10_000);
+    await createRun(c, 'failover', {
+      storage: { persistentVolumeClaim: { claimName: 'data' } },
+      seed: { checkpoint: '/btx/seed' },
+      domains: [
+        { name: 'code', data: '/btx/data/code.txt' },
+        { name: 'math', data: '/btx/data/math.txt' },
+      ],
+      expert: {
+        steps: 3,
+        template: fakeExpertTemplate({ FAKE_EXIT_CODE: 'after:1500', FAKE_EXIT_MATH: 'after:3000' }),
+      },
+      mix: { includeSeedAsExpert: false },
+    });
+    await waitForRun(
+      c,
+      'failover',
+      (r) => r.status?.experts?.some((e) => e.phase === 'Running') ?? false,
+      'an expert running',
+    );
+    const [leader, standby] = a.isLeader() ? [a, b] : [b, a];
+    await leader.stop();
+    await waitFor('the standby to lead', async () => (standby.isLeader() ? true : undefined), 5000);
+    const run = await waitForRun(
+      c,
+      'failover',
+      (r) => r.status?.mix?.job !== undefined,
+      'the mix Job',
+      30_000,
+    );
+    assert.equal(run.status?.expertsReady, '2/2');
+    const pods = (await podsOf(c, 'failover')).filter(
+      (p) => p.metadata?.labels?.['btx.ai/stage'] === 'expert',
+    );
+    assert.deepEqual(pods.map((p) => p.metadata?.name).sort(), [
+      'failover-expert-code-1',
+      'failover-expert-math-1',
+    ]);
+    const jobs = await c.batch.listNamespacedJob({
+      namespace: 'default',
+      labelSelector: 'btx.ai/run=failover',
+    });
+    assert.deepEqual(
+      jobs.items.map((j) => j.metadata?.name),
+      ['failover-mix'],
+    );
+    await c.custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: 'default',
+      plural: PLURAL,
+      name: 'failover',
+    });
+  } finally {
+    await a.stop();
+    await b.stop();
   }
 });

@@ -500,3 +500,31 @@ test('the expert template merges under the pod: command override, extra env and 
   assert.deepEqual(pod.spec?.containers[0]?.resources, { limits: { 'nvidia.com/gpu': '1' } });
   assert.equal(pod.spec?.tolerations?.[0]?.key, 'gpu');
 });
+
+test('when the run fails, an expert restarting in the same step starts no new pod', () => {
+  const w = new World(
+    makeRun({
+      seed: { checkpoint: '/btx/s' },
+      failurePolicy: { rules: [{ action: 'FailExpert', onExitCodes: [9] }] },
+    }),
+  );
+  w.step();
+  w.setPod('demo-expert-code-1', {
+    phase: 'Failed',
+    exitCode: 137,
+    condition: { type: 'DisruptionTarget', reason: 'EvictionByEvictionAPI' },
+  });
+  w.setPod('demo-expert-math-1', { phase: 'Failed', exitCode: 9 });
+  const p = w.step(at(101));
+  assert.equal(p.status.phase, 'Failed');
+  assert.match(
+    p.status.conditions?.find((c) => c.type === 'Failed')?.message ?? '',
+    /expert math failed for good/,
+  );
+  assert.equal(kinds(p, 'createPod').length, 0);
+  assert.ok(!eventReasons(p).includes('ExpertRestarted'));
+  assert.deepEqual(
+    kinds(p, 'deletePod').map((a) => (a.kind === 'deletePod' ? a.name : '')),
+    ['demo-expert-prose-1'],
+  );
+});
