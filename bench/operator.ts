@@ -34,6 +34,7 @@ interface ChildReport {
   reconciles: Record<string, number>;
   cpuSeconds: number;
   maxRssMiB: number;
+  rssAtReadyMiB: number;
 }
 
 /** The child: an operator that counts its API writes and reports CPU and peak RSS on SIGTERM. */
@@ -51,6 +52,7 @@ async function child(kubeconfigPath: string): Promise<void> {
     },
   });
   const atReady = process.cpuUsage();
+  const rssAtReadyMiB = process.memoryUsage().rss / 1024 / 1024;
   process.stdout.write('ready\n');
   process.once('SIGTERM', async () => {
     const reconciles = (await op.metrics.registry.getMetricsAsJSON()).find(
@@ -61,6 +63,7 @@ async function child(kubeconfigPath: string): Promise<void> {
       writes,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       maxRssMiB: process.resourceUsage().maxRSS / 1024,
+      rssAtReadyMiB,
       reconciles: Object.fromEntries(
         ((reconciles?.values ?? []) as { labels: Record<string, unknown>; value: number }[]).map((v) => [
           String(v.labels.result),
@@ -325,7 +328,9 @@ export async function bench(): Promise<void> {
   );
   const reconciles = Object.values(report.reconciles ?? {}).reduce((a, b) => a + b, 0);
   console.log(`reconciles per run: ${perRun(reconciles)} (${JSON.stringify(report.reconciles ?? {})})`);
-  console.log(`operator peak RSS: ${report.maxRssMiB?.toFixed(0)} MiB`);
+  console.log(
+    `operator peak RSS: ${report.maxRssMiB?.toFixed(0)} MiB (${report.rssAtReadyMiB?.toFixed(0)} MiB when started and synced, before any run)`,
+  );
   console.log(
     `API writes per run: ${perRun(total)} (minimum for a run without failures: ${minimum.creates + minimum.status + minimum.events})`,
   );
