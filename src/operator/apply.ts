@@ -9,15 +9,11 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type BTXRun, type BTXRunStatus } from '../api/types.js';
-import { log, errorFields } from '../util/log.js';
+import { log } from '../util/log.js';
+import { apiErrorFields, statusCode } from './apiErrors.js';
 import type { Expectations } from './expectations.js';
 import type { Action } from './plan.js';
 import { MANAGER } from './names.js';
-
-export function statusCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
 
 /** Counts the API writes this operator makes (the benchmark compares them with the minimum). */
 export type WriteCounter = (verb: 'create' | 'delete' | 'update', resource: string) => void;
@@ -133,7 +129,7 @@ export class Applier {
       const sent = this.core.createNamespacedEvent({ namespace, body }).then(
         () => undefined,
         (err: unknown) => {
-          log.warn('event not recorded', { namespace, name, reason: a.reason, ...errorFields(err) });
+          log.warn('event not recorded', { namespace, name, event: a.reason, ...apiErrorFields(err) });
         },
       );
       this.pendingEvents.add(sent);

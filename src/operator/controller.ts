@@ -6,7 +6,8 @@ import type { KubeConfig, KubernetesObject, V1Job, V1Pod } from '@kubernetes/cli
 import type { BTXRun, BTXRunStatus, ExpertStatus, StageStatus } from '../api/types.js';
 import { applyDefaults } from '../api/defaults.js';
 import { validateRun } from '../api/validation.js';
-import { log, errorFields } from '../util/log.js';
+import { log } from '../util/log.js';
+import { apiErrorFields } from './apiErrors.js';
 import { Applier, type WriteCounter } from './apply.js';
 import { Caches } from './informers.js';
 import { Expectations } from './expectations.js';
@@ -160,7 +161,7 @@ export class Controller {
           namespace,
           name,
           step: err instanceof Error ? err.message : String(err),
-          ...errorFields(cause),
+          ...apiErrorFields(cause),
         });
         this.opts.metrics.reconciled('error', Number(process.hrtime.bigint() - started) / 1e9);
         this.queue.addRateLimited(key);

@@ -13,7 +13,8 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../api/types.js';
-import { log, errorFields } from '../util/log.js';
+import { log } from '../util/log.js';
+import { apiErrorFields } from './apiErrors.js';
 import { MANAGED_SELECTOR } from './names.js';
 
 type Handler<T> = (obj: T, kind: 'add' | 'update' | 'delete') => void;
@@ -60,7 +61,7 @@ class Watched<T extends KubernetesObject> {
       if (this.stopped) return;
       this.failingSince ??= Date.now();
       const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.failures++);
-      log.warn('watch failed; reconnecting', { resource: what, delayMs: delay, ...errorFields(err) });
+      log.warn('watch failed; reconnecting', { resource: what, delayMs: delay, ...apiErrorFields(err) });
       this.retry = setTimeout(() => {
         this.retry = undefined;
         if (!this.stopped) this.informer.start().catch(() => undefined); // errors arrive on 'error'

@@ -3,7 +3,8 @@
 // for leaseDuration (measured on their own clock, so clock skew between replicas does not matter);
 // every write carries the resourceVersion it read, so two candidates can never both win.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { log, errorFields } from '../util/log.js';
+import { log } from '../util/log.js';
+import { apiErrorFields, statusCode } from './apiErrors.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -15,11 +16,6 @@ export interface LeaderElectionOptions {
   retryPeriodSeconds?: number;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
-}
-
-function statusCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
 }
 
 export class LeaderElector {
@@ -59,7 +55,7 @@ export class LeaderElector {
         log.warn('lease update failed', {
           lease: this.name,
           namespace: this.opts.namespace,
-          ...errorFields(err),
+          ...apiErrorFields(err),
         });
         return false;
       });
@@ -187,7 +183,7 @@ export class LeaderElector {
       log.warn('lease release failed', {
         lease: this.name,
         namespace: this.opts.namespace,
-        ...errorFields(err),
+        ...apiErrorFields(err),
       });
     }
   }

@@ -142,7 +142,11 @@ class Planner {
     const starts = new Set(['ExpertStarted', 'ExpertRestarted', 'StageStarted']);
     for (let i = this.actions.length - 1; i >= 0; i--) {
       const a = this.actions[i];
-      if (a?.kind === 'createPod' || a?.kind === 'createJob' || (a?.kind === 'event' && starts.has(a.reason))) {
+      if (
+        a?.kind === 'createPod' ||
+        a?.kind === 'createJob' ||
+        (a?.kind === 'event' && starts.has(a.reason))
+      ) {
         this.actions.splice(i, 1);
       }
     }

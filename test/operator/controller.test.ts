@@ -245,3 +245,27 @@ test('an invalid spec fails with InvalidSpec naming the field, creates nothing, 
     true,
   );
 });
+
+test('ttlSecondsAfterFinished removes the children of a finished run and keeps the run', async () => {
+  await createRun(
+    c,
+    'shortlived',
+    spec(
+      { FAKE_EXIT_CODE: '3', FAKE_EXIT_MATH: 'sleep', FAKE_EXIT_PROSE: 'sleep' },
+      {
+        failurePolicy: { rules: [{ action: 'FailExpert', onExitCodes: [3] }] },
+        ttlSecondsAfterFinished: 1,
+      },
+    ),
+  );
+  await waitForRun(c, 'shortlived', (r) => r.status?.phase === 'Failed', 'phase Failed');
+  await waitFor(
+    'every child gone',
+    async () => ((await podsOf(c, 'shortlived')).length === 0 ? true : undefined),
+    30_000,
+  );
+  const run = await getRun(c, 'shortlived');
+  assert.equal(run.status?.phase, 'Failed', 'the run stays, terminal');
+  assert.equal(cond(run, 'Failed')?.reason, 'ExpertFailed');
+  await deleteRun('shortlived');
+});

@@ -1,0 +1,41 @@
+// --namespace: an operator that watches some namespaces acts on runs there and leaves the others alone.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
+import { createRun, getRun, podsOf, startCluster, waitFor, type TestCluster } from './cluster.js';
+
+let c: TestCluster;
+let op: RunningOperator;
+before(async () => {
+  c = await startCluster({ kubelet: false, jobController: false });
+  await c.core.createNamespace({ body: { metadata: { name: 'team-a' } } });
+  op = await startOperator({ kubeConfig: c.kc, namespaces: ['team-a'] });
+});
+after(async () => {
+  await op?.stop();
+  await c?.stop();
+});
+
+test('runs in watched namespaces get pods; runs elsewhere are not touched', async () => {
+  const spec = {
+    storage: { persistentVolumeClaim: { claimName: 'data' } },
+    seed: { checkpoint: '/btx/seed' },
+    domains: [
+      { name: 'code', data: '/btx/data/code.txt' },
+      { name: 'math', data: '/btx/data/math.txt' },
+    ],
+    mix: { includeSeedAsExpert: false },
+  };
+  await createRun(c, 'watched', spec, 'team-a');
+  await createRun(c, 'ignored', spec, 'default');
+  await waitFor(
+    'the watched run to get its expert pod',
+    async () => ((await podsOf(c, 'watched', 'team-a')).length === 2 ? true : undefined),
+    20_000,
+  );
+  const watched = await getRun(c, 'watched', 'team-a');
+  assert.equal(watched.status?.phase, 'TrainingExperts');
+  const ignored = await getRun(c, 'ignored', 'default');
+  assert.equal(ignored.status, undefined);
+  assert.equal((await podsOf(c, 'ignored', 'default')).length, 0);
+});
