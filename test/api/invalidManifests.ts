@@ -12,7 +12,7 @@ export interface InvalidManifest {
   run: BTXRun;
   /** A fragment of one of validateRun's messages. */
   validateRun: string;
-  /** A fragment of the API server's rejection, or undefined when only CEL (or the operator) catches it. */
+  /** A fragment of the API server's rejection (schema or CEL rule), or undefined when only the operator catches it. */
   apiserver: string | undefined;
 }
 
