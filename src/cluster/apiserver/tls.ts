@@ -65,7 +65,9 @@ export function generateServingCert(commonName = 'btx-apiserver'): ServingCert {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f;
+  // Positive and minimally encoded: a DER INTEGER may not start with 0x00 unless the next bit is set,
+  // and OpenSSL refuses such a certificate (ERR_OSSL_ASN1_ILLEGAL_PADDING), 1 time in 256 otherwise.
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const ecdsaSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const name = seq(tlv(0x31, seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from(commonName, 'utf8')))));
   const now = Date.now();
