@@ -576,9 +576,10 @@ const expertStatusSchema: JSONSchema = obj(
   "One expert's state.",
   {
     name: str('The domain name.', { maxLength: DNS_LABEL_MAX_LENGTH }),
-    phase: str('Pending, Running, Restarting, Succeeded or Failed.', {
-      enum: ['Pending', 'Running', 'Restarting', 'Succeeded', 'Failed'],
-    }),
+    phase: str(
+      'Pending, Running, Restarting, Succeeded, Failed, or Stopped (the run failed before this expert finished; its checkpoints are kept).',
+      { enum: ['Pending', 'Running', 'Restarting', 'Succeeded', 'Failed', 'Stopped'] },
+    ),
     attempt: int('1-based; each replacement pod is attempt + 1.', { minimum: 0 }),
     restarts: int('Restarts that spent budget.', { minimum: 0 }),
     totalRestarts: int('All restarts, budget or not.', { minimum: 0 }),

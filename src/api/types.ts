@@ -168,7 +168,8 @@ export interface Condition {
   observedGeneration?: number;
 }
 
-export type ExpertPhase = 'Pending' | 'Running' | 'Restarting' | 'Succeeded' | 'Failed';
+/** Stopped: the run ended (failed) before this expert finished; its checkpoints are kept. */
+export type ExpertPhase = 'Pending' | 'Running' | 'Restarting' | 'Succeeded' | 'Failed' | 'Stopped';
 
 export interface ExpertFailure {
   attempt: number;

@@ -151,6 +151,13 @@ class Planner {
       }
     }
     this.stopLeftovers('the run failed');
+    // Experts still training are stopped with the run; saying Running would be a lie once the pods go.
+    for (const e of this.status.experts ?? []) {
+      if (e.phase !== 'Succeeded' && e.phase !== 'Failed') {
+        e.phase = 'Stopped';
+        delete e.nextAttemptTime;
+      }
+    }
   }
 
   succeed(): void {

@@ -265,6 +265,12 @@ test('exhausting maxRestarts fails the run with a reason naming the expert, and 
   assert.equal(failed?.reason, 'ExpertFailed');
   assert.match(failed?.message ?? '', /expert code failed for good after 2 restarts/);
   assert.equal(expert(w, 'code')?.phase, 'Failed');
+  assert.equal(
+    expert(w, 'math')?.phase,
+    'Stopped',
+    'a healthy expert stopped with the run is not shown Running',
+  );
+  assert.equal(expert(w, 'prose')?.phase, 'Stopped');
   assert.deepEqual(
     kinds(p, 'deletePod').map((a) => (a.kind === 'deletePod' ? a.name : '')),
     ['demo-expert-math-1', 'demo-expert-prose-1'],
