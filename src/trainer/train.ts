@@ -111,6 +111,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainResult> {
       await o.onCheckpoint(done, loss);
       checkpointed = true;
     }
+    // The step's awaits resolve as microtasks on CPU backends, so without this turn of the event
+    // loop the progress patch (and SIGTERM handling) would only run at checkpoints.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return { step: Math.max(stopAt, o.startStep), loss, checkpointed };
 }
