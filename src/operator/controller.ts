@@ -14,7 +14,7 @@ import { Expectations } from './expectations.js';
 import type { OperatorMetrics } from './metrics.js';
 import { LABELS, RUN_NAME_ANNOTATION, runLabelValue } from './names.js';
 import { plan, type Problem } from './plan.js';
-import { WorkQueue } from './workQueue.js';
+import { WorkQueue } from '../util/workQueue.js';
 
 /** At most one status write per run this often when only training progress changed. */
 export const PROGRESS_WRITE_INTERVAL_MS = 5000;

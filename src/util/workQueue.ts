@@ -2,6 +2,8 @@
 // once, a key added many times while it waits is processed once, and failures come back with per-key
 // exponential backoff under a global token bucket.
 
+import { errorFields, log } from './log.js';
+
 export interface WorkQueueOptions {
   /** Per-key backoff: baseDelayMs * 2^failures, capped at maxDelayMs. */
   baseDelayMs?: number;
@@ -157,4 +159,43 @@ export class WorkQueue {
     this.refill();
     this.tokens -= 1;
   }
+}
+
+/** Handles one key; a returned number asks for the key again after that many milliseconds. */
+export type KeyHandler = (key: string) => Promise<number | void>;
+
+/**
+ * Runs `workers` loops that take keys from the queue and hand them to `handler`, until the queue
+ * shuts down. A handler that throws gets its key back with per-key backoff (rate limited); one that
+ * returns a number gets it back after that delay. The embedded kubelet and Job controller use this;
+ * the operator runs its own loop because it also records reconcile metrics.
+ */
+export async function runWorkers(
+  queue: WorkQueue,
+  name: string,
+  workers: number,
+  handler: KeyHandler,
+): Promise<void> {
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        const again = await handler(key);
+        queue.forget(key);
+        if (typeof again === 'number') queue.addAfter(key, again);
+      } catch (err) {
+        log.warn('sync failed, will retry', {
+          queue: name,
+          key,
+          retryMs: queue.nextDelay(key),
+          ...errorFields(err),
+        });
+        queue.addRateLimited(key);
+      } finally {
+        queue.done(key);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, loop));
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkQueue } from '../../src/operator/workQueue.js';
+import { runWorkers, WorkQueue } from '../../src/util/workQueue.js';
 
 test('a key added many times while it waits is processed once', async () => {
   const q = new WorkQueue();
@@ -87,4 +87,46 @@ test('the depth callback follows the number of waiting keys', async () => {
   await q.get();
   assert.deepEqual(depths, [1, 2, 1]);
   q.shutDown();
+});
+
+test('runWorkers handles a key once per burst, never twice at once, side by side across keys, and retries failures', async () => {
+  const calls: string[] = [];
+  let running = 0;
+  let overlap = false;
+  const runningKeys = new Set<string>();
+  let sameKeyTwice = false;
+  let failOnce = true;
+  let release: () => void = () => {};
+  const done = new Promise<void>((r) => (release = r));
+  const q = new WorkQueue({ baseDelayMs: 10 });
+  const loops = runWorkers(q, 'test', 4, async (key) => {
+    running++;
+    if (running > 1) overlap = true;
+    if (runningKeys.has(key)) sameKeyTwice = true;
+    runningKeys.add(key);
+    calls.push(key);
+    await new Promise((r) => setTimeout(r, 20));
+    running--;
+    runningKeys.delete(key);
+    if (key === 'b' && failOnce) {
+      failOnce = false;
+      throw new Error('boom');
+    }
+    if (key === 'b') release();
+  });
+  for (let i = 0; i < 5; i++) q.add('a');
+  q.add('b');
+  await new Promise((r) => setTimeout(r, 5));
+  q.add('a'); // while 'a' runs: once more afterwards
+  await Promise.race([
+    done,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('no retry')), 5000)),
+  ]);
+  await new Promise((r) => setTimeout(r, 50));
+  q.shutDown();
+  await loops;
+  assert.equal(calls.filter((k) => k === 'a').length, 2);
+  assert.equal(calls.filter((k) => k === 'b').length, 2);
+  assert.equal(overlap, true, 'different keys run side by side');
+  assert.equal(sameKeyTwice, false, 'one key never runs twice at once');
 });

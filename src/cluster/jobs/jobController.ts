@@ -15,7 +15,7 @@ import { log, errorFields } from '../../util/log.js';
 import { EventRecorder } from '../events.js';
 import { watchResource, type WatchedResource } from '../informer.js';
 import { stableJson } from '../kubelet/podStatus.js';
-import { WorkQueue } from '../workQueue.js';
+import { runWorkers, WorkQueue } from '../../util/workQueue.js';
 import { Expectations } from './expectations.js';
 import { COMPLETION_INDEX } from './completionIndexes.js';
 import { planJob } from './jobPlan.js';
@@ -67,7 +67,8 @@ export class JobController {
   constructor(private readonly opts: JobControllerOptions) {
     this.core = opts.kubeConfig.makeApiClient(CoreV1Api);
     this.batch = opts.kubeConfig.makeApiClient(BatchV1Api);
-    this.queue = new WorkQueue('job-controller', (key) => this.sync(key));
+    this.queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 30_000 });
+    void runWorkers(this.queue, 'job-controller', 4, (key) => this.sync(key));
     this.events = new EventRecorder(this.core, { component: 'job-controller' });
   }
 
@@ -92,7 +93,7 @@ export class JobController {
   }
 
   async stop(): Promise<void> {
-    this.queue.stop();
+    this.queue.shutDown();
     if (this.resync) clearInterval(this.resync);
     await Promise.all([this.jobs?.stop(), this.pods?.stop()]);
   }

@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import { log, errorFields } from '../../util/log.js';
 import { watchResource, type WatchedResource } from '../informer.js';
-import { WorkQueue } from '../workQueue.js';
+import { runWorkers, WorkQueue } from '../../util/workQueue.js';
 import { EventRecorder } from '../events.js';
 import type { EnvSources } from './podEnv.js';
 import { matchesNode } from './nodeAffinity.js';
@@ -118,7 +118,11 @@ export class Kubelet {
   constructor(private readonly opts: KubeletOptions) {
     this.nodeName = opts.nodeName ?? DEFAULT_NODE_NAME;
     this.core = opts.kubeConfig.makeApiClient(CoreV1Api);
-    this.queue = new WorkQueue('kubelet', (key) => (key === SCHEDULE_KEY ? this.schedule() : this.sync(key)));
+    this.queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 30_000 });
+    // Several workers: pods sync side by side (one key is still never synced twice at once).
+    void runWorkers(this.queue, 'kubelet', 8, (key) =>
+      key === SCHEDULE_KEY ? this.schedule() : this.sync(key),
+    );
     this.events = new EventRecorder(this.core, { component: 'kubelet', host: this.nodeName });
     this.allocatable = {
       cpu: opts.capacity.cpu,
@@ -171,7 +175,7 @@ export class Kubelet {
 
   /** Kills every pod process (SIGTERM, then SIGKILL after a short grace) and stops watching. */
   async stop(): Promise<void> {
-    this.queue.stop();
+    this.queue.shutDown();
     if (this.resync) clearInterval(this.resync);
     await this.pods?.stop();
     const cap = this.opts.stopGraceSeconds ?? 10;
