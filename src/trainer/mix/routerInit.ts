@@ -3,20 +3,10 @@
 // `normal` (std 0.02, HF Mixtral's initializer_range) breaks those ties differently per token, so
 // every expert receives tokens and gradients from the first finetuning step. Seeded per layer.
 
+import { mulberry32 } from '../prng.js';
+
 export type RouterInit = 'zeros' | 'normal';
 export const ROUTER_INIT_STD = 0.02;
-
-/** mulberry32 over a per-layer seed: the same (seed, layer) always gives the same router. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function routerWeights(
   init: RouterInit,
@@ -27,7 +17,8 @@ export function routerWeights(
 ): Float32Array {
   const out = new Float32Array(numExperts * hidden);
   if (init === 'zeros') return out;
-  const next = uniform(Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(layer + 1, 0x85ebca6b));
+  // The same (seed, layer) always gives the same router.
+  const next = mulberry32(Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(layer + 1, 0x85ebca6b));
   // Box-Muller, two normals per pair of uniforms.
   for (let i = 0; i < out.length; i += 2) {
     const u1 = 1 - next();
