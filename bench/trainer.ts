@@ -1,7 +1,8 @@
 // Trainer speed on this machine's TensorFlow.js backend, every ratio measured side by side:
 //   - a training step's tokens/s and achieved GFLOP/s against the best plain matMul GFLOP/s;
-//   - MoE (4 experts, top-2) step time against a dense model with the same active parameters;
-//   - MoE dispatch: dense (every expert on every token, masked) against sparse gather
+//   - MoE (4 experts, top-2) step time with dense and with sparse dispatch against a dense model
+//     with the same active parameters;
+//   - MoE FFN alone: dense dispatch (every expert on every token, masked) against sparse
 //     (each expert on its own tokens, found with one host sync per layer);
 //   - HF-layout linear layers: matMul with transpose flags against explicit transposes.
 import * as tf from '../src/trainer/tfjs.js';
@@ -11,7 +12,8 @@ import type { LlamaConfig, MixtralConfig } from '../src/trainer/hfConfig.js';
 import { llamaConfigFromSpec } from '../src/trainer/hfConfig.js';
 import { batchLoss, disposeParams, initParams, modelDims } from '../src/trainer/model.js';
 import type { ModelDims } from '../src/trainer/model.js';
-import { linear, moeFeedForward, route, swiglu } from '../src/trainer/moe.js';
+import { linear, moeFeedForward } from '../src/trainer/moe.js';
+import type { Dispatch } from '../src/trainer/moe.js';
 
 const BATCH = 8;
 const SEQ = 64;
@@ -59,57 +61,78 @@ function stepFlops(d: ModelDims, tokens: number): number {
   return 3 * tokens * (d.layers * perTokenLayer + 2 * d.hidden * d.vocab);
 }
 
-async function trainStepMs(config: LlamaConfig | MixtralConfig): Promise<{ ms: number; dims: ModelDims }> {
+interface Stepper {
+  step: () => Promise<void>;
+  dims: ModelDims;
+  dispose: () => void;
+}
+
+/** One training step (loss, gradients, AdamW) of a fresh model, repeatable. */
+function trainStepper(config: LlamaConfig | MixtralConfig, dispatch?: Dispatch): Stepper {
   const dims = modelDims(config);
+  const routing = dispatch ? { ...dims.routing, dispatch } : undefined;
   const params = initParams(dims, 1);
   const opt = new AdamW(params);
   const ids = tf.randomUniform([BATCH, SEQ + 1], 0, dims.vocab, 'int32', 7) as tf.Tensor2D;
-  const ms = await time(async () => {
-    const { value, grads } = tf.variableGrads(
-      () => batchLoss(params, dims, ids, { training: true }).total,
-      opt.variables(),
-    );
-    const norm = opt.apply(grads, 1e-4);
-    await value.data();
-    tf.dispose([value, norm, ...Object.values(grads)]);
-  });
-  opt.dispose();
-  disposeParams(params);
-  ids.dispose();
-  return { ms, dims };
+  return {
+    dims,
+    step: async () => {
+      const { value, grads } = tf.variableGrads(
+        () => batchLoss(params, dims, ids, { training: true, ...(routing ? { routing } : {}) }).total,
+        opt.variables(),
+      );
+      const norm = opt.apply(grads, 1e-4);
+      await value.data();
+      tf.dispose([value, norm, ...Object.values(grads)]);
+    },
+    dispose: () => {
+      opt.dispose();
+      disposeParams(params);
+      ids.dispose();
+    },
+  };
 }
 
-/** Sparse MoE FFN: each expert runs on the tokens routed to it (one host sync for the indices). */
-const gatherRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [x, idx, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
-  save([idx]);
-  return {
-    value: tf.gather(x, idx),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-      tf.scatterND(tf.expandDims(saved[0]!, 1), dy, x.shape),
-      tf.zerosLike(saved[0]!),
-    ],
-  };
-}) as (x: tf.Tensor2D, idx: tf.Tensor1D) => tf.Tensor2D;
+async function trainStepMs(config: LlamaConfig | MixtralConfig): Promise<{ ms: number; dims: ModelDims }> {
+  const s = trainStepper(config);
+  const ms = await time(s.step);
+  s.dispose();
+  return { ms, dims: s.dims };
+}
 
-/** Rows added into an [n, hidden] zero tensor at idx; the gradient gathers the rows back. */
-function scatterRows(updates: tf.Tensor2D, idx: tf.Tensor1D, n: number): tf.Tensor2D {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [u, i, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
-    save([i]);
-    return {
-      value: tf.scatterND(tf.expandDims(i, 1), u, [n, u.shape[1]]),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.gather(dy, saved[0]!), tf.zerosLike(saved[0]!)],
-    };
-  }) as (u: tf.Tensor2D, i: tf.Tensor1D) => tf.Tensor2D;
-  return f(updates, idx);
+/**
+ * Steps of several models taken in turn (so that a change of machine load hits all alike): median
+ * wall ms and median process CPU ms (user + system; less sensitive to other processes) per step.
+ */
+async function interleavedMs(
+  steppers: Stepper[],
+  reps = 11,
+  warmup = 2,
+): Promise<{ wall: number; cpu: number }[]> {
+  const wall: number[][] = steppers.map(() => []);
+  const cpu: number[][] = steppers.map(() => []);
+  for (let r = 0; r < warmup + reps; r++) {
+    for (const [i, s] of steppers.entries()) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await s.step();
+      const t = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      if (r >= warmup) {
+        wall[i]!.push(t);
+        cpu[i]!.push((c.user + c.system) / 1000);
+      }
+    }
+  }
+  return steppers.map((_, i) => ({ wall: median(wall[i]!), cpu: median(cpu[i]!) }));
 }
 
 function variable2d(shape: [number, number], std: number): tf.Variable<tf.Rank.R2> {
   return tf.variable(tf.randomNormal<tf.Rank.R2>(shape, 0, std));
 }
 
-async function dispatchMs(kind: 'dense' | 'sparse'): Promise<number> {
+/** MoE FFN forward + backward with moeFeedForward's own dispatch (sparse syncs the mask inside). */
+async function dispatchMs(dispatch: Dispatch): Promise<number> {
   const [n, hidden, ffn, experts] = [BATCH * SEQ, 64, 192, 4];
   const x = variable2d([n, hidden], 1);
   const router = variable2d([experts, hidden], 0.5);
@@ -119,30 +142,12 @@ async function dispatchMs(kind: 'dense' | 'sparse'): Promise<number> {
     w2: variable2d([hidden, ffn], 0.05),
   }));
   const vars = [x, router, ...w.flatMap((e) => [e.w1, e.w2, e.w3])] as tf.Variable[];
-  const opts = { router: 'topK' as const, k: 2 };
+  const opts = { router: 'topK' as const, k: 2, dispatch };
   const ms = await time(async () => {
-    let perExpert: Int32Array[] = [];
-    if (kind === 'sparse') {
-      // The host sync sparse dispatch needs: which tokens go to which expert.
-      const mask = tf.tidy(() => route(linear(x, router), opts, false, 0).mask);
-      const m = await mask.data();
-      mask.dispose();
-      perExpert = w.map((_, e) =>
-        Int32Array.from([...Array(n).keys()].filter((t) => m[t * experts + e]! > 0)),
-      );
-    }
-    const { value, grads } = tf.variableGrads(() => {
-      if (kind === 'dense') return tf.sum(moeFeedForward(x, router, w, opts, true, 0).y) as tf.Scalar;
-      const r = route(linear(x, router), opts, true, 0);
-      let y: tf.Tensor2D = tf.zerosLike(x);
-      w.forEach((e, i) => {
-        const idx = tf.tensor1d(perExpert[i]!, 'int32');
-        const gate = gatherRows(tf.slice(r.gates, [0, i], [n, 1]) as tf.Tensor2D, idx);
-        const out = tf.mul(swiglu(gatherRows(x, idx), e.w1, e.w3, e.w2), gate) as tf.Tensor2D;
-        y = tf.add(y, scatterRows(out, idx, n));
-      });
-      return tf.sum(y) as tf.Scalar;
-    }, vars);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(moeFeedForward(x, router, w, opts, true, 0).y) as tf.Scalar,
+      vars,
+    );
     await value.data();
     tf.dispose([value, ...Object.values(grads)]);
   });
@@ -192,18 +197,21 @@ export async function bench(): Promise<void> {
     router_aux_loss_coef: 0.01,
   };
   const sameActive = llamaConfigFromSpec({ ...spec, ffnHidden: 2 * spec.ffnHidden });
-  const moeStep = await trainStepMs(moe);
-  const activeStep = await trainStepMs(sameActive);
-  console.log(
-    `MoE 4 experts top-2 step ${moeStep.ms.toFixed(1)} ms vs dense with the same active parameters (ffn 384) ` +
-      `${activeStep.ms.toFixed(1)} ms: ${(moeStep.ms / activeStep.ms).toFixed(2)}x`,
-  );
+  const steppers = [trainStepper(moe, 'dense'), trainStepper(moe, 'sparse'), trainStepper(sameActive)];
+  const [dm, sm, am] = await interleavedMs(steppers);
+  for (const st of steppers) st.dispose();
+  const line = (k: 'wall' | 'cpu') =>
+    `dense dispatch ${dm![k].toFixed(1)} ms, sparse dispatch ${sm![k].toFixed(1)} ms ` +
+    `(sparse/dense ${(sm![k] / dm![k]).toFixed(2)}x); same active parameters dense model (ffn 384) ` +
+    `${am![k].toFixed(1)} ms: MoE ${(dm![k] / am![k]).toFixed(2)}x dense, ${(sm![k] / am![k]).toFixed(2)}x sparse`;
+  console.log(`MoE 4 experts top-2 step, wall: ${line('wall')}`);
+  console.log(`MoE 4 experts top-2 step, CPU:  ${line('cpu')}`);
 
   const denseDispatch = await dispatchMs('dense');
   const sparseDispatch = await dispatchMs('sparse');
   console.log(
     `MoE FFN forward+backward, ${tokens} tokens, 4 experts top-2: dense dispatch ${denseDispatch.toFixed(1)} ms, ` +
-      `sparse gather ${sparseDispatch.toFixed(1)} ms (sparse/dense ${(sparseDispatch / denseDispatch).toFixed(2)}x)`,
+      `sparse dispatch ${sparseDispatch.toFixed(1)} ms (sparse/dense ${(sparseDispatch / denseDispatch).toFixed(2)}x)`,
   );
 
   const flags = await linearMs('flags');

@@ -7,23 +7,34 @@
 //   block_sparse_moe.experts.{e}.w2.weight [hidden, ffn]  down projection
 // expert_e(x) = w2(silu(w1(x)) * w3(x)); y = sum_e gate_e(x) * expert_e(x).
 //
-// Dispatch is dense: every expert runs on every token and the gates (zero for unselected
-// experts) mask the result. Sparse gathering needs per-expert token counts, which are data
-// dependent: either a host sync per layer or fixed capacities that drop tokens. At our sizes the
-// dense form measured faster (see docs/trainer.md, "MoE dispatch").
+// Dispatch (see docs/trainer.md, "MoE dispatch"): 'sparse' reads the [N, E] selection mask to
+// the host once per layer (one dataSync inside the synchronous tf.variableGrads closure), runs each
+// expert only on its tokens (gatherRows) and scatters the gated outputs back (scatterRows); 'dense'
+// runs every expert on every token and lets the gates (zero for unselected experts) mask the result.
+// Soft routing sends every token to every expert, so it is always dense. BTX_MOE_DISPATCH (or
+// RoutingOptions.dispatch) overrides the default, defaultDispatch below.
 //
 // The top-k selection is built from argMax + oneHot (both have gradients registered) instead of
 // tf.topk (which has none), so the tape can pass through it; the gradient reaches the router
 // through the softmax probabilities of the selected experts, as in HF Mixtral.
 import * as tf from './tfjs.js';
 import type { RouterType } from './hfConfig.js';
+import { TRAINER_ENV } from './options.js';
+import { gatherRows, scatterRows } from './rows.js';
 
 export const ROUTER_TYPES: readonly RouterType[] = ['topK', 'switch', 'soft', 'sampleTop1'];
+
+export type Dispatch = 'dense' | 'sparse';
+export const DISPATCHES: readonly Dispatch[] = ['dense', 'sparse'];
+/** Environment override of the MoE dispatch (dense | sparse), for every stage and the benches. */
+export const DISPATCH_ENV = TRAINER_ENV.moeDispatch;
 
 export interface RoutingOptions {
   router: RouterType;
   /** Experts per token for topK (Mixtral's num_experts_per_tok); the others ignore it. */
   k: number;
+  /** Overrides BTX_MOE_DISPATCH and the default (soft routing is dense regardless). */
+  dispatch?: Dispatch;
 }
 
 export interface ExpertWeights {
@@ -140,6 +151,27 @@ export function route(
   return { gates, probs, mask, share };
 }
 
+function envDispatch(): Dispatch | undefined {
+  const raw = process.env[DISPATCH_ENV];
+  if (raw === undefined || raw === '') return undefined;
+  if (!DISPATCHES.includes(raw as Dispatch)) {
+    throw new Error(`${DISPATCH_ENV} must be one of ${DISPATCHES.join(', ')}, got '${raw}'`);
+  }
+  return raw as Dispatch;
+}
+
+/**
+ * The dispatch a layer with `experts` experts uses: soft routing is always dense; otherwise
+ * opts.dispatch, then BTX_MOE_DISPATCH, then sparse when a token visits fewer than all experts.
+ */
+export function defaultDispatch(opts: RoutingOptions, experts: number): Dispatch {
+  if (opts.router === 'soft') return 'dense';
+  const forced = opts.dispatch ?? envDispatch();
+  if (forced) return forced;
+  const perToken = opts.router === 'topK' ? Math.min(opts.k, experts) : 1;
+  return perToken < experts ? 'sparse' : 'dense';
+}
+
 /** The MoE feed-forward for tokens x [N, hidden]. */
 export function moeFeedForward(
   x: tf.Tensor2D,
@@ -150,11 +182,56 @@ export function moeFeedForward(
   noiseSeed: number,
 ): { y: tf.Tensor2D; routing: Routing } {
   const routing = route(linear(x, router), opts, training, noiseSeed);
+  if (defaultDispatch(opts, experts.length) === 'sparse') {
+    return { y: sparseDispatch(x, experts, routing), routing };
+  }
   const outs = experts.map((e) => swiglu(x, e.w1, e.w3, e.w2)); // E x [N, hidden]
   const stacked = tf.stack(outs) as tf.Tensor3D; // [E, N, hidden]
   const weights = tf.expandDims(tf.transpose(routing.gates), 2); // [E, N, 1]
   const y = tf.sum(tf.mul(stacked, weights), 0) as tf.Tensor2D;
   return { y, routing };
+}
+
+/**
+ * Each expert on its own tokens. One host read of the [N, E] mask per layer builds the token lists;
+ * the gates of the selected (token, expert) slots are gathered from the flattened [N * E] gates, so
+ * the router's gradient is dense dispatch's (unselected gates get zero gradient in both). An expert
+ * with no tokens is skipped, but gets an exact zero gradient (as dense dispatch gives it) so that
+ * AdamW still decays its moments and weights the same way.
+ */
+function sparseDispatch(x: tf.Tensor2D, experts: ExpertWeights[], routing: Routing): tf.Tensor2D {
+  const [n] = x.shape;
+  const count = experts.length;
+  const mask = routing.mask.dataSync(); // the one host sync of this layer
+  const tokens: number[][] = experts.map(() => []);
+  for (let t = 0; t < n; t++) {
+    for (let e = 0; e < count; e++) if (mask[t * count + e]! > 0) tokens[e]!.push(t);
+  }
+  const outs: tf.Tensor2D[] = [];
+  const rows: number[] = [];
+  const slots: number[] = [];
+  const unused: tf.Tensor[] = [];
+  experts.forEach((w, e) => {
+    const list = tokens[e]!;
+    if (list.length === 0) {
+      unused.push(tf.sum(w.w1), tf.sum(w.w2), tf.sum(w.w3));
+      return;
+    }
+    const idx = tf.tensor1d(list, 'int32');
+    outs.push(swiglu(gatherRows(x, idx), w.w1, w.w3, w.w2));
+    for (const t of list) {
+      rows.push(t);
+      slots.push(t * count + e);
+    }
+  });
+  const all = outs.length === 1 ? outs[0]! : (tf.concat(outs) as tf.Tensor2D);
+  const gates = gatherRows(
+    tf.reshape(routing.gates, [n * count, 1]) as tf.Tensor2D,
+    tf.tensor1d(slots, 'int32'),
+  );
+  let y = scatterRows(tf.mul(all, gates) as tf.Tensor2D, tf.tensor1d(rows, 'int32'), n);
+  if (unused.length > 0) y = tf.add(y, tf.mul(tf.addN(unused), 0)) as tf.Tensor2D;
+  return y;
 }
 
 /**

@@ -21,6 +21,8 @@ export const TRAINER_ENV = {
   seqLen: 'BTX_SEQ_LEN',
   backend: 'BTX_BACKEND',
   logEvery: 'BTX_LOG_EVERY',
+  /** MoE dispatch override, dense | sparse (no flag: read by moe.ts for training, eval and benches). */
+  moeDispatch: 'BTX_MOE_DISPATCH',
 } as const;
 
 export type ParsedFlags = Map<string, string[]>;
