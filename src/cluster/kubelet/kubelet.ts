@@ -113,7 +113,6 @@ export class Kubelet {
   private readonly allocatable: ResourceList;
   private readonly workerConfig: PodWorkerConfig;
   private resync?: NodeJS.Timeout;
-  private bindingSubresource = true;
 
   constructor(private readonly opts: KubeletOptions) {
     this.nodeName = opts.nodeName ?? DEFAULT_NODE_NAME;
@@ -365,6 +364,7 @@ export class Kubelet {
         const tb = new Date(b.metadata?.creationTimestamp ?? 0).getTime();
         return ta - tb || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');
       });
+    let failure: unknown;
     for (const pod of pending) {
       const requests = { ...podRequests(pod), pods: 1 };
       const reasons = insufficientResources(requests, this.allocatable, used).map((r) =>
@@ -386,9 +386,12 @@ export class Kubelet {
           name: pod.metadata?.name,
           ...errorFields(err),
         });
-        if (errorCode(err) !== 404 && errorCode(err) !== 409) throw err;
+        // Gone or changed since the cache saw it: the informer brings the news. Anything else is
+        // retried, but only after the other pending pods had their turn in this pass.
+        if (errorCode(err) !== 404 && errorCode(err) !== 409) failure ??= err;
       }
     }
+    if (failure !== undefined) throw failure;
   }
 
   private matchesNodeSelector(pod: V1Pod): boolean {
@@ -408,34 +411,24 @@ export class Kubelet {
     };
   }
 
+  /**
+   * Binds through pods/binding, as the scheduler does. A 404 means the pod went away since the cache
+   * saw it (the caller skips it); it is never a reason to fall back to writing spec.nodeName, which
+   * the API server refuses on an existing pod.
+   */
   private async bind(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
     const namespace = pod.metadata?.namespace ?? 'default';
-    if (this.bindingSubresource) {
-      try {
-        await this.core.createNamespacedPodBinding({
-          name,
-          namespace,
-          body: {
-            apiVersion: 'v1',
-            kind: 'Binding',
-            metadata: { name, namespace, uid: pod.metadata?.uid },
-            target: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
-          },
-        });
-        this.scheduled(pod);
-        return;
-      } catch (err) {
-        const code = errorCode(err);
-        // An API server without pods/binding: set spec.nodeName directly (the embedded server allows it on unbound pods).
-        if (code !== 404 && code !== 405) throw err;
-        this.bindingSubresource = false;
-      }
-    }
-    await this.core.patchNamespacedPod(
-      { name, namespace, body: { spec: { nodeName: this.nodeName } } },
-      MERGE_PATCH,
-    );
+    await this.core.createNamespacedPodBinding({
+      name,
+      namespace,
+      body: {
+        apiVersion: 'v1',
+        kind: 'Binding',
+        metadata: { name, namespace, uid: pod.metadata?.uid },
+        target: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+      },
+    });
     this.scheduled(pod);
   }
 
