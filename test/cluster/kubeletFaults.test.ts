@@ -126,3 +126,17 @@ test('a pod past its activeDeadlineSeconds is stopped and fails with reason Dead
   assert.equal(pod?.status?.reason, 'DeadlineExceeded');
   assert.ok(pod?.status?.containerStatuses?.[0]?.state?.terminated, 'the container was stopped');
 });
+
+test('pods deleted while the scheduler binds them (binding 404) never stop later pods from being scheduled', async () => {
+  // Each create is followed at once by a delete, so scheduling passes race with deletions and some
+  // bindings answer 404. The pod created afterwards must still be bound and run to completion.
+  await Promise.all(
+    Array.from({ length: 25 }, async (_, i) => {
+      const name = `churn-${i}`;
+      await createPod(name, { containers: [container(SLEEPER)] });
+      await core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 0 }).catch(() => undefined);
+    }),
+  );
+  await createPod('after-churn', { containers: [container('process.exit(0)')] });
+  await waitForPod('after-churn', (p) => p?.status?.phase === 'Succeeded', 'Succeeded');
+});
