@@ -38,23 +38,10 @@ function patchError(message: string): ApiError {
   return new ApiError(422, 'Invalid', message);
 }
 
-function resolveParent(doc: unknown, parts: string[], path: string): { parent: unknown; key: string } {
+/** The value at `parts` (a parsed JSON pointer), or the Kubernetes "missing path" error. */
+function walk(doc: unknown, parts: string[], path: string): unknown {
   let cur = doc;
-  for (const p of parts.slice(0, -1)) {
-    if (Array.isArray(cur)) cur = cur[Number(p)];
-    else if (isObject(cur)) cur = cur[p];
-    else cur = undefined;
-    if (cur === undefined)
-      throw patchError(
-        `the server rejected our request due to an error in our request: doc is missing path: "${path}": missing value`,
-      );
-  }
-  return { parent: cur, key: parts[parts.length - 1]! };
-}
-
-function getAt(doc: unknown, path: string): unknown {
-  let cur = doc;
-  for (const p of parsePointer(path)) {
+  for (const p of parts) {
     if (Array.isArray(cur)) cur = cur[Number(p)];
     else if (isObject(cur)) cur = cur[p];
     else cur = undefined;
@@ -64,6 +51,14 @@ function getAt(doc: unknown, path: string): unknown {
       );
   }
   return cur;
+}
+
+function resolveParent(doc: unknown, parts: string[], path: string): { parent: unknown; key: string } {
+  return { parent: walk(doc, parts.slice(0, -1), path), key: parts[parts.length - 1]! };
+}
+
+function getAt(doc: unknown, path: string): unknown {
+  return walk(doc, parsePointer(path), path);
 }
 
 function arrayIndex(key: string, arr: unknown[], forAdd: boolean, path: string): number {
