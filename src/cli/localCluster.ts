@@ -3,7 +3,6 @@
 // CustomObjectsApi, which sends the body as it is: client-node's typed CRD model would drop the
 // schema's `x-kubernetes-*` keys, `default` and `enum`.
 import {
-  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubernetesObjectApi,
@@ -18,6 +17,7 @@ import type { StageProgress } from './progressView.js';
 import { startControlPlane, type ControlPlane } from '../cluster/controlPlane.js';
 import { volumeFolder } from '../cluster/kubelet/volumes.js';
 import type { ManifestObject } from './manifests.js';
+import { statusCode } from '../util/apiErrors.js';
 
 export type { ManifestObject } from './manifests.js';
 
@@ -26,10 +26,6 @@ const CRD_PLURAL = 'customresourcedefinitions';
 
 export function isTerminal(run: BTXRun): boolean {
   return run.status?.phase === 'Succeeded' || run.status?.phase === 'Failed';
-}
-
-function statusCode(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
 }
 
 async function ignoreConflict(p: Promise<unknown>): Promise<void> {

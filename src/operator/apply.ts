@@ -10,7 +10,7 @@ import {
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type BTXRun, type BTXRunStatus } from '../api/types.js';
 import { log } from '../util/log.js';
-import { apiErrorFields, statusCode } from './apiErrors.js';
+import { apiErrorFields, statusCode } from '../util/apiErrors.js';
 import type { Expectations } from './expectations.js';
 import type { Action } from './plan.js';
 import { MANAGER } from './names.js';

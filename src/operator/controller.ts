@@ -7,7 +7,7 @@ import type { BTXRun, BTXRunStatus, ExpertStatus, StageStatus } from '../api/typ
 import { applyDefaults } from '../api/defaults.js';
 import { validateRun } from '../api/validation.js';
 import { log } from '../util/log.js';
-import { apiErrorFields } from './apiErrors.js';
+import { apiErrorFields } from '../util/apiErrors.js';
 import { Applier, type WriteCounter } from './apply.js';
 import { Caches } from './informers.js';
 import { Expectations } from './expectations.js';

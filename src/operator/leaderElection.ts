@@ -4,7 +4,7 @@
 // every write carries the resourceVersion it read, so two candidates can never both win.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { log } from '../util/log.js';
-import { apiErrorFields, statusCode } from './apiErrors.js';
+import { apiErrorFields, statusCode } from '../util/apiErrors.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;

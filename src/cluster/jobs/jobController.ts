@@ -13,7 +13,8 @@ import {
 } from '@kubernetes/client-node';
 import { log, errorFields } from '../../util/log.js';
 import { EventRecorder } from '../events.js';
-import { watchResource, type WatchedResource } from '../informer.js';
+import { ResilientInformer } from '../../util/informer.js';
+import { statusCode } from '../../util/apiErrors.js';
 import { stableJson } from '../kubelet/podStatus.js';
 import { runWorkers, WorkQueue } from '../../util/workQueue.js';
 import { Expectations } from './expectations.js';
@@ -60,8 +61,8 @@ export class JobController {
   private readonly queue: WorkQueue;
   private readonly events: EventRecorder;
   private readonly expectations = new Expectations();
-  private jobs?: WatchedResource<V1Job>;
-  private pods?: WatchedResource<V1Pod>;
+  private jobs?: ResilientInformer<V1Job>;
+  private pods?: ResilientInformer<V1Pod>;
   private resync?: NodeJS.Timeout;
 
   constructor(private readonly opts: JobControllerOptions) {
@@ -73,19 +74,21 @@ export class JobController {
   }
 
   async start(): Promise<void> {
-    this.pods = watchResource<V1Pod>(
+    this.pods = new ResilientInformer<V1Pod>(
       this.opts.kubeConfig,
+      'pods',
       '/api/v1/pods',
       () => this.core.listPodForAllNamespaces(),
       (pod) => this.onPod(pod),
     );
-    this.jobs = watchResource<V1Job>(
+    this.jobs = new ResilientInformer<V1Job>(
       this.opts.kubeConfig,
+      'jobs',
       '/apis/batch/v1/jobs',
       () => this.batch.listJobForAllNamespaces(),
       (job) => this.queue.add(keyOf(job.metadata?.namespace, job.metadata?.name)),
     );
-    await Promise.all([this.pods.synced, this.jobs.synced]);
+    await Promise.all([this.pods.start(), this.jobs.start()]);
     this.resync = setInterval(() => {
       for (const j of this.jobs?.list() ?? []) this.queue.add(keyOf(j.metadata?.namespace, j.metadata?.name));
     }, this.opts.resyncMs ?? 30_000);
@@ -133,7 +136,7 @@ export class JobController {
       await this.batch
         .deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' })
         .catch((err: unknown) => {
-          if ((err as { code?: number }).code !== 404) throw err;
+          if (statusCode(err) !== 404) throw err;
         });
       return;
     }
@@ -141,7 +144,7 @@ export class JobController {
       await this.writeStatus(job, plan.status);
     } catch (err) {
       // 409: the cache was behind the Job (our own last write); decide again once it has caught up.
-      if ((err as { code?: number }).code === 409) return 200;
+      if (statusCode(err) === 409) return 200;
       throw err;
     }
     for (const e of plan.events)
@@ -272,7 +275,7 @@ export class JobController {
       );
     } catch (err) {
       this.expectations.deletionFailed(key, pod.metadata?.uid ?? '');
-      if ((err as { code?: number }).code !== 404) throw err;
+      if (statusCode(err) !== 404) throw err;
     }
   }
 }

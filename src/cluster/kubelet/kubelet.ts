@@ -13,7 +13,8 @@ import {
   type V1PodStatus,
 } from '@kubernetes/client-node';
 import { log, errorFields } from '../../util/log.js';
-import { watchResource, type WatchedResource } from '../informer.js';
+import { ResilientInformer } from '../../util/informer.js';
+import { statusCode } from '../../util/apiErrors.js';
 import { runWorkers, WorkQueue } from '../../util/workQueue.js';
 import { EventRecorder } from '../events.js';
 import type { EnvSources } from './podEnv.js';
@@ -77,11 +78,6 @@ function keyOf(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
-function errorCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
-}
-
 function qosClass(pod: V1Pod): string {
   const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
   let any = false;
@@ -104,7 +100,7 @@ export class Kubelet {
   private readonly core: CoreV1Api;
   private readonly queue: WorkQueue;
   private readonly events: EventRecorder;
-  private pods?: WatchedResource<V1Pod>;
+  private pods?: ResilientInformer<V1Pod>;
   private readonly workers = new Map<string, PodWorker>();
   /** Bindings sent but not yet seen in the cache (the scheduler's assume cache). */
   private readonly assumed = new Map<string, ResourceList>();
@@ -156,13 +152,14 @@ export class Kubelet {
 
   async start(): Promise<void> {
     await this.registerNode();
-    this.pods = watchResource<V1Pod>(
+    this.pods = new ResilientInformer<V1Pod>(
       this.opts.kubeConfig,
+      'pods',
       '/api/v1/pods',
       () => this.core.listPodForAllNamespaces(),
       (pod) => this.enqueue(pod),
     );
-    await this.pods.synced;
+    await this.pods.start();
     const resyncMs = this.opts.resyncMs ?? 10_000;
     this.resync = setInterval(() => {
       for (const p of this.pods?.list() ?? []) this.enqueue(p);
@@ -229,7 +226,7 @@ export class Kubelet {
       await this.core
         .deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0, body: { preconditions: { uid } } })
         .catch((err: unknown) => {
-          if (errorCode(err) !== 404) throw err;
+          if (statusCode(err) !== 404) throw err;
         });
       return;
     }
@@ -388,7 +385,7 @@ export class Kubelet {
         });
         // Gone or changed since the cache saw it: the informer brings the news. Anything else is
         // retried, but only after the other pending pods had their turn in this pass.
-        if (errorCode(err) !== 404 && errorCode(err) !== 409) failure ??= err;
+        if (statusCode(err) !== 404 && statusCode(err) !== 409) failure ??= err;
       }
     }
     if (failure !== undefined) throw failure;
@@ -508,7 +505,7 @@ export class Kubelet {
     };
     try {
       await this.core.createNode({ body: node }).catch((err: unknown) => {
-        if (errorCode(err) !== 409) throw err;
+        if (statusCode(err) !== 409) throw err;
       });
       await this.core.patchNodeStatus({ name: this.nodeName, body: { status } }, MERGE_PATCH);
     } catch (err) {
@@ -525,7 +522,7 @@ export class Kubelet {
       try {
         return await p;
       } catch (err) {
-        if (errorCode(err) === 404) return undefined;
+        if (statusCode(err) === 404) return undefined;
         throw err;
       }
     };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiException } from '@kubernetes/client-node';
-import { apiErrorFields, statusCode } from '../../src/operator/apiErrors.js';
+import { apiErrorFields, statusCode } from '../../src/util/apiErrors.js';
 
 test('client-node errors log as code and Status reason, never the body or headers', () => {
   const body = JSON.stringify({
