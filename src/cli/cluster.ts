@@ -1,72 +1,57 @@
 // `btx cluster`: the embedded control plane (API server, one-node scheduler + kubelet, Job controller)
 // until SIGINT/SIGTERM, then every pod is stopped (SIGTERM, grace, SIGKILL) and it exits 0.
-import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { log } from '../util/log.js';
+import type { CommandSpec, Flags } from './flags.js';
 
-const HELP = `usage: btx cluster [flags]
+export const command: CommandSpec = {
+  name: 'btx cluster',
+  usage: 'btx cluster [flags]',
+  about: `Runs a one-node Kubernetes subset on this machine: an API server that kubectl and client-node
+accept, a kubelet that runs pods as local processes, and the Job controller.`,
+  flags: [
+    {
+      name: 'kubeconfig',
+      value: 'FILE',
+      help: 'where to write the kubeconfig (default <data-dir>/kubeconfig)',
+    },
+    { name: 'port', value: 'N', help: 'API server port on 127.0.0.1 (default 6443; 0 = a free port)' },
+    { name: 'data-dir', value: 'DIR', help: 'objects, volumes and pod logs (default .btx/cluster)' },
+    { name: 'gpus', value: 'N', help: 'nvidia.com/gpu the node offers (default 0)' },
+    {
+      name: 'cpu',
+      value: 'Q',
+      help: "node allocatable cpu, e.g. 4 or 3500m (default: this machine's cores)",
+    },
+    {
+      name: 'memory',
+      value: 'Q',
+      help: "node allocatable memory, e.g. 16Gi (default: this machine's memory)",
+    },
+    {
+      name: 'host-path',
+      value: 'PREFIX',
+      repeatable: true,
+      help: 'hostPath volumes under PREFIX use the real path',
+    },
+  ],
+};
 
-Runs a one-node Kubernetes subset on this machine: an API server that kubectl and client-node
-accept, a kubelet that runs pods as local processes, and the Job controller.
-
-flags:
-  --kubeconfig FILE   where to write the kubeconfig (default <data-dir>/kubeconfig)
-  --port N            API server port on 127.0.0.1 (default 6443; 0 = a free port)
-  --data-dir DIR      objects, volumes and pod logs (default .btx/cluster)
-  --gpus N            nvidia.com/gpu the node offers (default 0)
-  --cpu Q             node allocatable cpu, e.g. 4 or 3500m (default: this machine's cores)
-  --memory Q          node allocatable memory, e.g. 16Gi (default: this machine's memory)
-  --host-path PREFIX  hostPath volumes under PREFIX use the real path (repeatable)
-  -h, --help          this help
-`;
-
-export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        kubeconfig: { type: 'string' },
-        port: { type: 'string', default: '6443' },
-        'data-dir': { type: 'string', default: '.btx/cluster' },
-        gpus: { type: 'string', default: '0' },
-        cpu: { type: 'string' },
-        memory: { type: 'string' },
-        'host-path': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    process.stderr.write(`btx cluster: ${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  const port = Number(values.port);
-  const gpus = Number(values.gpus);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`btx cluster: --port must be a port number, got ${JSON.stringify(values.port)}\n`);
-    return 2;
-  }
-  if (!Number.isInteger(gpus) || gpus < 0) {
-    process.stderr.write(`btx cluster: --gpus must be a whole number, got ${JSON.stringify(values.gpus)}\n`);
-    return 2;
-  }
+export async function run(f: Flags): Promise<number> {
+  const port = f.number('port', 6443, { integer: true, min: 0, max: 65535 });
+  const gpus = f.number('gpus', 0, { integer: true, min: 0 });
+  const kubeconfig = f.string('kubeconfig');
   // Loaded here so that `btx cluster --help` stays fast.
   const { startControlPlane } = await import('../cluster/controlPlane.js');
-  const dataDir = resolve(values['data-dir']);
+  const dataDir = resolve(f.string('data-dir') ?? join('.btx', 'cluster'));
   const plane = await startControlPlane({
     dataDir,
     port,
     gpus,
-    cpu: values.cpu,
-    memory: values.memory,
-    kubeconfigPath: values.kubeconfig ? resolve(values.kubeconfig) : undefined,
-    hostPathPrefixes: values['host-path'],
+    cpu: f.string('cpu'),
+    memory: f.string('memory'),
+    kubeconfigPath: kubeconfig ? resolve(kubeconfig) : undefined,
+    hostPathPrefixes: f.has('host-path') ? f.list('host-path') : undefined,
   });
   process.stdout.write(
     `btx cluster: API server at ${plane.url}\n` +

@@ -19,7 +19,10 @@ import {
   renderRouting,
 } from './progressView.js';
 import { parseManifests } from './manifests.js';
-import { parseLocalArgs, projectRoot, UsageError, USAGE, type LocalOptions } from './localArgs.js';
+import { type Flags, UsageError } from './flags.js';
+import { localOptions, projectRoot } from './localArgs.js';
+
+export { command } from './localArgs.js';
 
 /** The one BTXRun of the manifest, checked before anything starts. */
 function findRun(objects: ManifestObject[], file: string): BTXRun {
@@ -73,28 +76,18 @@ async function startOperator(kubeConfig: KubeConfig, namespace: string, metricsP
   return start({ kubeConfig, namespaces: [namespace], metricsPort: metricsPort ?? 0, leaderElection: false });
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let opts: LocalOptions | 'help';
+export async function run(flags: Flags): Promise<number> {
+  // Flags, the file, its YAML, the run's spec: all the user's to fix (UsageError, exit 2), and
+  // nothing has started yet.
+  const opts = localOptions(flags);
+  if (!existsSync(opts.file)) throw new UsageError(`${opts.file}: no such file`);
   let objects: ManifestObject[];
-  let btxRun: BTXRun;
   try {
-    opts = parseLocalArgs(argv);
-    if (opts === 'help') {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (!existsSync(opts.file)) throw new UsageError(`${opts.file}: no such file`);
-    try {
-      objects = parseManifests(readFileSync(opts.file, 'utf8'));
-    } catch (err) {
-      throw new UsageError(`${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    btxRun = findRun(objects, opts.file);
+    objects = parseManifests(readFileSync(opts.file, 'utf8'));
   } catch (err) {
-    // Flags, the file, its YAML, the run's spec: all the user's to fix, and nothing has started yet.
-    process.stderr.write(`btx local: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 2;
+    throw new UsageError(`${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const btxRun = findRun(objects, opts.file);
 
   const out = process.stdout;
   const logFile = join(opts.dataDir, 'btx-local.log');

@@ -1,45 +1,83 @@
 // `btx mix`: dense expert checkpoints -> one Mixtral checkpoint (src/trainer/mix). Flags, or the
 // stage contract's BTX_* environment when the operator runs it as the mix stage; flags win.
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { ENV, TERMINATION_MESSAGE_PATH, type TerminationMessage } from '../api/stageContract.js';
 import type { RouterType } from '../trainer/hfConfig.js';
 import { mixExperts, type MixOptions, type MixSummary } from '../trainer/mix/mixExperts.js';
 import type { RouterInit } from '../trainer/mix/routerInit.js';
 import type { FloatDType } from '../trainer/safetensors.js';
 import { containerPath, hostPath } from '../util/containerPaths.js';
+import { type CommandSpec, type Flags, parseFlags, UsageError } from './flags.js';
 
 /** transformers' default max_shard_size ("5GB"). */
 const DEFAULT_SHARD_SIZE = 5_000_000_000;
 
-const HELP = `usage: btx mix --expert DIR [--expert DIR]... [--generalist DIR] --out DIR [flags]
+const ROUTERS: readonly RouterType[] = ['topK', 'switch', 'soft', 'sampleTop1'];
+const ROUTER_INITS: readonly RouterInit[] = ['normal', 'zeros'];
+const DTYPES: Record<string, FloatDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
-Mix dense Llama-architecture checkpoints into one Mixtral (MoE) checkpoint, streaming one tensor at a time:
+export const command: CommandSpec = {
+  name: 'btx mix',
+  usage: 'btx mix --expert DIR [--expert DIR]... [--generalist DIR] --out DIR [flags]',
+  about: `Mix dense Llama-architecture checkpoints into one Mixtral (MoE) checkpoint, streaming one tensor at a time:
 each layer's feed-forward weights become that layer's experts (w1<-gate_proj, w3<-up_proj, w2<-down_proj),
-every other tensor is the float32 mean over all experts, and each layer gets a new router.
-
-flags (environment variable in brackets; flags win):
-  --expert DIR          an expert checkpoint folder, or a training output folder (its newest complete step-N);
-                        repeat, in expert order                                  [${ENV.experts}, comma-separated]
-  --generalist DIR      the seed, added as the LAST expert (the paper's generalist)   [${ENV.generalist}]
-  --out DIR             the output checkpoint folder (written to a temp folder, then renamed)  [${ENV.output}]
-  --router TYPE         topK | switch | soft | sampleTop1 (default topK)          [${ENV.router}]
-  --k N                 experts per token for topK (default 2)                    [${ENV.topK}]
-  --dtype D             f32 | f16 | bf16 (default: the inputs' dtype)             [${ENV.dtype}]
-  --shard-size BYTES    largest output shard, e.g. 5GB, 500MB, 1048576 (default 5GB)
-  --router-init INIT    normal (default: std 0.02, seeded) | zeros (uniform)      [${ENV.routerInit}]
-  --aux-loss-coef X     router_aux_loss_coef, the load-balancing loss weight (default 0.01)
-                                                                                  [${ENV.loadBalancingCoef}]
-  --seed N              random seed for the router init (default 0)               [${ENV.randomSeed}]
-  --expert-name NAME    names for the experts in order (a last extra one names the generalist);
-                        default: the folder name (the parent's for a step-N folder)
-  --no-verify           skip checking input checkpoints' sha256s from trainer_state.json
-  -h, --help            this help
-
-As the mix stage (${ENV.stage}=mix) it writes {checkpoint, step: 0, loss: null} to ${TERMINATION_MESSAGE_PATH}.
-`;
-
-export class UsageError extends Error {}
+every other tensor is the float32 mean over all experts, and each layer gets a new router.`,
+  flags: [
+    {
+      name: 'expert',
+      value: 'DIR',
+      env: ENV.experts,
+      repeatable: true,
+      help: 'an expert checkpoint folder, or a training output folder (its newest complete step-N);\nrepeat, in expert order',
+    },
+    {
+      name: 'generalist',
+      value: 'DIR',
+      env: ENV.generalist,
+      help: "the seed, added as the LAST expert (the paper's generalist)",
+    },
+    {
+      name: 'out',
+      value: 'DIR',
+      env: ENV.output,
+      help: 'the output checkpoint folder (written to a temp folder, then renamed)',
+    },
+    {
+      name: 'router',
+      value: 'TYPE',
+      env: ENV.router,
+      help: 'topK | switch | soft | sampleTop1 (default topK)',
+    },
+    { name: 'k', value: 'N', env: ENV.topK, help: 'experts per token for topK (default 2)' },
+    { name: 'dtype', value: 'D', env: ENV.dtype, help: "f32 | f16 | bf16 (default: the inputs' dtype)" },
+    {
+      name: 'shard-size',
+      value: 'BYTES',
+      help: 'largest output shard, e.g. 5GB, 500MB, 1048576 (default 5GB)',
+    },
+    {
+      name: 'router-init',
+      value: 'INIT',
+      env: ENV.routerInit,
+      help: 'normal (default: std 0.02, seeded) | zeros (uniform)',
+    },
+    {
+      name: 'aux-loss-coef',
+      value: 'X',
+      env: ENV.loadBalancingCoef,
+      help: 'router_aux_loss_coef, the load-balancing loss weight (default 0.01)',
+    },
+    { name: 'seed', value: 'N', env: ENV.randomSeed, help: 'random seed for the router init (default 0)' },
+    {
+      name: 'expert-name',
+      value: 'NAME',
+      repeatable: true,
+      help: "names for the experts in order (a last extra one names the generalist);\ndefault: the folder name (the parent's for a step-N folder)",
+    },
+    { name: 'no-verify', help: "skip checking input checkpoints' sha256s from trainer_state.json" },
+  ],
+  footer: `As the mix stage (${ENV.stage}=mix) it writes {checkpoint, step: 0, loss: null} to ${TERMINATION_MESSAGE_PATH}.`,
+};
 
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
@@ -56,104 +94,51 @@ export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text.trim());
   const unit = m ? SIZE_UNITS[m[2]!.toUpperCase()] : undefined;
   if (!m || unit === undefined)
-    throw new UsageError(`--shard-size ${JSON.stringify(text)} is not a size (e.g. 5GB, 1048576)`);
+    throw new UsageError(`--shard-size must be a size (e.g. 5GB, 1048576), got '${text}'`);
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes <= 0) throw new UsageError(`--shard-size must be positive`);
   return bytes;
 }
 
-function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new UsageError(`${flag} ${JSON.stringify(value)} must be one of ${allowed.join(', ')}`);
-  }
-  return value as T;
+/** Flags + environment as given, for tests. */
+export function parseMixArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): MixOptions | 'help' {
+  const f = parseFlags(command, argv, env);
+  return f === 'help' ? 'help' : mixOptions(f);
 }
-
-function number(flag: string, value: string, integer: boolean): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`${flag} ${JSON.stringify(value)} must be ${integer ? 'an integer' : 'a number'}`);
-  }
-  return n;
-}
-
-const DTYPES: Record<string, FloatDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
 /** Flags + environment -> mix options (paths as given: container paths). */
-export function parseMixArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): MixOptions | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        expert: { type: 'string', multiple: true },
-        generalist: { type: 'string' },
-        out: { type: 'string' },
-        router: { type: 'string' },
-        k: { type: 'string' },
-        dtype: { type: 'string' },
-        'shard-size': { type: 'string' },
-        'router-init': { type: 'string' },
-        'aux-loss-coef': { type: 'string' },
-        seed: { type: 'string' },
-        'expert-name': { type: 'string', multiple: true },
-        'no-verify': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help) return 'help';
-  const fromEnv = (name: string) => (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
-  const expertDirs =
-    values.expert ??
-    fromEnv(ENV.experts)
-      ?.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean) ??
-    [];
-  if (expertDirs.length === 0) throw new UsageError(`give at least one --expert DIR (or ${ENV.experts})`);
-  const out = values.out ?? fromEnv(ENV.output);
-  if (!out) throw new UsageError(`give --out DIR (or ${ENV.output})`);
-  const generalistDir = values.generalist ?? fromEnv(ENV.generalist);
-  const names = values['expert-name'] ?? [];
+function mixOptions(f: Flags): MixOptions {
+  const expertDirs = f.requiredList('expert');
+  const out = f.required('out');
+  const generalistDir = f.string('generalist');
+  const names = f.list('expert-name');
   const maxNames = expertDirs.length + (generalistDir ? 1 : 0);
   if (names.length > maxNames) {
     throw new UsageError(`${names.length} --expert-name for ${maxNames} experts`);
   }
-  const routerText = values.router ?? fromEnv(ENV.router);
-  const kText = values.k ?? fromEnv(ENV.topK);
-  const dtypeText = values.dtype ?? fromEnv(ENV.dtype);
-  const initText = values['router-init'] ?? fromEnv(ENV.routerInit);
-  const coefText = values['aux-loss-coef'] ?? fromEnv(ENV.loadBalancingCoef);
-  const seedText = values.seed ?? fromEnv(ENV.randomSeed);
+  const shardSize = f.string('shard-size');
   const opts: MixOptions = {
     experts: expertDirs.map((dir, i) => (names[i] ? { dir, name: names[i] } : { dir })),
     out,
-    shardSize: values['shard-size'] ? parseSize(values['shard-size']) : DEFAULT_SHARD_SIZE,
-    verifyInputs: !values['no-verify'],
+    shardSize: shardSize ? parseSize(shardSize) : DEFAULT_SHARD_SIZE,
+    verifyInputs: !f.boolean('no-verify', false),
   };
   if (generalistDir) {
     const name = names[expertDirs.length];
     opts.generalist = name ? { dir: generalistDir, name } : { dir: generalistDir };
   }
-  if (routerText)
-    opts.router = oneOf<RouterType>('--router', routerText, ['topK', 'switch', 'soft', 'sampleTop1']);
-  if (kText) opts.topK = number('--k', kText, true);
-  if (dtypeText) {
-    const d = DTYPES[dtypeText.toLowerCase()];
-    if (!d) throw new UsageError(`--dtype ${JSON.stringify(dtypeText)} must be one of f32, f16, bf16`);
-    opts.dtype = d;
-  }
-  if (initText) opts.routerInit = oneOf<RouterInit>('--router-init', initText, ['zeros', 'normal']);
-  if (coefText) {
-    opts.auxLossCoef = number('--aux-loss-coef', coefText, false);
-    if (opts.auxLossCoef < 0) throw new UsageError('--aux-loss-coef must not be negative');
-  }
-  if (seedText) opts.randomSeed = number('--seed', seedText, true);
+  const router = f.oneOf('router', ROUTERS);
+  if (router) opts.router = router;
+  const topK = f.optionalNumber('k', { integer: true, min: 1 });
+  if (topK !== undefined) opts.topK = topK;
+  const dtype = f.oneOf('dtype', Object.keys(DTYPES));
+  if (dtype) opts.dtype = DTYPES[dtype];
+  const routerInit = f.oneOf('router-init', ROUTER_INITS);
+  if (routerInit) opts.routerInit = routerInit;
+  const auxLossCoef = f.optionalNumber('aux-loss-coef', { min: 0 });
+  if (auxLossCoef !== undefined) opts.auxLossCoef = auxLossCoef;
+  const randomSeed = f.optionalNumber('seed', { integer: true });
+  if (randomSeed !== undefined) opts.randomSeed = randomSeed;
   return opts;
 }
 
@@ -169,19 +154,8 @@ function formatSummary(s: MixSummary): string {
   ].join('\n');
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let parsed: MixOptions | 'help';
-  try {
-    parsed = parseMixArgs(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`btx mix: ${err.message}\n\n${HELP}`);
-    return 2;
-  }
-  if (parsed === 'help') {
-    process.stdout.write(HELP);
-    return 0;
-  }
+export async function run(f: Flags): Promise<number> {
+  const parsed = mixOptions(f);
   // Library code takes host paths; messages for other pods keep container paths.
   const opts: MixOptions = {
     ...parsed,

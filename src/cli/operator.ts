@@ -2,27 +2,46 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { log } from '../util/log.js';
+import type { CommandSpec, Flags } from './flags.js';
 
-const USAGE = `usage: btx operator [flags]
+export const command: CommandSpec = {
+  name: 'btx operator',
+  usage: 'btx operator [flags]',
+  about: `Runs the BTXRun operator: watches BTXRuns and the Pods and Jobs it owns, and carries each run
+through seed -> experts -> mix -> finetune -> eval.`,
+  flags: [
+    {
+      name: 'kubeconfig',
+      value: 'FILE',
+      help: 'kubeconfig to use (default: in-cluster config, else $KUBECONFIG / ~/.kube/config)',
+    },
+    {
+      name: 'namespace',
+      short: 'n',
+      value: 'NS',
+      repeatable: true,
+      help: 'watch only this namespace (default: all namespaces)',
+    },
+    {
+      name: 'metrics-port',
+      value: 'N',
+      help: 'serve /metrics, /healthz and /readyz on this port (0: a free port; default 8080)',
+    },
+    { name: 'metrics-host', value: 'HOST', help: 'address to listen on (default 0.0.0.0)' },
+    { name: 'no-metrics', help: 'no HTTP server' },
+    { name: 'leader-elect', help: 'run leader election on a Lease (for more than one replica)' },
+    { name: 'no-leader-elect', help: 'act without leader election (the default; wins over --leader-elect)' },
+    {
+      name: 'lease-namespace',
+      value: 'NS',
+      help: 'the Lease\'s namespace (default: this pod\'s namespace, else "default")',
+    },
+    { name: 'lease-name', value: 'NAME', help: "the Lease's name (default btx-operator)" },
+    { name: 'workers', value: 'N', help: 'concurrent reconciles (default 4)' },
+  ],
+};
 
-Runs the BTXRun operator: watches BTXRuns and the Pods and Jobs it owns, and carries each run
-through seed -> experts -> mix -> finetune -> eval.
-
-flags:
-  --kubeconfig FILE       kubeconfig to use (default: in-cluster config, else $KUBECONFIG / ~/.kube/config)
-  --namespace NS          watch only this namespace (repeatable; default: all namespaces)
-  --metrics-port N        serve /metrics, /healthz and /readyz on this port (0: a free port; default 8080)
-  --metrics-host HOST     address to listen on (default 0.0.0.0)
-  --no-metrics            no HTTP server
-  --leader-elect          run leader election on a Lease (for more than one replica)
-  --no-leader-elect       act without leader election (default)
-  --lease-namespace NS    the Lease's namespace (default: this pod's namespace, else "default")
-  --lease-name NAME       the Lease's name (default btx-operator)
-  --workers N             concurrent reconciles (default 4)
-  -h, --help              show this help
-`;
-
-interface Flags {
+interface OperatorFlags {
   kubeconfig?: string;
   namespaces: string[];
   metricsPort?: number;
@@ -33,72 +52,19 @@ interface Flags {
   workers: number;
 }
 
-function parse(argv: string[]): Flags | 'help' {
-  const flags: Flags = {
-    namespaces: [],
-    metricsPort: 8080,
-    metricsHost: '0.0.0.0',
-    leaderElect: false,
-    workers: 4,
+function operatorFlags(f: Flags): OperatorFlags {
+  return {
+    kubeconfig: f.string('kubeconfig'),
+    namespaces: f.list('namespace'),
+    metricsPort: f.boolean('no-metrics', false)
+      ? undefined
+      : f.number('metrics-port', 8080, { integer: true, min: 0, max: 65535 }),
+    metricsHost: f.string('metrics-host') ?? '0.0.0.0',
+    leaderElect: f.boolean('leader-elect', false) && !f.boolean('no-leader-elect', false),
+    leaseNamespace: f.string('lease-namespace'),
+    leaseName: f.string('lease-name'),
+    workers: f.number('workers', 4, { integer: true, min: 1 }),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const [name, inline] =
-      arg.startsWith('--') && arg.includes('=')
-        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-        : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v === '') throw new Error(`${name} needs a value`);
-      return v;
-    };
-    const int = (min: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min)
-        throw new Error(`${name} must be an integer >= ${min}, got '${v}'`);
-      return n;
-    };
-    switch (name) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--kubeconfig':
-        flags.kubeconfig = value();
-        break;
-      case '--namespace':
-      case '-n':
-        flags.namespaces.push(value());
-        break;
-      case '--metrics-port':
-        flags.metricsPort = int(0);
-        break;
-      case '--metrics-host':
-        flags.metricsHost = value();
-        break;
-      case '--no-metrics':
-        flags.metricsPort = undefined;
-        break;
-      case '--leader-elect':
-        flags.leaderElect = true;
-        break;
-      case '--no-leader-elect':
-        flags.leaderElect = false;
-        break;
-      case '--lease-namespace':
-        flags.leaseNamespace = value();
-        break;
-      case '--lease-name':
-        flags.leaseName = value();
-        break;
-      case '--workers':
-        flags.workers = int(1);
-        break;
-      default:
-        throw new Error(`unknown flag '${arg}' (see btx operator --help)`);
-    }
-  }
-  return flags;
 }
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -109,7 +75,7 @@ function podNamespace(): string {
   return 'default';
 }
 
-function kubeConfigFor(flags: Flags): KubeConfig {
+function kubeConfigFor(flags: OperatorFlags): KubeConfig {
   const kc = new KubeConfig();
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
@@ -117,18 +83,8 @@ function kubeConfigFor(flags: Flags): KubeConfig {
   return kc;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let flags: Flags | 'help';
-  try {
-    flags = parse(argv);
-  } catch (err) {
-    process.stderr.write(`btx operator: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 2;
-  }
-  if (flags === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+export async function run(parsed: Flags): Promise<number> {
+  const flags = operatorFlags(parsed);
   const { startOperator } = await import('../operator/operator.js');
   const operator = await startOperator({
     kubeConfig: kubeConfigFor(flags),

@@ -1,34 +1,21 @@
-// `btx train seed|expert|finetune`: one training stage, from flags or the stage's BTX_* env.
+// `btx train seed|expert|finetune`: one training stage, from flags or the stage's BTX_* env (trainArgs.ts).
 import { initBackend } from '../trainer/backend.js';
-import { Flags, helpText, parseFlags, TRAIN_FLAGS } from '../trainer/options.js';
 import { runningAsStage, writeTerminationMessage } from '../trainer/progress.js';
-import { trainSettingsFromFlags } from '../trainer/trainSettings.js';
 import type { TrainStage } from '../trainer/trainStage.js';
 import { runTrainStage } from '../trainer/trainStage.js';
+import { type Flags, UsageError } from './flags.js';
+import { TRAIN_STAGES, trainSettingsFromFlags } from './trainArgs.js';
 
-const STAGES: TrainStage[] = ['seed', 'expert', 'finetune'];
-const USAGE = `usage: btx train seed|expert|finetune [flags]
+export { TRAIN_COMMAND as command } from './trainArgs.js';
 
-  seed      pretrain a dense Llama-style model from random init on general data
-  expert    branch from the seed checkpoint (--input) and train on one domain
-  finetune  train the mixed MoE checkpoint (--input) on all domains`;
-
-export async function run(argv: string[]): Promise<number> {
-  const [stage, ...rest] = argv;
-  if (stage === undefined || stage === '--help' || stage === '-h') {
-    process.stdout.write(helpText(USAGE, TRAIN_FLAGS));
-    return stage === undefined ? 2 : 0;
+export async function run(flags: Flags): Promise<number> {
+  const [stage, ...extra] = flags.positionals;
+  if (stage === undefined || !TRAIN_STAGES.includes(stage as TrainStage)) {
+    throw new UsageError(
+      `${stage === undefined ? 'give a stage' : `unknown stage '${stage}'`}: seed, expert or finetune (see btx train --help)`,
+    );
   }
-  if (!STAGES.includes(stage as TrainStage)) {
-    process.stderr.write(`btx train: unknown stage '${stage}' (seed, expert or finetune)\n`);
-    return 2;
-  }
-  const parsed = parseFlags(rest, TRAIN_FLAGS, `btx train ${stage}`);
-  if (parsed === 'help') {
-    process.stdout.write(helpText(USAGE, TRAIN_FLAGS));
-    return 0;
-  }
-  const flags = new Flags(parsed, `btx train ${stage}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}' (see btx train --help)`);
   const settings = trainSettingsFromFlags(stage as TrainStage, flags);
   await initBackend(flags.string('backend'));
   const message = await runTrainStage(settings);

@@ -19,7 +19,6 @@
 // through the softmax probabilities of the selected experts, as in HF Mixtral.
 import * as tf from './tfjs.js';
 import type { RouterType } from './hfConfig.js';
-import { TRAINER_ENV } from './options.js';
 import { gatherRows, scatterRows } from './rows.js';
 
 export const ROUTER_TYPES: readonly RouterType[] = ['topK', 'switch', 'soft', 'sampleTop1'];
@@ -27,7 +26,7 @@ export const ROUTER_TYPES: readonly RouterType[] = ['topK', 'switch', 'soft', 's
 export type Dispatch = 'dense' | 'sparse';
 export const DISPATCHES: readonly Dispatch[] = ['dense', 'sparse'];
 /** Environment override of the MoE dispatch (dense | sparse), for every stage and the benches. */
-export const DISPATCH_ENV = TRAINER_ENV.moeDispatch;
+export const DISPATCH_ENV = 'BTX_MOE_DISPATCH';
 
 export interface RoutingOptions {
   router: RouterType;

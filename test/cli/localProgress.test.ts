@@ -225,5 +225,5 @@ test('btx local flags: defaults, and numbers are checked', () => {
   assert.ok(opts.dataDir.endsWith('.btx/local'));
   assert.equal(opts.keepRunning, false);
   assert.equal(parseLocalArgs(['-h']), 'help');
-  assert.throws(() => parseLocalArgs(['--timeout', 'soon']), /--timeout must be a non-negative integer/);
+  assert.throws(() => parseLocalArgs(['--timeout', 'soon']), /--timeout must be an integer >= 0, got 'soon'/);
 });

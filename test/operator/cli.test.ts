@@ -1,23 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { run } from '../../src/cli/operator.js';
+import { runBtxInProcess } from '../support/btx.js';
 
 test('btx operator --help prints its flags and exits 0; a bad flag exits 2 with a reason', async () => {
-  const out: string[] = [];
-  const err: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  try {
-    assert.equal(await run(['--help']), 0);
-    assert.equal(await run(['--workers', '0']), 2);
-    assert.equal(await run(['--bogus']), 2);
-  } finally {
-    process.stdout.write = write;
-    process.stderr.write = writeErr;
-  }
-  const help = out.join('');
+  const help = await runBtxInProcess(['operator', '--help']);
+  const workers = await runBtxInProcess(['operator', '--workers', '0']);
+  const bogus = await runBtxInProcess(['operator', '--bogus']);
+  assert.equal(help.code, 0);
+  assert.equal(workers.code, 2);
+  assert.equal(bogus.code, 2);
   for (const flag of [
     '--kubeconfig',
     '--namespace',
@@ -27,8 +18,8 @@ test('btx operator --help prints its flags and exits 0; a bad flag exits 2 with 
     '--lease-namespace',
     '--workers',
   ]) {
-    assert.ok(help.includes(flag), flag);
+    assert.ok(help.stdout.includes(flag), flag);
   }
-  assert.match(err.join(''), /--workers must be an integer >= 1/);
-  assert.match(err.join(''), /unknown flag '--bogus'/);
+  assert.match(workers.stderr, /--workers must be an integer >= 1/);
+  assert.match(bogus.stderr, /unknown flag '--bogus'/);
 });

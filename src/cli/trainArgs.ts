@@ -1,0 +1,260 @@
+// The flags of `btx train seed|expert|finetune` and `btx eval`, each with its BTX_* variable (the stage
+// contract's, plus trainer knobs the operator need not set), and their reading into the trainer's
+// plain TrainStageSettings. Apart from the commands so they can be tested without training.
+import { ENV } from '../api/stageContract.js';
+import type { ModelSpec } from '../api/stageContract.js';
+import type { DType } from '../trainer/checkpoint.js';
+import { parseNamedList } from '../trainer/data.js';
+import type { RouterType } from '../trainer/hfConfig.js';
+import { ROUTER_TYPES } from '../trainer/moe.js';
+import type { TrainStage, TrainStageSettings } from '../trainer/trainStage.js';
+import { BACKEND_ENV } from '../trainer/backend.js';
+import { type CommandSpec, type FlagSpec, type Flags, UsageError } from './flags.js';
+
+export const TRAIN_STAGES: readonly TrainStage[] = ['seed', 'expert', 'finetune'];
+
+const BACKEND_FLAG: FlagSpec = {
+  name: 'backend',
+  value: 'NAME',
+  env: BACKEND_ENV,
+  help: 'tensorflow-gpu | tensorflow | wasm | cpu | auto (default auto)',
+};
+const SEQ_LEN_ENV = 'BTX_SEQ_LEN';
+
+export const TRAIN_COMMAND: CommandSpec = {
+  name: 'btx train',
+  usage: 'btx train seed|expert|finetune [flags]',
+  about: `  seed      pretrain a dense Llama-style model from random init on general data
+  expert    branch from the seed checkpoint (--input) and train on one domain
+  finetune  train the mixed MoE checkpoint (--input) on all domains`,
+  positionals: true,
+  flags: [
+    {
+      name: 'data',
+      value: 'DATA',
+      env: ENV.data,
+      help: 'seed/expert: a file or folder; finetune: DOMAIN=PATH,...',
+    },
+    {
+      name: 'data-weights',
+      value: 'LIST',
+      env: ENV.dataWeights,
+      help: 'finetune: DOMAIN=WEIGHT,... (default equal)',
+    },
+    {
+      name: 'domain',
+      value: 'NAME',
+      env: ENV.domain,
+      help: 'expert: the domain name (logs, checkpoint metadata)',
+    },
+    {
+      name: 'input',
+      value: 'DIR',
+      env: ENV.input,
+      help: 'expert: seed checkpoint; finetune: mixed MoE checkpoint',
+    },
+    { name: 'out', value: 'DIR', env: ENV.output, help: 'folder for checkpoints step-N (required)' },
+    { name: 'steps', value: 'N', env: ENV.steps, help: 'total optimizer steps (default 200)' },
+    { name: 'batch-size', value: 'N', env: ENV.batchSize, help: 'windows per step (default 8)' },
+    {
+      name: 'learning-rate',
+      value: 'X',
+      env: ENV.learningRate,
+      help: 'peak learning rate (default 3e-3 seed, 1e-3 others)',
+    },
+    {
+      name: 'warmup-steps',
+      value: 'N',
+      env: 'BTX_WARMUP_STEPS',
+      help: 'linear warmup steps (default 10% of steps)',
+    },
+    {
+      name: 'min-lr-ratio',
+      value: 'X',
+      env: 'BTX_MIN_LR_RATIO',
+      help: 'final LR / peak LR of the cosine (default 0.1)',
+    },
+    {
+      name: 'weight-decay',
+      value: 'X',
+      env: 'BTX_WEIGHT_DECAY',
+      help: 'AdamW decoupled weight decay (default 0.1)',
+    },
+    {
+      name: 'grad-clip',
+      value: 'X',
+      env: 'BTX_GRAD_CLIP',
+      help: 'clip the global gradient norm (default 1, 0 = off)',
+    },
+    {
+      name: 'checkpoint-every',
+      value: 'N',
+      env: ENV.checkpointEvery,
+      help: 'steps between checkpoints (default 50, 0 = end only)',
+    },
+    {
+      name: 'seed',
+      value: 'N',
+      env: ENV.randomSeed,
+      help: 'random seed of initialisation and data order (default 1)',
+    },
+    {
+      name: 'model-config',
+      value: 'JSON',
+      env: ENV.modelConfig,
+      help: 'seed: architecture JSON {vocabSize,dModel,layers,heads,ffnHidden,seqLen,...}',
+    },
+    {
+      name: 'seq-len',
+      value: 'N',
+      env: SEQ_LEN_ENV,
+      help: "window length (default the config's, at most 256)",
+    },
+    {
+      name: 'router',
+      value: 'TYPE',
+      env: ENV.router,
+      help: "finetune: topK | switch | soft | sampleTop1 (default the checkpoint's)",
+    },
+    {
+      name: 'k',
+      value: 'N',
+      env: ENV.topK,
+      help: "finetune: experts per token for topK (default the checkpoint's)",
+    },
+    {
+      name: 'load-balancing-coef',
+      value: 'X',
+      env: ENV.loadBalancingCoef,
+      help: "finetune: alpha of the load-balancing loss (default the checkpoint's)",
+    },
+    {
+      name: 'freeze-experts',
+      env: ENV.freezeExperts,
+      help: 'finetune: train only routers and shared weights (the variable: true | false)',
+    },
+    {
+      name: 'dtype',
+      value: 'D',
+      env: ENV.dtype,
+      help: 'checkpoint dtype f32 | f16 | bf16 (default f32: exact resume)',
+    },
+    BACKEND_FLAG,
+    { name: 'log-every', value: 'N', env: 'BTX_LOG_EVERY', help: 'steps between loss log lines (default 1)' },
+  ],
+};
+
+export const EVAL_COMMAND: CommandSpec = {
+  name: 'btx eval',
+  usage: 'btx eval --checkpoint NAME=DIR [...] --data DOMAIN=PATH [...] --out results.json [--batches N]',
+  about: `Held-out loss and perplexity of each checkpoint on each domain (the same windows for every model),
+and for MoE checkpoints the share of each domain's tokens routed to each expert.`,
+  flags: [
+    {
+      name: 'checkpoint',
+      value: 'NAME=DIR',
+      env: ENV.checkpoints,
+      repeatable: true,
+      help: 'a model to evaluate',
+    },
+    {
+      name: 'data',
+      value: 'DOMAIN=PATH',
+      env: ENV.data,
+      repeatable: true,
+      help: 'held-out data of a domain',
+    },
+    { name: 'out', value: 'PATH', env: ENV.output, help: 'results file (.json) or folder for results.json' },
+    { name: 'batches', value: 'N', env: ENV.evalBatches, help: 'held-out batches per domain (default 4)' },
+    { name: 'batch-size', value: 'N', env: ENV.batchSize, help: 'windows per batch (default 8)' },
+    {
+      name: 'seq-len',
+      value: 'N',
+      env: SEQ_LEN_ENV,
+      help: "window length (default the smallest config's, at most 256)",
+    },
+    BACKEND_FLAG,
+  ],
+};
+
+const DTYPES: Record<string, DType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+
+function parseSpec(raw: string): ModelSpec {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new UsageError(`--model-config is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const spec = parsed as Partial<ModelSpec> | null;
+  for (const key of ['dModel', 'layers', 'heads', 'ffnHidden', 'seqLen'] as const) {
+    const v = spec?.[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+      throw new UsageError(`--model-config: ${key} must be a positive integer`);
+    }
+  }
+  return { vocabSize: 0, ...spec } as ModelSpec;
+}
+
+export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageSettings {
+  const steps = f.number('steps', 200, { integer: true, min: 1 });
+  const dataRaw = f.required('data');
+  const data =
+    stage === 'finetune'
+      ? parseNamedList(dataRaw).map((d) => ({ name: d.name, path: d.value }))
+      : [{ name: f.string('domain') ?? (stage === 'seed' ? 'general' : 'domain'), path: dataRaw }];
+  let weights: number[] | undefined;
+  const weightsRaw = f.string('data-weights');
+  if (weightsRaw) {
+    const byName = new Map(parseNamedList(weightsRaw).map((w) => [w.name, Number(w.value)]));
+    weights = data.map((d) => {
+      const w = byName.get(d.name) ?? 1;
+      if (!Number.isFinite(w) || w < 0) throw new UsageError(`--data-weights: bad weight for ${d.name}`);
+      return w;
+    });
+  }
+  const router = f.oneOf<RouterType>('router', ROUTER_TYPES);
+  const dtype = DTYPES[f.oneOf('dtype', Object.keys(DTYPES)) ?? 'f32']!;
+  const specRaw = f.string('model-config');
+  const input = f.string('input');
+  const seqLen = f.optionalNumber('seq-len', { integer: true, min: 1 });
+  const k = f.optionalNumber('k', { integer: true, min: 1 });
+  const loadBalancingCoef = f.optionalNumber('load-balancing-coef', { min: 0 });
+  return {
+    stage,
+    data,
+    ...(weights ? { weights } : {}),
+    ...(input ? { input } : {}),
+    out: f.required('out'),
+    steps,
+    batchSize: f.number('batch-size', 8, { integer: true, min: 1 }),
+    learningRate: f.number('learning-rate', stage === 'seed' ? 3e-3 : 1e-3, { min: 0 }),
+    warmupSteps: f.number('warmup-steps', Math.max(1, Math.round(steps / 10)), { integer: true, min: 0 }),
+    minLrRatio: f.number('min-lr-ratio', 0.1, { min: 0 }),
+    weightDecay: f.number('weight-decay', 0.1, { min: 0 }),
+    gradClip: f.number('grad-clip', 1, { min: 0 }),
+    checkpointEvery: f.number('checkpoint-every', 50, { integer: true, min: 0 }),
+    seed: f.number('seed', 1, { integer: true }),
+    ...(specRaw ? { spec: parseSpec(specRaw) } : {}),
+    ...(seqLen !== undefined ? { seqLen } : {}),
+    ...(router ? { router } : {}),
+    ...(k !== undefined ? { k } : {}),
+    ...(loadBalancingCoef !== undefined ? { loadBalancingCoef } : {}),
+    freezeExperts: f.boolean('freeze-experts', false),
+    dtype,
+    logEvery: f.number('log-every', 1, { integer: true, min: 1 }),
+  };
+}
+
+/** `btx eval`'s settings (runEval's input). */
+export function evalSettingsFromFlags(f: Flags) {
+  const seqLen = f.optionalNumber('seq-len', { integer: true, min: 1 });
+  return {
+    checkpoints: f.named('checkpoint').map((c) => ({ name: c.name, dir: c.value })),
+    data: f.named('data').map((d) => ({ name: d.name, path: d.value })),
+    out: f.required('out'),
+    batches: f.number('batches', 4, { integer: true, min: 1 }),
+    batchSize: f.number('batch-size', 8, { integer: true, min: 1 }),
+    ...(seqLen !== undefined ? { seqLen } : {}),
+  };
+}
