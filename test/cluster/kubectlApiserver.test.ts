@@ -66,6 +66,19 @@ test('kubectl apply of a custom resource stores it with schema defaults', async 
   );
 });
 
+test('kubectl apply of a kind no API serves ends in "no matches for kind", as on a real cluster', async () => {
+  // kubectl validates a kind the OpenAPI v3 documents lack against /openapi/v2, which it asks for
+  // in protobuf; a 406 there stopped it at "failed to download openapi ... content type".
+  const wrong = manifest(
+    'wrong-kind.yaml',
+    'apiVersion: test.btx.ai/v1\nkind: Widgit\nmetadata:\n  name: w9\nspec:\n  parts:\n    - name: bolt\n',
+  );
+  const r = await t.kubectl('apply', '-f', wrong);
+  assert.equal(r.ok, false);
+  assert.match(r.err, /no matches for kind "Widgit" in version "test.btx.ai\/v1"/);
+  assert.doesNotMatch(r.err, /openapi|content type/);
+});
+
 test('kubectl get shows the printer columns and finds the kind by short name and category', async () => {
   const out = await ok('get', 'wd');
   const [header, row] = out.trim().split('\n');

@@ -170,6 +170,17 @@ test('volumes map to folders under the data dir; mounts, subPath, termination pa
       containerPathMap({ name: 'c', volumeMounts: [{ name: 'nope', mountPath: '/x' }] }, folders, 't', 'w'),
     /volume "nope" not found/,
   );
+  // A pod stored before the API server checked subPaths still cannot reach the host through one.
+  assert.throws(
+    () =>
+      containerPathMap(
+        { name: 'c', volumeMounts: [{ name: 'data', mountPath: '/x', subPath: '../../../etc' }] },
+        folders,
+        't',
+        'w',
+      ),
+    /subPath "..\/..\/..\/etc" of volume "data" leaves the volume/,
+  );
 });
 
 function record(

@@ -19,6 +19,7 @@ import {
   unsupportedMediaType,
 } from './errors.js';
 import { clone, deepEqual, generateNameSuffix, isObject, nowTimestamp, type KObject } from './meta.js';
+import { checkNestingDepth } from './nesting.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { apiVersionOf, Registry, storageKey, storageOf, type ResourceInfo } from './registry.js';
 import { Store } from './store.js';
@@ -280,6 +281,7 @@ export class Api {
     } catch (err) {
       throw badRequest(`error decoding patch: ${(err as Error).message}`);
     }
+    checkNestingDepth(patchBody, 'error decoding patch');
     if (contentType === PATCH_TYPES.strategic && !info.builtin)
       throw unsupportedMediaType([PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.apply]);
     if (!existing) {

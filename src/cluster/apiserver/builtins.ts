@@ -88,6 +88,18 @@ export function defaultPod(pod: KObject, isCreate: boolean): void {
   }
 }
 
+/**
+ * A path that must stay inside its volume (a mount's subPath), worded as the real server words it:
+ * the kubelet joins it to the volume's folder, so `..` or an absolute path would reach the host.
+ */
+function localDescendingPathErrors(path: string, field: string): FieldError[] {
+  const errs: FieldError[] = [];
+  if (path.startsWith('/')) errs.push(fe.invalid(field, path, 'must be a relative path'));
+  if (path.replace(/\\/g, '/').split('/').includes('..'))
+    errs.push(fe.invalid(field, path, "must not contain '..'"));
+  return errs;
+}
+
 function validateContainers(list: unknown, path: string, errs: FieldError[], required: boolean): void {
   if (list === undefined || (Array.isArray(list) && list.length === 0)) {
     if (required) errs.push(fe.required(path));
@@ -111,6 +123,14 @@ function validateContainers(list: unknown, path: string, errs: FieldError[], req
     (Array.isArray(co.env) ? co.env : []).forEach((e, j) => {
       if (!isObject(e) || typeof e.name !== 'string' || e.name === '')
         errs.push(fe.required(`${p}.env[${j}].name`));
+    });
+    (Array.isArray(co.volumeMounts) ? co.volumeMounts : []).forEach((m, j) => {
+      const mount = obj(m);
+      for (const key of ['subPath', 'subPathExpr']) {
+        const value = mount[key];
+        if (typeof value === 'string' && value !== '')
+          errs.push(...localDescendingPathErrors(value, `${p}.volumeMounts[${j}].${key}`));
+      }
     });
   });
 }

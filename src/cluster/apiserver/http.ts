@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { ApiError, badRequest, unsupportedMediaType } from './errors.js';
+import { checkNestingDepth } from './nesting.js';
 import { decodeProtobuf, PROTOBUF } from './protobuf.js';
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -38,11 +39,14 @@ export function parseObjectBody(contentType: string | undefined, raw: Buffer): u
       'application/vnd.kubernetes.protobuf',
     ]);
   if (body.trim() === '') return undefined;
+  let parsed: unknown;
   try {
-    return type === 'application/yaml' ? parseYaml(body) : JSON.parse(body);
+    parsed = type === 'application/yaml' ? parseYaml(body) : JSON.parse(body);
   } catch (err) {
     throw badRequest(`the object provided is unrecognized: ${(err as Error).message}`);
   }
+  checkNestingDepth(parsed);
+  return parsed;
 }
 
 export interface AcceptedAs {
@@ -94,4 +98,13 @@ export function sendText(res: ServerResponse, code: number, text: string): void 
     'Content-Length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+export function sendBytes(res: ServerResponse, code: number, contentType: string, body: Buffer): void {
+  res.writeHead(code, {
+    'Content-Type': contentType,
+    'Content-Length': body.length,
+    'Cache-Control': 'no-cache, private',
+  });
+  res.end(body);
 }

@@ -1,11 +1,13 @@
-// Optional persistence: a debounced JSON snapshot of every object in dataDir/apiserver.json, loaded
-// at start so `btx cluster` keeps its state across restarts. Watch history is not kept: a client's
-// old resourceVersion is answered with 410 Gone after a restart, and it relists.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// Optional persistence: a debounced JSON snapshot of every object in dataDir/apiserver.json (0600 in
+// a 0700 data dir: it holds every Secret), loaded at start so `btx cluster` keeps its state across
+// restarts. Watch history is not kept: a client's old resourceVersion is answered with 410 Gone after
+// a restart, and it relists.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, errorFields } from '../../util/log.js';
 import type { KObject } from './meta.js';
 import type { Store } from './store.js';
+import { ensurePrivateDir, writePrivateFile } from '../privateFiles.js';
 
 const DEBOUNCE_MS = 500;
 
@@ -19,6 +21,8 @@ export function snapshotPath(dataDir: string): string {
 }
 
 export function loadSnapshot(store: Store, dataDir: string): boolean {
+  // It holds every Secret: only this user may read it (and a data dir from before is closed now).
+  ensurePrivateDir(dataDir, [snapshotPath(dataDir)]);
   let text: string;
   try {
     text = readFileSync(snapshotPath(dataDir), 'utf8');
@@ -62,9 +66,8 @@ export class Snapshotter {
     const snap: Snapshot = { resourceVersion: this.store.currentRv(), objects };
     const path = snapshotPath(this.dataDir);
     try {
-      mkdirSync(this.dataDir, { recursive: true });
-      writeFileSync(`${path}.tmp`, JSON.stringify(snap));
-      renameSync(`${path}.tmp`, path);
+      ensurePrivateDir(this.dataDir);
+      writePrivateFile(path, JSON.stringify(snap));
     } catch (err) {
       log.warn('apiserver snapshot failed', { path, ...errorFields(err) });
     }

@@ -105,7 +105,9 @@ export function prune(
 function jsonType(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  // As kube-openapi's type check: a number counts as an integer only within ±2^53, where a float64
+  // holds every integer exactly (1e30 is a "number", and `type: integer` refuses it).
+  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) <= 2 ** 53 ? 'integer' : 'number';
   if (typeof v === 'object') return 'object';
   return typeof v;
 }

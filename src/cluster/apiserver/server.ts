@@ -8,8 +8,9 @@ import { errorFields, log } from '../../util/log.js';
 import { Api } from './api.js';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.js';
 import { ApiError, notAcceptable, unauthorized } from './errors.js';
-import { parseAccept, sendError, sendJson, sendText } from './http.js';
+import { parseAccept, sendBytes, sendError, sendJson, sendText } from './http.js';
 import { openApiV2, openApiV3Document, openApiV3Root } from './openapi.js';
+import { encodeOpenApiV2, wantsOpenApiV2Protobuf } from './openapiV2Protobuf.js';
 import { loadSnapshot, Snapshotter } from './persist.js';
 import { handleResource, parseResourcePath, type RouteContext } from './routes.js';
 import { forgetServingCert, loadOrCreateServingCert, rememberServingCert } from './tls.js';
@@ -94,6 +95,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   let address = '';
   const v3Root = cachedByRegistry(api, () => openApiV3Root(api.registry));
   const v2 = cachedByRegistry(api, () => openApiV2(api.registry));
+  const v2Protobuf = cachedByRegistry(api, () => encodeOpenApiV2(v2()));
   const v3Docs = new Map<string, unknown>();
   let v3DocsVersion = -1;
 
@@ -132,7 +134,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       }
     } else if (parts[0] === 'openapi') {
       if (parts[1] === 'v2' && parts.length === 2) {
-        // Only JSON: a client that insists on the protobuf form is told so rather than misled.
+        // kubectl asks for the protobuf form when it validates a kind the v3 documents lack.
+        if (wantsOpenApiV2Protobuf(req.headers.accept))
+          return sendBytes(res, 200, 'application/octet-stream', v2Protobuf());
         if (parseAccept(req.headers.accept) === 'unacceptable') throw notAcceptable();
         return sendJson(res, 200, v2());
       }

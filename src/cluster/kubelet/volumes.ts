@@ -77,7 +77,11 @@ export function containerPathMap(
   for (const mount of container.volumeMounts ?? []) {
     const volume = volumes.get(mount.name);
     if (!volume) throw new Error(`volume "${mount.name}" not found in the pod's volumes`);
-    map[mount.mountPath] = mount.subPath ? join(volume.folder, mount.subPath) : volume.folder;
+    const folder = mount.subPath ? join(volume.folder, mount.subPath) : volume.folder;
+    // The API server refuses such pods; a pod stored before that check must not reach the host either.
+    if (!isUnder(folder, volume.folder))
+      throw new Error(`subPath "${mount.subPath}" of volume "${mount.name}" leaves the volume`);
+    map[mount.mountPath] = folder;
   }
   map[container.terminationMessagePath ?? TERMINATION_MESSAGE_PATH] = terminationMessageFile;
   // A workingDir outside every mount is the container's own folder (as if it were in the image).
