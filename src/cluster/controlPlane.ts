@@ -2,7 +2,7 @@
 // in-process (tests, `btx local`) or by `btx cluster`. Everything but the API server talks to it
 // over HTTP with client-node, as kube-controller-manager and the kubelet do.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { kubeconfigYaml } from './apiserver/kubeconfig.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { parseQuantity } from './kubelet/resources.js';
 import { JobController } from './jobs/jobController.js';
+import { ensurePrivateDir, writePrivateFile } from './privateFiles.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -30,7 +31,7 @@ export interface ControlPlaneOptions {
   kubelet?: boolean;
   /** Run the Job controller (default true). */
   jobController?: boolean;
-  /** Bearer token; default a random one. */
+  /** Bearer token; default the one kept in <dataDir>/token (a random one the first time). */
   token?: string;
   /** First container restart delay (kubelet) and first failed-pod replacement delay (Jobs); 10 s like Kubernetes. */
   restartBackoffBaseMs?: number;
@@ -59,6 +60,26 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
+/**
+ * The bearer token kept in <dataDir>/token (0600): a control plane restarted on its data dir keeps
+ * it, so clients holding the kubeconfig (a running operator) go on working instead of getting 401.
+ */
+function loadOrCreateToken(dataDir: string): string {
+  const path = join(dataDir, 'token');
+  try {
+    const kept = readFileSync(path, 'utf8').trim();
+    if (kept) {
+      ensurePrivateDir(dataDir, [path]);
+      return kept;
+    }
+  } catch {
+    // None yet.
+  }
+  const token = randomBytes(24).toString('hex');
+  writePrivateFile(path, token);
+  return token;
+}
+
 /** argv that runs this checkout's (or this image's) CLI: what the project's images run. */
 export function projectEntrypoint(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -68,8 +89,8 @@ export function projectEntrypoint(): string[] {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dataDir = resolve(opts.dataDir);
-  mkdirSync(dataDir, { recursive: true });
-  const token = opts.token ?? randomBytes(24).toString('hex');
+  ensurePrivateDir(dataDir);
+  const token = opts.token ?? loadOrCreateToken(dataDir);
   const server: ApiServer = await startApiServer({ host: opts.host, port: opts.port ?? 0, token, dataDir });
   const kubeconfigPath = resolve(opts.kubeconfigPath ?? join(dataDir, 'kubeconfig'));
   mkdirSync(dirname(kubeconfigPath), { recursive: true });

@@ -2,7 +2,7 @@
 // SIGTERM stops its pods and exits 0.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,5 +77,124 @@ test('btx cluster serves kubectl from the kubeconfig it writes, runs pods, and e
     assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the pod process is gone');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+/** A port nothing listens on now (the OS's pick, released at once), so a restart can reuse it. */
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface ClusterProcess {
+  child: ReturnType<typeof spawn>;
+  exited: Promise<number | null>;
+}
+
+async function startCluster(args: string[]): Promise<ClusterProcess> {
+  const child = spawn(process.execPath, [btx, 'cluster', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BTX_LOG_LEVEL: 'warn' },
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('kubeconfig:')) {
+    assert.ok(Date.now() < deadline && child.exitCode === null, `btx cluster did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, exited };
+}
+
+async function waitUntil(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('btx cluster killed hard and restarted on its data dir keeps its token, ends the old pod processes and reports their pods as node loss', async () => {
+  const kubeconfig = join(dir, 'crash-kubeconfig');
+  const dataDir = join(dir, 'crash-data');
+  const port = String(await freePort());
+  const args = ['--kubeconfig', kubeconfig, '--port', port, '--data-dir', dataDir];
+  const kubectl = (config: string, ...a: string[]) => run(kubectlPath(), ['--kubeconfig', config, ...a]);
+  let first: ClusterProcess | undefined = await startCluster(args);
+  let second: ClusterProcess | undefined;
+  let pid = 0;
+  try {
+    const pidFile = join(dir, 'crash-pod.pid');
+    await kubectl(
+      kubeconfig,
+      'run',
+      'trainer',
+      '--image=node:20',
+      '--restart=Never',
+      '--command',
+      '--',
+      process.execPath,
+      '-e',
+      `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
+    );
+    await waitUntil('the pod to run', async () => {
+      const phase = await kubectl(kubeconfig, 'get', 'pod', 'trainer', '-o', 'jsonpath={.status.phase}');
+      return phase.stdout === 'Running' && existsSync(pidFile);
+    });
+    pid = Number(readFileSync(pidFile, 'utf8'));
+    // What a client (say, a running operator) holds: the kubeconfig with its token.
+    const held = join(dir, 'held-kubeconfig');
+    writeFileSync(held, readFileSync(kubeconfig));
+    await new Promise((r) => setTimeout(r, 1500)); // the API server's snapshot is written (500 ms debounce)
+
+    first.child.kill('SIGKILL'); // a crash: no exit hook runs
+    await first.exited;
+    first = undefined;
+    assert.ok(alive(pid), 'a hard kill leaves the pod process running as an orphan');
+
+    second = await startCluster(args);
+    await waitUntil("the previous incarnation's pod process to be gone", () => !alive(pid), 15_000);
+    // The old kubeconfig (the old token) still works.
+    const ns = await kubectl(held, 'get', 'ns', 'default', '-o', 'jsonpath={.metadata.name}');
+    assert.equal(ns.stdout, 'default');
+    let pod: Record<string, any> = {}; // eslint-disable-line @typescript-eslint/no-explicit-any
+    await waitUntil('the pod to fail as node loss', async () => {
+      pod = JSON.parse((await kubectl(held, 'get', 'pod', 'trainer', '-o', 'json')).stdout);
+      return pod.status?.phase === 'Failed';
+    });
+    assert.equal(pod.status.reason, 'NodeLost');
+    assert.ok(
+      pod.status.conditions.some(
+        (c: { type: string; status: string }) => c.type === 'DisruptionTarget' && c.status === 'True',
+      ),
+      JSON.stringify(pod.status.conditions),
+    );
+    assert.equal(pod.status.containerStatuses[0].state.terminated.reason, 'ContainerStatusUnknown');
+    assert.notEqual(pod.status.containerStatuses[0].state.terminated.reason, 'Error');
+    assert.equal(Number(readFileSync(pidFile, 'utf8')), pid, 'no second process was started for the pod');
+
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0);
+    second = undefined;
+  } finally {
+    first?.child.kill('SIGKILL');
+    second?.child.kill('SIGKILL');
+    if (pid && alive(pid)) process.kill(-pid, 'SIGKILL');
   }
 });

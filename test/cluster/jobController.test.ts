@@ -131,9 +131,13 @@ test('activeDeadlineSeconds kills the running pod and fails the Job with Deadlin
 });
 
 test('podFailurePolicy Ignore on DisruptionTarget: a pod lost with its node is replaced without spending backoffLimit', async () => {
+  // The first pod runs until its node is lost; the replacement exits 0 at once. (A first pod that
+  // ended by itself could finish before loseNode on a loaded machine and be counted a success.)
+  const marker = join(dataDir, 'survives-node-loss.started');
+  const script = `const fs = require('fs'); const m = ${JSON.stringify(marker)}; if (!fs.existsSync(m)) { fs.writeFileSync(m, ''); setInterval(() => {}, 1000); }`;
   await batch.createNamespacedJob({
     namespace: NS,
-    body: jobOf('survives-node-loss', 'setTimeout(() => {}, 500)', {
+    body: jobOf('survives-node-loss', script, {
       backoffLimit: 0,
       podFailurePolicy: {
         rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
@@ -147,7 +151,7 @@ test('podFailurePolicy Ignore on DisruptionTarget: a pod lost with its node is r
       namespace: NS,
       labelSelector: 'job-name=survives-node-loss',
     });
-    first = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name;
+    if (existsSync(marker)) first = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name;
     assert.ok(Date.now() < deadline, 'the first pod never ran');
     if (!first) await new Promise((r) => setTimeout(r, 50));
   }

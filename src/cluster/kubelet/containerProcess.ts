@@ -12,6 +12,9 @@ export interface ProcessSpec {
   cwd: string;
   /** stdout and stderr both append here. */
   logFile: string;
+  /** Told the group's id once it exists and once it is gone (the kubelet records them on disk). */
+  onGroupStarted?(pgid: number): void;
+  onGroupEnded?(pgid: number): void;
 }
 
 export interface ProcessExit {
@@ -74,10 +77,16 @@ export function startProcess(spec: ProcessSpec): RunningProcess {
     closeSync(log);
   }
   const pid = child.pid;
-  if (pid !== undefined) liveGroups.add(pid);
+  if (pid !== undefined) {
+    liveGroups.add(pid);
+    spec.onGroupStarted?.(pid);
+  }
   const exited = new Promise<ProcessExit>((resolve) => {
     child.once('error', (err) => {
-      if (pid !== undefined) liveGroups.delete(pid);
+      if (pid !== undefined) {
+        liveGroups.delete(pid);
+        spec.onGroupEnded?.(pid);
+      }
       resolve({ exitCode: 128, startError: err.message });
     });
     child.once('exit', (code, signal) => {
@@ -85,6 +94,7 @@ export function startProcess(spec: ProcessSpec): RunningProcess {
         // The main process is gone: like a runtime tearing down the container, end its orphans.
         killGroup(pid, 'SIGKILL');
         liveGroups.delete(pid);
+        spec.onGroupEnded?.(pid);
       }
       if (signal) {
         const number = constants.signals[signal] ?? 9;

@@ -20,6 +20,7 @@ import { EventRecorder } from '../events.js';
 import type { EnvSources } from './podEnv.js';
 import { matchesNode } from './nodeAffinity.js';
 import { PodWorker, type PodWorkerConfig } from './podWorker.js';
+import { ProcessGroupRecords } from './processGroups.js';
 import { computePodStatus, nowRfc3339, stableJson, toWire } from './podStatus.js';
 import {
   formatQuantity,
@@ -108,6 +109,7 @@ export class Kubelet {
   private readonly gpusByPod = new Map<string, number[]>();
   private readonly allocatable: ResourceList;
   private readonly workerConfig: PodWorkerConfig;
+  private readonly processGroups: ProcessGroupRecords;
   private resync?: NodeJS.Timeout;
 
   constructor(private readonly opts: KubeletOptions) {
@@ -129,8 +131,10 @@ export class Kubelet {
     const hostEnv = Object.fromEntries(
       HOST_ENV_KEYS.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k] as string]] : [])),
     );
+    this.processGroups = new ProcessGroupRecords(opts.dataDir);
     this.workerConfig = {
       dataDir: opts.dataDir,
+      processGroups: this.processGroups,
       nodeName: this.nodeName,
       hostPathPrefixes: opts.hostPathPrefixes ?? [],
       baseEnv: {
@@ -151,6 +155,11 @@ export class Kubelet {
   }
 
   async start(): Promise<void> {
+    // Containers a crashed predecessor on this data dir left running go first: their pods are
+    // reported as lost (PodWorker), and nothing may run twice beside its replacement.
+    const killed = await this.processGroups.killPrevious();
+    if (killed.length > 0)
+      log.warn('killed containers a previous kubelet left running', { node: this.nodeName, killed });
     await this.registerNode();
     this.pods = new ResilientInformer<V1Pod>(
       this.opts.kubeConfig,

@@ -19,6 +19,7 @@ import {
   type PodRecord,
   type Terminated,
 } from './podStatus.js';
+import type { ProcessGroupRecords } from './processGroups.js';
 import { parseQuantity } from './resources.js';
 import { containerPathMap, podVolumeFolders, type VolumeFolder } from './volumes.js';
 
@@ -35,6 +36,8 @@ export interface PodWorkerConfig {
   /** Whether the node manages GPUs (then CUDA_VISIBLE_DEVICES is set for every container). */
   managesGpus: boolean;
   sources: EnvSources;
+  /** Where the process groups of containers are recorded (so a restarted kubelet can end them). */
+  processGroups?: ProcessGroupRecords;
   /** Records a core/v1 Event about the pod (Pulled, Created, Started, Killing). */
   recordEvent?: (pod: V1Pod, type: 'Normal' | 'Warning', reason: string, message: string) => void;
 }
@@ -103,9 +106,11 @@ export class PodWorker {
     this.uid = pod.metadata?.uid ?? '';
     this.dir = podDir(config.dataDir, this.namespace, this.name, this.uid);
     const hasInit = (pod.spec?.initContainers ?? []).length > 0;
+    const lostAt = nowRfc3339();
+    let lost = false;
     const seed = (c: V1Container, init: boolean): ContainerRecord => {
-      // A pod that already ran (the control plane restarted under it) keeps its history;
-      // a container that was running is gone now, as after a node reboot.
+      // A pod that already ran (the control plane restarted under it) keeps its history; a
+      // container that was running went down with the previous kubelet: the node was lost under it.
       const statuses = init ? pod.status?.initContainerStatuses : pod.status?.containerStatuses;
       const before = statuses?.find((s) => s.name === c.name);
       const record: ContainerRecord = {
@@ -134,8 +139,9 @@ export class PodWorker {
               reason: 'ContainerStatusUnknown',
               message: 'The container could not be located when the pod was terminated',
               startedAt: started,
-              finishedAt: nowRfc3339(),
+              finishedAt: lostAt,
             };
+        if (before.state.running) lost = true;
       }
       return record;
     };
@@ -144,6 +150,12 @@ export class PodWorker {
       containers: (pod.spec?.containers ?? []).map((c) => seed(c, false)),
       startTime: pod.status?.startTime ? nowRfc3339(new Date(pod.status.startTime)) : nowRfc3339(),
     };
+    // Its processes ended with the previous kubelet: the pod fails as after loseNode(), whatever
+    // its restart policy, so owners see a disruption (NodeLost, DisruptionTarget), not a crash.
+    if (lost) {
+      this.record.nodeLost = { at: lostAt, nodeName: config.nodeName };
+      this.stopping = true;
+    }
   }
 
   get namespace(): string {
@@ -487,7 +499,15 @@ export class PodWorker {
     const startedAt = nowRfc3339();
     this.event('Normal', 'Pulled', `Container image "${spec.image}" already present on machine`);
     this.event('Normal', 'Created', `Created container: ${spec.name}`);
-    const proc = startProcess({ argv: expandCommand(argv, env), env, cwd, logFile });
+    const groups = this.config.processGroups;
+    const proc = startProcess({
+      argv: expandCommand(argv, env),
+      env,
+      cwd,
+      logFile,
+      onGroupStarted: (pgid) => groups?.add(pgid, `${this.namespace}/${this.name}/${spec.name}`),
+      onGroupEnded: (pgid) => groups?.remove(pgid),
+    });
     this.processes.set(spec.name, proc);
     record.containerID = `btx://${this.uid}/${spec.name}/${record.restartCount}`;
     record.state = { kind: 'running', startedAt };
