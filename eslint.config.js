@@ -2,6 +2,74 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layer rules (docs/architecture.md): `cli` composes; `operator`, `trainer` and `cluster` never
+ * import each other; `api` imports nothing of ours; `cluster` is a plain Kubernetes subset that knows
+ * nothing of BTX (no `api`); `util` is shared below all of them. Imports are relative, so a folder's
+ * files at each depth get the pattern for that depth (`../x/` from src/cluster/a.ts, `../../x/`
+ * from src/cluster/kubelet/b.ts): a nested folder that happens to share a layer's name is never
+ * mistaken for it.
+ */
+const LAYERS = {
+  api: { forbidden: ['*'], why: 'src/api imports nothing of ours (it is the contract everyone reads)' },
+  operator: {
+    forbidden: ['trainer', 'cluster', 'cli'],
+    why: 'the operator talks to any API server, never to the trainer, the embedded cluster or the CLI',
+  },
+  trainer: {
+    forbidden: ['operator', 'cluster', 'cli'],
+    why: 'the trainer knows only its volume and its own pod',
+  },
+  cluster: {
+    forbidden: ['operator', 'trainer', 'cli', 'api'],
+    why: 'src/cluster is a plain Kubernetes subset: it knows nothing of BTX (callers pass what is BTX-specific)',
+    // Today's imports of src/api (the project image, the stage contract's variables, the termination
+    // message path), being removed by issue 12 item 6: only these files, only `api`, until then.
+    knownViolations: {
+      files: ['src/cluster/kubelet/podWorker.ts', 'src/cluster/kubelet/volumes.ts'],
+      allowed: ['api'],
+    },
+  },
+  util: {
+    forbidden: ['operator', 'trainer', 'cluster', 'cli'],
+    why: 'src/util is shared by the layers, so it imports none of them',
+  },
+};
+const MAX_DEPTH = 5;
+
+function layerRules() {
+  const blocks = [];
+  /**
+   * @param {string[]} files @param {string[]} forbidden @param {number} depth @param {string} why
+   * @returns {import('eslint').Linter.Config}
+   */
+  const block = (files, forbidden, depth, why) => {
+    const up = '\\.\\./'.repeat(depth + 1);
+    const target = forbidden.includes('*') ? '' : `(${forbidden.join('|')})(/|$)`;
+    return {
+      files,
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          { patterns: [{ regex: `^${up}${target}`, message: `layer rule: ${why}.` }] },
+        ],
+      },
+    };
+  };
+  for (const [layer, { forbidden, why, ...rest }] of Object.entries(LAYERS)) {
+    for (let depth = 0; depth <= MAX_DEPTH; depth++) {
+      blocks.push(block([`src/${layer}/${'*/'.repeat(depth)}*.ts`], forbidden, depth, why));
+    }
+    const known = 'knownViolations' in rest ? rest.knownViolations : undefined;
+    for (const file of known?.files ?? []) {
+      const depth = file.split('/').length - 3;
+      const allowed = forbidden.filter((f) => !known?.allowed.includes(f));
+      blocks.push(block([file], allowed, depth, why));
+    }
+  }
+  return blocks;
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'charts/', 'coverage/', '.tools/', '.btx/'] },
   js.configs.recommended,
@@ -17,6 +85,7 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  ...layerRules(),
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

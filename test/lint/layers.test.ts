@@ -1,0 +1,62 @@
+// The layer rules of eslint.config.js (docs/architecture.md) catch an import across layers, at any
+// depth of a folder, and let the allowed ones through. Linted as text under a file name that does not
+// exist, so no real file has to break for the rule to be seen failing.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ESLint } from 'eslint';
+import { repoRoot } from '../support/tools.js';
+
+const eslint = new ESLint({ cwd: repoRoot });
+
+/** The layer-rule messages ESLint reports for `import ... from '<from>'` in `file`. */
+async function layerErrors(file: string, from: string): Promise<string[]> {
+  const [result] = await eslint.lintText(`import { x } from '${from}';\nexport const y = x;\n`, {
+    filePath: file,
+  });
+  return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+const FORBIDDEN: [file: string, from: string][] = [
+  ['src/operator/newFile.ts', '../trainer/model.js'],
+  ['src/operator/newFile.ts', '../cluster/controlPlane.js'],
+  ['src/operator/newFile.ts', '../cli/flags.js'],
+  ['src/trainer/newFile.ts', '../operator/plan.js'],
+  ['src/trainer/mix/newFile.ts', '../../operator/plan.js'],
+  ['src/trainer/mix/newFile.ts', '../../cluster/controlPlane.js'],
+  ['src/cluster/newFile.ts', '../operator/plan.js'],
+  ['src/cluster/kubelet/newFile.ts', '../../trainer/model.js'],
+  ['src/cluster/apiserver/storage/newFile.ts', '../../../api/stageContract.js'],
+  ['src/cluster/kubelet/newFile.ts', '../../api/images.js'],
+  ['src/api/newFile.ts', '../util/log.js'],
+  ['src/api/newFile.ts', '../operator/plan.js'],
+  ['src/util/newFile.ts', '../cluster/events.js'],
+  // A file with a known api import (eslint.config.js) still may not import the other layers.
+  ['src/cluster/kubelet/podWorker.ts', '../../operator/plan.js'],
+];
+
+const ALLOWED: [file: string, from: string][] = [
+  ['src/operator/newFile.ts', '../api/types.js'],
+  ['src/operator/newFile.ts', '../util/log.js'],
+  ['src/operator/newFile.ts', './plan.js'],
+  ['src/trainer/mix/newFile.ts', '../model.js'],
+  ['src/trainer/mix/newFile.ts', '../../api/stageContract.js'],
+  ['src/cluster/kubelet/newFile.ts', '../../util/workQueue.js'],
+  ['src/cluster/kubelet/newFile.ts', '../jobs/jobPlan.js'],
+  ['src/cli/newFile.ts', '../operator/operator.js'],
+  ['src/cli/newFile.ts', '../cluster/controlPlane.js'],
+  ['src/api/newFile.ts', './types.js'],
+  ['src/api/newFile.ts', 'yaml'],
+];
+
+test('an import across layers fails the lint, naming the layer rule', async () => {
+  for (const [file, from] of FORBIDDEN) {
+    const errors = await layerErrors(file, from);
+    assert.equal(errors.length, 1, `${file} importing ${from}`);
+    assert.match(errors[0]!, /layer rule: /);
+  }
+});
+
+test('imports within a layer, downward into api/util, and anything from cli pass', async () => {
+  for (const [file, from] of ALLOWED)
+    assert.deepEqual(await layerErrors(file, from), [], `${file} importing ${from}`);
+});
