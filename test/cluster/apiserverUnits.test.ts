@@ -3,14 +3,14 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
-import { compileRule, evaluate } from '../../src/cluster/apiserver/cel.js';
-import { fieldErrorText, type FieldError } from '../../src/cluster/apiserver/errors.js';
-import { evaluate as jsonPath } from '../../src/cluster/apiserver/jsonpath.js';
-import { humanDuration } from '../../src/cluster/apiserver/meta.js';
-import { jsonPatch, mergePatch, strategicMergePatch } from '../../src/cluster/apiserver/patch.js';
-import { applyDefaults, prune, validate, type Schema } from '../../src/cluster/apiserver/schema.js';
-import { parseLabelSelector } from '../../src/cluster/apiserver/selectors.js';
-import { generateServingCert } from '../../src/cluster/apiserver/tls.js';
+import { compileRule, evaluate } from '../../src/cluster/apiserver/admission/cel.js';
+import { fieldErrorText, type FieldError } from '../../src/cluster/apiserver/apimachinery/errors.js';
+import { evaluate as jsonPath } from '../../src/cluster/apiserver/discovery/jsonpath.js';
+import { humanDuration } from '../../src/cluster/apiserver/apimachinery/meta.js';
+import { jsonPatch, mergePatch, strategicMergePatch } from '../../src/cluster/apiserver/patch/patches.js';
+import { applyDefaults, prune, validate, type Schema } from '../../src/cluster/apiserver/admission/structuralSchema.js';
+import { parseLabelSelector } from '../../src/cluster/apiserver/apimachinery/selectors.js';
+import { generateServingCert } from '../../src/cluster/apiserver/http/tls.js';
 
 test('label selectors: =, ==, !=, in, notin, exists and !key', () => {
   const m = (s: string, labels: Record<string, string>) => parseLabelSelector(s)(labels);

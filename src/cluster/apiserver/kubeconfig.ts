@@ -3,7 +3,7 @@
 // certificate is given) the kubeconfig points at the same port over https and trusts the server's
 // self-signed certificate; the server answers both http and https on one port.
 import { stringify } from 'yaml';
-import { servingCertFor } from './tls.js';
+import { servingCertFor } from './http/tls.js';
 
 export function kubeconfigYaml(url: string, token: string, context = 'btx-local', caCert?: string): string {
   const ca = caCert ?? servingCertFor(url);

@@ -5,16 +5,16 @@ import { createServer as createTlsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { errorFields, log } from '../../util/log.js';
-import { Api } from './api.js';
-import { apiGroup, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.js';
-import { ApiError, notAcceptable, unauthorized } from './errors.js';
-import { parseAccept, sendBytes, sendError, sendJson, sendText } from './http.js';
-import { openApiV2, openApiV3Document, openApiV3Root } from './openapi.js';
-import { encodeOpenApiV2, wantsOpenApiV2Protobuf } from './openapiV2Protobuf.js';
-import { loadSnapshot, Snapshotter } from './persist.js';
-import { handleResource, parseResourcePath, type RouteContext } from './routes.js';
-import { forgetServingCert, loadOrCreateServingCert, rememberServingCert } from './tls.js';
-import { DEFAULT_WATCH_BUFFER_BYTES, type Watcher } from './watch.js';
+import { Api } from './registry/genericRegistry.js';
+import { apiGroup, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery/discovery.js';
+import { ApiError, notAcceptable, unauthorized } from './apimachinery/errors.js';
+import { parseAccept, sendBytes, sendError, sendJson, sendText } from './http/codec.js';
+import { openApiV2, openApiV3Document, openApiV3Root } from './discovery/openapi.js';
+import { encodeOpenApiV2, wantsOpenApiV2Protobuf } from './discovery/openapiV2Protobuf.js';
+import { loadSnapshot, Snapshotter } from './storage/snapshot.js';
+import { handleResource, parseResourcePath, type RouteContext } from './http/routes.js';
+import { forgetServingCert, loadOrCreateServingCert, rememberServingCert } from './http/tls.js';
+import { DEFAULT_WATCH_BUFFER_BYTES, type Watcher } from './watch/watcher.js';
 
 export interface ApiServerOptions {
   host?: string /* default 127.0.0.1 */;
