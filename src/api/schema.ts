@@ -5,7 +5,7 @@
 // validation.ts adds what needs the whole run and is what the operator enforces either way.
 import { DEFAULTS } from './defaults.js';
 import { CONDITION_TYPES, PHASES } from './types.js';
-import { VOLUME_MOUNT_PATH } from './stageContract.js';
+import { JOB_STAGES, VOLUME_MOUNT_PATH } from './stageContract.js';
 
 /** The subset of Kubernetes' JSONSchemaProps that the BTXRun schema uses, with its wire names. */
 export interface JSONSchema {
@@ -636,10 +636,7 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
   expertsReady: str('"ready/total" experts, for the printer column.', { maxLength: 16 }),
   restarts: int('Sum of expert restarts, for the printer column.', { minimum: 0 }),
   experts: arr('One entry per domain.', expertStatusSchema, { maxItems: MAX_DOMAINS }),
-  seed: stageStatus('seed'),
-  mix: stageStatus('mix'),
-  finetune: stageStatus('finetune'),
-  eval: stageStatus('eval'),
+  ...Object.fromEntries(JOB_STAGES.map((stage) => [stage, stageStatus(stage)])),
   results: arr(
     'Held-out loss and perplexity per model (seed, each expert, the BTX model) and domain.',
     obj(

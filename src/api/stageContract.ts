@@ -3,8 +3,21 @@
 // A bring-your-own trainer image needs only this: the environment below, the volume at /btx,
 // a JSON termination message, and (optionally) the progress annotation.
 
+/**
+ * Every stage of a run, in pipeline order: the one list the operator's stage table, its metrics, the
+ * CRD's status schema and `btx local`'s progress view are written from. `expert` is the one stage of
+ * many pods (one per domain); every other stage is one Job whose status lives at `status.<stage>`.
+ */
 export const STAGES = ['seed', 'expert', 'mix', 'finetune', 'eval'] as const;
 export type Stage = (typeof STAGES)[number];
+
+/** The single-pod stages, each run as one Job. */
+export type JobStage = Exclude<Stage, 'expert'>;
+export const JOB_STAGES: readonly JobStage[] = STAGES.filter((s): s is JobStage => s !== 'expert');
+
+export function isJobStage(value: unknown): value is JobStage {
+  return (JOB_STAGES as readonly unknown[]).includes(value);
+}
 
 /** Where the shared volume is mounted in every stage container. */
 export const VOLUME_MOUNT_PATH = '/btx';

@@ -7,7 +7,7 @@ import type {
   V1Toleration,
   V1PodTemplateSpec,
 } from '@kubernetes/client-node';
-import type { EvalResult, ModelSpec, RoutingShare } from './stageContract.js';
+import type { EvalResult, JobStage, ModelSpec, RoutingShare } from './stageContract.js';
 
 export const GROUP = 'btx.ai';
 export const VERSION = 'v1alpha1';
@@ -215,7 +215,10 @@ export interface StageStatus {
   message?: string;
 }
 
-export interface BTXRunStatus {
+/** `status.seed`, `status.mix`, ...: one entry per Job stage (STAGES in stageContract.ts). */
+export type JobStageStatuses = Partial<Record<JobStage, StageStatus>>;
+
+export interface BTXRunStatus extends JobStageStatuses {
   phase?: RunPhase;
   conditions?: Condition[];
   observedGeneration?: number;
@@ -226,10 +229,6 @@ export interface BTXRunStatus {
   /** Sum of expert restarts, for the printer column. */
   restarts?: number;
   experts?: ExpertStatus[];
-  seed?: StageStatus;
-  mix?: StageStatus;
-  finetune?: StageStatus;
-  eval?: StageStatus;
   results?: EvalResult[];
   routing?: RoutingShare[];
   /**

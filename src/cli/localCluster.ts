@@ -10,7 +10,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { btxRunCRD } from '../api/crd.js';
-import { PROGRESS_ANNOTATION, type Progress } from '../api/stageContract.js';
+import { isJobStage, PROGRESS_ANNOTATION, type Progress } from '../api/stageContract.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../api/types.js';
 import { LABELS, runLabelValue } from '../operator/names.js';
 import type { StageProgress } from './progressView.js';
@@ -164,7 +164,7 @@ export class LocalCluster {
     })) as BTXRun;
   }
 
-  /** What the run's seed/mix/finetune/eval pods report in their progress annotation. */
+  /** What the run's Job stage pods (seed, mix, finetune, eval) report in their progress annotation. */
   async stageProgress(namespace: string, runName: string): Promise<StageProgress> {
     const core = this.kubeConfig().makeApiClient(CoreV1Api);
     const pods = await core.listNamespacedPod({
@@ -175,7 +175,7 @@ export class LocalCluster {
     for (const pod of pods.items) {
       const stage = pod.metadata?.labels?.[LABELS.stage];
       const raw = pod.metadata?.annotations?.[PROGRESS_ANNOTATION];
-      if (!raw || (stage !== 'seed' && stage !== 'mix' && stage !== 'finetune' && stage !== 'eval')) continue;
+      if (!raw || !isJobStage(stage)) continue;
       try {
         const parsed = JSON.parse(raw) as Progress;
         const seen = progress[stage];

@@ -1,7 +1,7 @@
 // What `btx local` shows while a BTXRun runs and when it ends. The render functions are pure
 // (a run's status in, lines out) so tests pin them down; ProgressView only decides how to print:
 // redrawn in place on a terminal, plain lines at most every few seconds otherwise (CI logs, pipes).
-import type { Progress } from '../api/stageContract.js';
+import { JOB_STAGES, STAGES, type JobStage, type Progress } from '../api/stageContract.js';
 import type { BTXRun, Condition, ExpertStatus, StageStatus } from '../api/types.js';
 
 const BAR_WIDTH = 24;
@@ -48,7 +48,14 @@ function expertLine(e: ExpertStatus, total: number, nameWidth: number): string {
 }
 
 /** Progress the stage pods report themselves (the `btx.ai/progress` annotation), by stage. */
-export type StageProgress = Partial<Record<'seed' | 'mix' | 'finetune' | 'eval', Progress>>;
+export type StageProgress = Partial<Record<JobStage, Progress>>;
+
+/** Whether the view shows a line for a Job stage of this run (the seed only when it is trained). */
+function shownStage(run: BTXRun, stage: JobStage): boolean {
+  if (stage === 'seed') return Boolean(run.spec.seed?.train);
+  if (stage === 'eval') return run.spec.eval?.enabled !== false;
+  return true;
+}
 
 function stageLine(
   name: string,
@@ -80,15 +87,16 @@ export function renderProgress(run: BTXRun, now: number = Date.now(), stages: St
   const lines = [
     `BTXRun ${run.metadata.namespace}/${run.metadata.name}  ${status.phase ?? 'Pending'}  experts ${status.expertsReady ?? `0/${domainNames.length}`}  restarts ${status.restarts ?? 0}  ${age}`,
   ];
-  if (run.spec.seed?.train) lines.push(stageLine('seed', status.seed, nameWidth, now, stages.seed));
-  for (const name of domainNames) {
-    const e = experts.find((x) => x.name === name);
-    lines.push(e ? expertLine(e, expertTotal(run, e), nameWidth) : `  ${name.padEnd(nameWidth)}  waiting`);
+  for (const stage of STAGES) {
+    if (stage !== 'expert') {
+      if (shownStage(run, stage)) lines.push(stageLine(stage, status[stage], nameWidth, now, stages[stage]));
+      continue;
+    }
+    for (const name of domainNames) {
+      const e = experts.find((x) => x.name === name);
+      lines.push(e ? expertLine(e, expertTotal(run, e), nameWidth) : `  ${name.padEnd(nameWidth)}  waiting`);
+    }
   }
-  lines.push(stageLine('mix', status.mix, nameWidth, now, stages.mix));
-  lines.push(stageLine('finetune', status.finetune, nameWidth, now, stages.finetune));
-  if (run.spec.eval?.enabled !== false)
-    lines.push(stageLine('eval', status.eval, nameWidth, now, stages.eval));
   return lines;
 }
 
@@ -101,12 +109,10 @@ export function renderSummary(run: BTXRun, now: number = Date.now(), stages: Sta
     (e) =>
       `${e.name} ${e.step ?? 0}/${expertTotal(run, e)} loss ${formatLoss(e.loss)} r${e.restarts} a${e.attempt} ${e.phase}`,
   );
-  const running = (['seed', 'mix', 'finetune', 'eval'] as const)
-    .filter((name) => status[name]?.phase === 'Running' && stages[name])
-    .map(
-      (name) =>
-        `${name} ${stages[name]?.step}/${stages[name]?.totalSteps} loss ${formatLoss(stages[name]?.loss)}`,
-    );
+  const running = JOB_STAGES.filter((name) => status[name]?.phase === 'Running' && stages[name]).map(
+    (name) =>
+      `${name} ${stages[name]?.step}/${stages[name]?.totalSteps} loss ${formatLoss(stages[name]?.loss)}`,
+  );
   const parts = [...running, ...experts];
   return `[${age}] ${status.phase ?? 'Pending'}${parts.length ? ` | ${parts.join(' | ')}` : ''}`;
 }
@@ -126,12 +132,8 @@ export function failureReason(run: BTXRun): string {
       );
     }
   }
-  for (const [name, stage] of Object.entries({
-    seed: run.status?.seed,
-    mix: run.status?.mix,
-    finetune: run.status?.finetune,
-    eval: run.status?.eval,
-  })) {
+  for (const name of JOB_STAGES) {
+    const stage = run.status?.[name];
     if (stage?.phase === 'Failed') lines.push(`  ${name}: ${stage.message ?? 'failed'}`);
   }
   return lines.join('\n');
@@ -205,19 +207,30 @@ export function renderRouting(run: BTXRun): string[] {
   return ["Routing: share of each domain's tokens per expert:", ...table(['domain', ...experts], rows)];
 }
 
+/** What each Job stage's output is called in the checkpoint list. */
+const CHECKPOINT_LABELS: Record<JobStage, string> = {
+  seed: 'seed',
+  mix: 'mixed',
+  finetune: 'finetuned',
+  eval: 'eval',
+};
+
 /** Where the checkpoints are, as the pods see them and (via `toHost`) on this machine. */
 export function renderCheckpoints(
   run: BTXRun,
   toHost: (containerPath: string) => string = (p) => p,
 ): string[] {
   const s = run.status ?? {};
-  const entries: [string, string | undefined][] = [
-    ['seed', s.seed?.checkpoint ?? run.spec.seed?.checkpoint],
-    ...(s.experts ?? []).map((e): [string, string | undefined] => [`expert ${e.name}`, e.checkpoint]),
-    ['mixed', s.mix?.checkpoint],
-    ['finetuned', s.finetune?.checkpoint],
-    ['eval', s.eval?.checkpoint],
-  ];
+  const entries: [string, string | undefined][] = STAGES.flatMap((stage): [string, string | undefined][] =>
+    stage === 'expert'
+      ? (s.experts ?? []).map((e): [string, string | undefined] => [`expert ${e.name}`, e.checkpoint])
+      : [
+          [
+            CHECKPOINT_LABELS[stage],
+            s[stage]?.checkpoint ?? (stage === 'seed' ? run.spec.seed?.checkpoint : undefined),
+          ],
+        ],
+  );
   const present = entries.filter((e): e is [string, string] => typeof e[1] === 'string');
   if (present.length === 0) return [];
   const width = Math.max(...present.map(([name]) => name.length));

@@ -1,19 +1,14 @@
 // The thin I/O layer under plan(): writes a run's status (optimistic concurrency on the
 // resourceVersion it was planned from), creates and deletes children with expectations around
 // them, and posts Events. 409 on create means the child is already there (deterministic names).
-import {
-  BatchV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type CoreV1Event,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type BTXRun, type BTXRunStatus } from '../api/types.js';
 import { log } from '../util/log.js';
-import { apiErrorFields, statusCode } from '../util/apiErrors.js';
+import { statusCode } from '../util/apiErrors.js';
 import type { Expectations } from './expectations.js';
 import type { Action } from './plan.js';
 import { MANAGER } from './names.js';
+import { EventRecorder } from '../util/events.js';
 
 /** Counts the API writes this operator makes (the benchmark compares them with the minimum). */
 export type WriteCounter = (verb: 'create' | 'delete' | 'update', resource: string) => void;
@@ -22,16 +17,20 @@ export class Applier {
   private readonly core: CoreV1Api;
   private readonly batch: BatchV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly recorder: EventRecorder;
 
   constructor(
     kc: KubeConfig,
     private readonly expectations: Expectations,
     private readonly countWrite: WriteCounter,
-    private readonly identity: string,
+    identity: string,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.batch = kc.makeApiClient(BatchV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.recorder = new EventRecorder(this.core, { component: MANAGER, instance: identity }, () =>
+      countWrite('create', 'events'),
+    );
   }
 
   /** Replace the status; a 409 (someone wrote since our read) returns false. */
@@ -97,43 +96,16 @@ export class Applier {
     }
   }
 
-  /** Events in flight; posted in the background so a reconcile never waits on them. */
-  private readonly pendingEvents = new Set<Promise<void>>();
-
   /** Resolves when every Event posted so far has been sent (or failed). */
   async flushEvents(): Promise<void> {
-    await Promise.allSettled([...this.pendingEvents]);
+    await this.recorder.flush();
   }
 
-  /** Events are best effort: posted in the background; a failure is logged, never retried into a loop. */
+  /** The plan's Events, about the run, posted in the background (best effort). */
   events(run: BTXRun, actions: readonly Action[]): void {
-    const { name = '', namespace = 'default', uid } = run.metadata;
+    const involved = { apiVersion: API_VERSION, kind: KIND, metadata: run.metadata };
     for (const a of actions) {
-      if (a.kind !== 'event') continue;
-      const now = new Date();
-      const body: CoreV1Event = {
-        metadata: { generateName: `${name}.`, namespace },
-        involvedObject: { apiVersion: API_VERSION, kind: KIND, name, namespace, ...(uid ? { uid } : {}) },
-        type: a.type,
-        reason: a.reason,
-        message: a.message.slice(0, 1024),
-        source: { component: MANAGER },
-        reportingComponent: `btx.ai/${MANAGER}`,
-        reportingInstance: this.identity,
-        action: a.reason,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      };
-      this.countWrite('create', 'events');
-      const sent = this.core.createNamespacedEvent({ namespace, body }).then(
-        () => undefined,
-        (err: unknown) => {
-          log.warn('event not recorded', { namespace, name, event: a.reason, ...apiErrorFields(err) });
-        },
-      );
-      this.pendingEvents.add(sent);
-      void sent.finally(() => this.pendingEvents.delete(sent));
+      if (a.kind === 'event') this.recorder.emit(involved, a.type, a.reason, a.message);
     }
   }
 }

@@ -5,16 +5,16 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig, KubernetesObject, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { BTXRun, BTXRunStatus, ExpertStatus, StageStatus } from '../api/types.js';
 import { applyDefaults } from '../api/defaults.js';
+import { JOB_STAGES } from '../api/stageContract.js';
 import { validateRun } from '../api/validation.js';
-import { log } from '../util/log.js';
-import { apiErrorFields } from '../util/apiErrors.js';
+
 import { Applier, type WriteCounter } from './apply.js';
 import { Caches } from './informers.js';
 import { Expectations } from './expectations.js';
 import type { OperatorMetrics } from './metrics.js';
 import { LABELS, RUN_NAME_ANNOTATION, runLabelValue } from './names.js';
 import { plan, type Problem } from './plan.js';
-import { WorkQueue } from '../util/workQueue.js';
+import { runWorkers, WorkQueue } from '../util/workQueue.js';
 
 /** At most one status write per run this often when only training progress changed. */
 export const PROGRESS_WRITE_INTERVAL_MS = 5000;
@@ -66,7 +66,7 @@ export class Controller {
   /** Run key -> the resourceVersion our last status write replaced: the cache is behind until it moves. */
   private readonly staleVersion = new Map<string, string>();
   private readonly lastProgressWrite = new Map<string, number>();
-  private workers: Promise<void>[] = [];
+  private workers: Promise<void> = Promise.resolve();
   private acting = false;
   private resync: NodeJS.Timeout | undefined;
 
@@ -120,7 +120,10 @@ export class Controller {
       for (const run of this.caches.allRuns())
         this.queue.add(`${run.metadata.namespace}/${run.metadata.name}`);
     }, RESYNC_PERIOD_MS);
-    for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
+    this.workers = runWorkers(this.queue, 'btxruns', this.opts.workers, (key) => this.reconcile(key), {
+      active: () => this.acting,
+      onResult: (_key, result, seconds) => this.opts.metrics.reconciled(result, seconds),
+    });
   }
 
   /** Lost the lease or shutting down: no new reconcile starts; the queue is closed. */
@@ -128,8 +131,7 @@ export class Controller {
     this.acting = false;
     if (this.resync) clearInterval(this.resync);
     this.queue.shutDown();
-    await Promise.all(this.workers);
-    this.workers = [];
+    await this.workers;
   }
 
   isActing(): boolean {
@@ -140,35 +142,6 @@ export class Controller {
     await this.stopActing();
     await this.applier.flushEvents();
     await this.caches.stop();
-  }
-
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      const started = process.hrtime.bigint();
-      try {
-        if (!this.acting) continue;
-        const { requeueAfterMs, result } = await this.reconcile(key);
-        log.debug('reconciled', { key, result, requeueAfterMs });
-        this.queue.forget(key);
-        if (requeueAfterMs !== undefined) this.queue.addAfter(key, requeueAfterMs);
-        this.opts.metrics.reconciled(result, Number(process.hrtime.bigint() - started) / 1e9);
-      } catch (err) {
-        const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
-        const [namespace, name] = key.split('/');
-        log.warn('reconcile failed; retrying with backoff', {
-          namespace,
-          name,
-          step: err instanceof Error ? err.message : String(err),
-          ...apiErrorFields(cause),
-        });
-        this.opts.metrics.reconciled('error', Number(process.hrtime.bigint() - started) / 1e9);
-        this.queue.addRateLimited(key);
-      } finally {
-        this.queue.done(key);
-      }
-    }
   }
 
   /** One level-triggered step for one run. Exposed for tests. */
@@ -245,7 +218,7 @@ export class Controller {
       if (e.phase === 'Succeeded' && was?.phase !== 'Succeeded')
         m.stageFinished('expert', durationSeconds(e));
     }
-    for (const stage of ['seed', 'mix', 'finetune', 'eval'] as const) {
+    for (const stage of JOB_STAGES) {
       const s: StageStatus | undefined = next[stage];
       if (s?.phase === 'Succeeded' && old[stage]?.phase !== 'Succeeded')
         m.stageFinished(stage, durationSeconds(s));

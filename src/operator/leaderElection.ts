@@ -3,8 +3,8 @@
 // for leaseDuration (measured on their own clock, so clock skew between replicas does not matter);
 // every write carries the resourceVersion it read, so two candidates can never both win.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { log } from '../util/log.js';
-import { apiErrorFields, statusCode } from '../util/apiErrors.js';
+import { errorFields, log } from '../util/log.js';
+import { statusCode } from '../util/apiErrors.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -55,7 +55,7 @@ export class LeaderElector {
         log.warn('lease update failed', {
           lease: this.name,
           namespace: this.opts.namespace,
-          ...apiErrorFields(err),
+          ...errorFields(err),
         });
         return false;
       });
@@ -183,7 +183,7 @@ export class LeaderElector {
       log.warn('lease release failed', {
         lease: this.name,
         namespace: this.opts.namespace,
-        ...apiErrorFields(err),
+        ...errorFields(err),
       });
     }
   }

@@ -2,12 +2,9 @@
 // pod a few times (the trainer resumes from its checkpoints), each stage has its own deadline.
 import type { V1Job } from '@kubernetes/client-node';
 import type { BTXRun, BTXRunSpec } from '../api/types.js';
-import { ENV, runLayout, type Stage } from '../api/stageContract.js';
+import { ENV, runLayout, type JobStage } from '../api/stageContract.js';
 import { stageJobName } from './names.js';
 import { childMeta, envFrom, ownerReference, stagePodTemplate } from './podTemplate.js';
-
-export type JobStage = Exclude<Stage, 'expert'>;
-export const JOB_STAGES: readonly JobStage[] = ['seed', 'mix', 'finetune', 'eval'];
 
 /** Pod retries inside one stage Job; small, because the trainer resumes from checkpoints. */
 export const STAGE_BACKOFF_LIMIT = 2;

@@ -8,8 +8,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { apiErrorFields } from './apiErrors.js';
-import { log } from './log.js';
+import { errorFields, log } from './log.js';
 
 export type ChangeHandler<T> = (obj: T, kind: 'add' | 'update' | 'delete') => void;
 
@@ -58,7 +57,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (this.stopped || this.retry) return;
     this.failingSince ??= Date.now();
     const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.failures++);
-    log.warn('watch failed; reconnecting', { resource: this.what, delayMs: delay, ...apiErrorFields(err) });
+    log.warn('watch failed; reconnecting', { resource: this.what, delayMs: delay, ...errorFields(err) });
     this.retry = setTimeout(() => {
       this.retry = undefined;
       if (!this.stopped) this.informer.start().catch((e: unknown) => this.reconnectAfter(e));

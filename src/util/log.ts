@@ -21,11 +21,49 @@ export const log = winston.createLogger({
 
 export type Logger = winston.Logger;
 
-/** The fields worth logging from any thrown value (client-node errors carry `code` and `body.reason`). */
-export function errorFields(err: unknown): Record<string, unknown> {
-  if (err instanceof Error) {
-    const e = err as Error & { code?: unknown; body?: { reason?: unknown; message?: unknown } };
-    return { error: e.message, code: e.code, reason: e.body?.reason };
+/** What a log line carries about a thrown value: never response headers or bodies. */
+export interface ErrorFields {
+  /** The error's own message (for an HTTP error its first line only: the rest is body and headers). */
+  error: string;
+  /** HTTP status code (client-node's ApiException) or a system code (ECONNREFUSED). */
+  code?: number | string;
+  /** The Kubernetes Status reason (AlreadyExists, Invalid, Unauthorized, ...). */
+  reason?: string;
+  /** The Kubernetes Status message: what the API server said was wrong. */
+  message?: string;
+}
+
+function statusOf(body: unknown): { reason?: unknown; message?: unknown } | undefined {
+  if (typeof body === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(body);
+      return typeof parsed === 'object' && parsed !== null ? parsed : undefined;
+    } catch {
+      return undefined; // not JSON: no Status
+    }
   }
-  return { error: String(err) };
+  return typeof body === 'object' && body !== null ? body : undefined;
+}
+
+/**
+ * The fields worth logging from any thrown value: its message, the HTTP or system code, and the
+ * Kubernetes Status reason and message of a client-node ApiException (whose own message holds the
+ * whole body and every response header). An error wrapping another (`cause`, as the operator's
+ * "create x failed") takes code, reason and message from the cause.
+ */
+export function errorFields(err: unknown): ErrorFields {
+  if (!(err instanceof Error)) return { error: String(err) };
+  const e = err as Error & { code?: unknown; body?: unknown; headers?: unknown };
+  const http = 'body' in e || 'headers' in e;
+  const fields: ErrorFields = { error: http ? (e.message.split('\n')[0] ?? '') : e.message };
+  const source = e.code === undefined && e.cause instanceof Error ? (e.cause as typeof e) : e;
+  if (typeof source.code === 'number' || typeof source.code === 'string') fields.code = source.code;
+  const status = statusOf(source.body);
+  if (typeof status?.reason === 'string') fields.reason = status.reason;
+  if (typeof status?.message === 'string') fields.message = status.message;
+  if (source !== e && fields.message === undefined) {
+    const cause = errorFields(source);
+    if (cause.error) fields.message = cause.error;
+  }
+  return fields;
 }

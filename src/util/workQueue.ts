@@ -161,29 +161,52 @@ export class WorkQueue {
   }
 }
 
-/** Handles one key; a returned number asks for the key again after that many milliseconds. */
-export type KeyHandler = (key: string) => Promise<number | void>;
+/** What a handler says about a key it handled: come back after a delay, and a label for metrics. */
+export interface KeyResult<R extends string = string> {
+  requeueAfterMs?: number;
+  /** e.g. success | requeue | skipped; `error` is what a throw is reported as. */
+  result: R;
+}
+
+/** Handles one key; a returned number (or requeueAfterMs) asks for the key again after that many ms. */
+export type KeyHandler<R extends string = string> = (key: string) => Promise<number | void | KeyResult<R>>;
+
+export interface WorkerOptions<R extends string = string> {
+  /** Told how each key went and how long it took, in seconds (the operator's reconcile metrics). */
+  onResult?: (key: string, result: R | 'success' | 'requeue' | 'error', seconds: number) => void;
+  /** Checked before a key is handled; false drops the key (a leader that lost its lease acts no more). */
+  active?: () => boolean;
+}
 
 /**
  * Runs `workers` loops that take keys from the queue and hand them to `handler`, until the queue
- * shuts down. A handler that throws gets its key back with per-key backoff (rate limited); one that
- * returns a number gets it back after that delay. The embedded kubelet and Job controller use this;
- * the operator runs its own loop because it also records reconcile metrics.
+ * shuts down: the one worker loop of the operator, the embedded kubelet and the Job controller. A
+ * handler that throws gets its key back with per-key backoff (rate limited); one that returns a
+ * delay gets it back after that delay; either way the key is processed by one worker at a time.
  */
-export async function runWorkers(
+export async function runWorkers<R extends string = string>(
   queue: WorkQueue,
   name: string,
   workers: number,
-  handler: KeyHandler,
+  handler: KeyHandler<R>,
+  options: WorkerOptions<R> = {},
 ): Promise<void> {
   const loop = async (): Promise<void> => {
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
+      const started = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
-        const again = await handler(key);
+        if (options.active && !options.active()) continue;
+        const outcome = await handler(key);
+        const again = typeof outcome === 'object' ? outcome.requeueAfterMs : (outcome ?? undefined);
+        const result: R | 'success' | 'requeue' =
+          typeof outcome === 'object' ? outcome.result : again === undefined ? 'success' : 'requeue';
+        log.debug('synced', { queue: name, key, result, requeueAfterMs: again });
         queue.forget(key);
-        if (typeof again === 'number') queue.addAfter(key, again);
+        if (again !== undefined) queue.addAfter(key, again);
+        options.onResult?.(key, result, seconds());
       } catch (err) {
         log.warn('sync failed, will retry', {
           queue: name,
@@ -191,6 +214,7 @@ export async function runWorkers(
           retryMs: queue.nextDelay(key),
           ...errorFields(err),
         });
+        options.onResult?.(key, 'error', seconds());
         queue.addRateLimited(key);
       } finally {
         queue.done(key);

@@ -130,3 +130,50 @@ test('runWorkers handles a key once per burst, never twice at once, side by side
   assert.equal(overlap, true, 'different keys run side by side');
   assert.equal(sameKeyTwice, false, 'one key never runs twice at once');
 });
+
+test('runWorkers reports each key with its result and duration, requeues on request, and drops keys while inactive', async () => {
+  const q = new WorkQueue({ baseDelayMs: 10 });
+  const results: [string, string][] = [];
+  let active = true;
+  let handled = 0;
+  const loops = runWorkers(
+    q,
+    'test',
+    1,
+    async (key) => {
+      handled++;
+      if (key === 'boom') throw new Error('boom');
+      if (key === 'again' && handled === 1) return { requeueAfterMs: 5, result: 'requeue' as const };
+      return key === 'skip' ? { result: 'skipped' as const } : undefined;
+    },
+    {
+      active: () => active,
+      onResult: (key, result, seconds) => {
+        assert.ok(seconds >= 0 && seconds < 5);
+        results.push([key, result]);
+      },
+    },
+  );
+  q.add('again');
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && results.length < n; i++) await new Promise((r) => setTimeout(r, 5));
+  };
+  await until(2);
+  q.add('skip');
+  await until(3);
+  active = false;
+  q.add('dropped');
+  await new Promise((r) => setTimeout(r, 30));
+  active = true;
+  q.add('boom');
+  await until(4);
+  q.shutDown();
+  await loops;
+  assert.deepEqual(results.slice(0, 4), [
+    ['again', 'requeue'],
+    ['again', 'success'],
+    ['skip', 'skipped'],
+    ['boom', 'error'],
+  ]);
+  assert.equal(handled, 4, 'the key taken while inactive was never handed to the handler');
+});

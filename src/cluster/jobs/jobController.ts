@@ -12,7 +12,7 @@ import {
   type V1PodSpec,
 } from '@kubernetes/client-node';
 import { log, errorFields } from '../../util/log.js';
-import { EventRecorder } from '../events.js';
+import { EventRecorder } from '../../util/events.js';
 import { ResilientInformer } from '../../util/informer.js';
 import { statusCode } from '../../util/apiErrors.js';
 import { stableJson } from '../kubelet/podStatus.js';

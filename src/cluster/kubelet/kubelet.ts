@@ -16,7 +16,7 @@ import { log, errorFields } from '../../util/log.js';
 import { ResilientInformer } from '../../util/informer.js';
 import { statusCode } from '../../util/apiErrors.js';
 import { runWorkers, WorkQueue } from '../../util/workQueue.js';
-import { EventRecorder } from '../events.js';
+import { EventRecorder } from '../../util/events.js';
 import type { EnvSources } from './podEnv.js';
 import { matchesNode } from './nodeAffinity.js';
 import { PodWorker, type PodWorkerConfig } from './podWorker.js';

@@ -1,0 +1,272 @@
+// The pipeline as a table: one entry per stage of STAGES (src/api/stageContract.ts), each with the
+// same four steps, so adding a stage is adding an entry. plan() walks the table in order:
+//
+//   runs(spec)   does the spec ask for this stage? If not, `skipped` may record why, and the walk goes on.
+//   observe(ctx) read the stage's children into status (progress, success, failure, restarts) and say
+//                where the stage stands: running, succeeded, or failed (the run fails with that reason).
+//   start(ctx)   only while running: create the children that should exist and do not (first pod or
+//                Job, the next attempt after a failure). Never called for a failed stage, so a failing
+//                run never has a create queued (Planner.fail relies on it).
+//   done(ctx)    only once succeeded: hand the stage's outputs (checkpoints) to the stages after it.
+//
+// The walk stops at the first stage still running; a stage is never started before the one before it
+// succeeded. Pure, like plan(): no clock, no I/O.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { BTXRunSpec, ConditionType, ExpertStatus, RunPhase, StageStatus } from '../api/types.js';
+import type { JobStage, runLayout, Stage, TerminationMessage } from '../api/stageContract.js';
+import { trainerTermination } from './failure.js';
+import { observeExperts, startExperts } from './expertStage.js';
+import { stageJobName } from './names.js';
+import { jobCondition, podsOfJob, readTerminationMessage } from './observe.js';
+import type { Planner } from './planner.js';
+import { buildStageJob, type StageInputs } from './stageJob.js';
+
+/** How long a finished Job may wait for its pod's final status to reach the cache. */
+const JOB_POD_GRACE_MS = 30_000;
+
+/** What every stage step sees: the planner, the effective spec, and what earlier stages produced. */
+export interface StageContext {
+  p: Planner;
+  spec: BTXRunSpec;
+  experts: ExpertStatus[];
+  inputs: StageInputs;
+  layout: ReturnType<typeof runLayout>;
+}
+
+export type StageOutcome =
+  { state: 'running' } | { state: 'succeeded' } | { state: 'failed'; reason: string; message: string };
+
+export interface PipelineStage {
+  readonly stage: Stage;
+  /** The run's phase while this stage is the one in progress. */
+  readonly phase: RunPhase;
+  runs(spec: BTXRunSpec): boolean;
+  skipped?(ctx: StageContext): void;
+  observe(ctx: StageContext): StageOutcome;
+  start(ctx: StageContext): void;
+  done(ctx: StageContext): void;
+}
+
+const RUNNING: StageOutcome = { state: 'running' };
+const SUCCEEDED: StageOutcome = { state: 'succeeded' };
+
+/** How a Job stage reports itself in conditions (the seed has none). */
+interface JobStageCondition {
+  type: ConditionType;
+  succeededReason: string;
+}
+
+interface JobStageEntry {
+  stage: JobStage;
+  phase: RunPhase;
+  failReason: string;
+  condition?: JobStageCondition;
+  runs(spec: BTXRunSpec): boolean;
+  skipped?(ctx: StageContext): void;
+  /** What the stage's pod said when it succeeded (beyond its checkpoint). */
+  onMessage?(ctx: StageContext, message: TerminationMessage): void;
+  done(ctx: StageContext): void;
+}
+
+function stageStatus(ctx: StageContext, stage: JobStage): StageStatus {
+  const st: StageStatus = ctx.p.status[stage] ?? { phase: 'Pending' };
+  ctx.p.status[stage] = st;
+  return st;
+}
+
+function lastLine(message: string | undefined): string {
+  const lines = (message ?? '').trim().split('\n');
+  const line = (lines[lines.length - 1] ?? '').trim();
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
+}
+
+/** Follow a stage's Job: fail with its reason and last output, succeed with its pod's termination message. */
+function observeJob(ctx: StageContext, entry: JobStageEntry): StageOutcome {
+  const { p } = ctx;
+  const { stage } = entry;
+  const st = stageStatus(ctx, stage);
+  if (st.phase === 'Succeeded') return SUCCEEDED;
+  if (st.phase === 'Failed') return jobFailed(ctx, entry, st);
+  const name = stageJobName(p.runName, stage, st.attempt ?? 1);
+  const job = p.observed.jobs.find((j) => j.metadata?.name === name);
+  if (!job) return jobRunning(ctx, entry); // start creates it
+  st.job = name;
+  st.phase = 'Running';
+  st.startTime ??= job.status?.startTime ? new Date(job.status.startTime).toISOString() : p.nowIso;
+  const failed = jobCondition(job, 'Failed');
+  if (failed) {
+    const pods = podsOfJob(job, p.observed.pods).filter((x) => x.status?.phase === 'Failed');
+    const tail = pods.length > 0 ? lastLine(trainerTermination(pods[pods.length - 1] as V1Pod)?.message) : '';
+    st.phase = 'Failed';
+    st.completionTime = p.nowIso;
+    st.message = `Job ${name} failed (${failed.reason})${failed.message ? `: ${failed.message}` : ''}${tail ? `; last output: ${tail}` : ''}`;
+    p.event('Warning', 'StageFailed', `stage ${stage} failed: ${st.message}`);
+    return jobFailed(ctx, entry, st);
+  }
+  if (!jobCondition(job, 'Complete')) return jobRunning(ctx, entry);
+  const pod = podsOfJob(job, p.observed.pods).find((x) => x.status?.phase === 'Succeeded');
+  if (!pod) {
+    // The Job's status can reach us before its pod's final status does; wait a little for the message.
+    const doneAt = job.status?.completionTime ? new Date(job.status.completionTime).getTime() : p.nowMs;
+    if (p.nowMs - doneAt < JOB_POD_GRACE_MS) {
+      p.requeueAfter(1000);
+      return jobRunning(ctx, entry);
+    }
+  }
+  const message = pod ? readTerminationMessage(pod) : undefined;
+  st.phase = 'Succeeded';
+  st.completionTime = job.status?.completionTime
+    ? new Date(job.status.completionTime).toISOString()
+    : p.nowIso;
+  if (message?.checkpoint) st.checkpoint = message.checkpoint;
+  if (message && entry.onMessage) entry.onMessage(ctx, message);
+  p.event('Normal', 'StageSucceeded', `stage ${stage} succeeded (Job ${name})`);
+  if (entry.condition) {
+    p.condition({
+      type: entry.condition.type,
+      status: 'True',
+      reason: entry.condition.succeededReason,
+      message: `stage ${stage} succeeded`,
+    });
+  }
+  return SUCCEEDED;
+}
+
+function jobRunning(ctx: StageContext, entry: JobStageEntry): StageOutcome {
+  if (entry.condition) {
+    ctx.p.condition({
+      type: entry.condition.type,
+      status: 'False',
+      reason: 'StageRunning',
+      message: `stage ${entry.stage} is running`,
+    });
+  }
+  return RUNNING;
+}
+
+function jobFailed(ctx: StageContext, entry: JobStageEntry, st: StageStatus): StageOutcome {
+  if (!entry.condition) {
+    return {
+      state: 'failed',
+      reason: entry.failReason,
+      message: `the ${entry.stage} stage failed: ${st.message ?? ''}`,
+    };
+  }
+  const message = st.message ?? `stage ${entry.stage} failed`;
+  ctx.p.condition({ type: entry.condition.type, status: 'False', reason: entry.failReason, message });
+  return { state: 'failed', reason: entry.failReason, message };
+}
+
+/** Create the stage's Job for its current attempt if it is not there. */
+function startJob(ctx: StageContext, stage: JobStage): void {
+  const { p, spec, inputs } = ctx;
+  const st = stageStatus(ctx, stage);
+  const attempt = st.attempt ?? 1;
+  const name = stageJobName(p.runName, stage, attempt);
+  if (p.observed.jobs.some((j) => j.metadata?.name === name)) return;
+  p.actions.push({ kind: 'createJob', job: buildStageJob({ run: p.run, spec, stage, attempt, inputs }) });
+  if (st.phase !== 'Running') p.event('Normal', 'StageStarted', `stage ${stage} started (Job ${name})`);
+  st.phase = 'Running';
+  st.job = name;
+  st.startTime ??= p.nowIso;
+}
+
+/** A single-pod stage run as one Job. */
+function jobStage(entry: JobStageEntry): PipelineStage {
+  return {
+    stage: entry.stage,
+    phase: entry.phase,
+    runs: entry.runs,
+    ...(entry.skipped ? { skipped: entry.skipped } : {}),
+    observe: (ctx) => observeJob(ctx, entry),
+    start: (ctx) => startJob(ctx, entry.stage),
+    done: entry.done,
+  };
+}
+
+/** The pipeline, in the order of STAGES. */
+export const PIPELINE: readonly PipelineStage[] = [
+  jobStage({
+    stage: 'seed',
+    phase: 'Seeding',
+    failReason: 'SeedFailed',
+    runs: (spec) => spec.seed.train !== undefined,
+    done: (ctx) => {
+      ctx.inputs.seedCheckpoint = ctx.p.status.seed?.checkpoint ?? ctx.layout.seed;
+    },
+  }),
+  {
+    stage: 'expert',
+    phase: 'TrainingExperts',
+    runs: () => true,
+    observe: (ctx) => observeExperts(ctx.p, ctx.spec, ctx.experts),
+    start: (ctx) => startExperts(ctx.p, ctx.spec, ctx.experts, ctx.inputs.seedCheckpoint),
+    done: (ctx) => {
+      ctx.inputs.experts = ctx.experts
+        .filter((e) => e.phase === 'Succeeded')
+        .map((e) => ({ name: e.name, checkpoint: e.checkpoint ?? ctx.layout.expert(e.name) }));
+    },
+  },
+  jobStage({
+    stage: 'mix',
+    phase: 'Mixing',
+    failReason: 'MixFailed',
+    condition: { type: 'Mixed', succeededReason: 'MixSucceeded' },
+    runs: () => true,
+    done: (ctx) => {
+      ctx.inputs.mixCheckpoint = ctx.p.status.mix?.checkpoint ?? ctx.layout.mixed;
+      ctx.inputs.btxCheckpoint = ctx.inputs.mixCheckpoint;
+    },
+  }),
+  jobStage({
+    stage: 'finetune',
+    phase: 'Finetuning',
+    failReason: 'FinetuneFailed',
+    condition: { type: 'Finetuned', succeededReason: 'FinetuneSucceeded' },
+    runs: (spec) => spec.finetune.steps > 0,
+    skipped: (ctx) =>
+      ctx.p.condition({
+        type: 'Finetuned',
+        status: 'True',
+        reason: 'FinetuneSkipped',
+        message: 'spec.finetune.steps is 0',
+      }),
+    done: (ctx) => {
+      ctx.inputs.btxCheckpoint = ctx.p.status.finetune?.checkpoint ?? ctx.layout.finetuned;
+    },
+  }),
+  jobStage({
+    stage: 'eval',
+    phase: 'Evaluating',
+    failReason: 'EvalFailed',
+    condition: { type: 'Evaluated', succeededReason: 'EvalSucceeded' },
+    runs: (spec) => spec.eval.enabled,
+    onMessage: (ctx, m) => {
+      if (m.results) ctx.p.status.results = m.results;
+      if (m.routing) ctx.p.status.routing = m.routing;
+    },
+    done: () => undefined,
+  }),
+];
+
+/** Walk the table: stop at the first stage still running or failed; every stage done means Succeeded. */
+export function walkPipeline(ctx: StageContext): void {
+  for (const stage of PIPELINE) {
+    if (!stage.runs(ctx.spec)) {
+      stage.skipped?.(ctx);
+      continue;
+    }
+    ctx.p.status.phase = stage.phase;
+    const outcome = stage.observe(ctx);
+    if (outcome.state === 'failed') {
+      ctx.p.fail(outcome.reason, outcome.message);
+      return;
+    }
+    if (outcome.state === 'running') {
+      stage.start(ctx);
+      return;
+    }
+    stage.done(ctx);
+  }
+  ctx.p.succeed();
+}
