@@ -37,6 +37,12 @@ export const ENV = {
   experts: 'BTX_EXPERTS',
   /** mix: the seed checkpoint to add as a generalist expert (optional). */
   generalist: 'BTX_GENERALIST',
+  /** mix: how non-feed-forward weights are combined: average | seed | weighted. */
+  combine: 'BTX_MIX_COMBINE',
+  /** mix, combine weighted: comma-separated weights, one per expert in order (the generalist last). */
+  mixWeights: 'BTX_MIX_WEIGHTS',
+  /** mix, combine seed: the seed checkpoint whose non-feed-forward weights are copied. */
+  seedCheckpoint: 'BTX_SEED_CHECKPOINT',
   /** eval: comma-separated `NAME=CHECKPOINT_DIR`. */
   checkpoints: 'BTX_CHECKPOINTS',
   /** The folder a stage writes to (experts: checkpoints step-N inside it). */

@@ -3,7 +3,13 @@
 import { writeFile } from 'node:fs/promises';
 import { ENV, TERMINATION_MESSAGE_PATH, type TerminationMessage } from '../api/stageContract.js';
 import type { RouterType } from '../trainer/hfConfig.js';
-import { mixExperts, type MixOptions, type MixSummary } from '../trainer/mix/mixExperts.js';
+import {
+  COMBINE_RULES,
+  mixExperts,
+  type CombineRule,
+  type MixOptions,
+  type MixSummary,
+} from '../trainer/mix/mixExperts.js';
 import type { RouterInit } from '../trainer/mix/routerInit.js';
 import type { FloatDType } from '../trainer/safetensors.js';
 import { containerPath, hostPath } from '../util/containerPaths.js';
@@ -21,7 +27,8 @@ export const command: CommandSpec = {
   usage: 'btx mix --expert DIR [--expert DIR]... [--generalist DIR] --out DIR [flags]',
   about: `Mix dense Llama-architecture checkpoints into one Mixtral (MoE) checkpoint, streaming one tensor at a time:
 each layer's feed-forward weights become that layer's experts (w1<-gate_proj, w3<-up_proj, w2<-down_proj),
-every other tensor is the float32 mean over all experts, and each layer gets a new router.`,
+every other tensor is combined by --combine (default: the float32 mean over all experts), and each layer
+gets a new router.`,
   flags: [
     {
       name: 'expert',
@@ -35,6 +42,24 @@ every other tensor is the float32 mean over all experts, and each layer gets a n
       value: 'DIR',
       env: ENV.generalist,
       help: "the seed, added as the LAST expert (the paper's generalist)",
+    },
+    {
+      name: 'combine',
+      value: 'RULE',
+      env: ENV.combine,
+      help: "how non-feed-forward tensors (attention, norms, embeddings) are combined: average\n(default, the paper: float32 mean over all experts) | seed (copy the seed's, as\nmergekit-moe does) | weighted (sum of w_i x_i, --weights normalised)",
+    },
+    {
+      name: 'weights',
+      value: 'W,W,...',
+      env: ENV.mixWeights,
+      help: "combine weighted: one weight >= 0 per expert, in order, the generalist last\n(e.g. each domain's training tokens)",
+    },
+    {
+      name: 'seed-checkpoint',
+      value: 'DIR',
+      env: ENV.seedCheckpoint,
+      help: 'combine seed: the seed checkpoint (default: --generalist)',
     },
     {
       name: 'out',
@@ -139,8 +164,34 @@ function mixOptions(f: Flags): MixOptions {
   if (auxLossCoef !== undefined) opts.auxLossCoef = auxLossCoef;
   const randomSeed = f.optionalNumber('seed', { integer: true });
   if (randomSeed !== undefined) opts.randomSeed = randomSeed;
+  const combine = f.oneOf('combine', COMBINE_RULES);
+  if (combine) opts.combine = combine;
+  const weights = f.string('weights');
+  if (weights !== undefined) {
+    opts.weights = weights.split(',').map((w) => {
+      const n = Number(w.trim());
+      if (w.trim() === '' || !Number.isFinite(n) || n < 0)
+        throw new UsageError(`--weights must be numbers >= 0 separated by commas, got '${weights}'`);
+      return n;
+    });
+  }
+  const seedCheckpoint = f.string('seed-checkpoint');
+  if (seedCheckpoint) opts.seedCheckpoint = { dir: seedCheckpoint };
+  if (opts.combine === 'weighted' && !opts.weights)
+    throw new UsageError(`--combine weighted needs --weights (or ${ENV.mixWeights})`);
+  if (opts.combine === 'seed' && !opts.seedCheckpoint && !opts.generalist) {
+    throw new UsageError(
+      `--combine seed needs --seed-checkpoint DIR (or ${ENV.seedCheckpoint}) or --generalist`,
+    );
+  }
   return opts;
 }
+
+const COMBINED: Record<CombineRule, string> = {
+  average: 'averaged',
+  seed: 'copied from the seed',
+  weighted: 'weighted',
+};
 
 function formatSummary(s: MixSummary): string {
   const mb = (b: number) => (b / 1e6).toFixed(1);
@@ -148,8 +199,9 @@ function formatSummary(s: MixSummary): string {
     `mixed ${s.experts.length} experts into ${containerPath(s.out)}`,
     ...s.experts.map((e, i) => `  expert ${i}: ${e.name}  ${containerPath(e.dir)}`),
     `  router ${s.router} (${s.numExpertsPerToken} per token), dtype ${s.dtype}, ${s.shards} shard(s)`,
-    `  tensors: ${s.tensorsStacked} stacked, ${s.tensorsAveraged} averaged, ${s.routersCreated} routers`,
-    `  read ${mb(s.bytesRead)} MB, wrote ${mb(s.bytesWritten)} MB in ${s.seconds.toFixed(2)} s (${s.megabytesPerSecond.toFixed(0)} MB/s)`,
+    `  tensors: ${s.tensorsStacked} stacked, ${s.tensorsAveraged} ${COMBINED[s.combine]}, ${s.routersCreated} routers`,
+    ...(s.weights ? [`  weights: ${s.weights.map((w) => w.toFixed(4)).join(', ')}`] : []),
+    `  read ${mb(s.bytesRead)} MB, wrote ${mb(s.bytesWritten)} MB in ${s.seconds.toFixed(2)} s (${s.megabytesPerSecond.toFixed(0)} MB/s), peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
     '',
   ].join('\n');
 }
@@ -163,6 +215,8 @@ export async function run(f: Flags): Promise<number> {
     experts: parsed.experts.map((e) => ({ ...e, dir: hostPath(e.dir) })),
   };
   if (parsed.generalist) opts.generalist = { ...parsed.generalist, dir: hostPath(parsed.generalist.dir) };
+  if (parsed.seedCheckpoint)
+    opts.seedCheckpoint = { ...parsed.seedCheckpoint, dir: hostPath(parsed.seedCheckpoint.dir) };
   const summary = await mixExperts(opts);
   process.stdout.write(formatSummary(summary));
   if (process.env[ENV.stage] === 'mix') {

@@ -83,7 +83,7 @@ export function f32ToF16Bits(value: number): number {
   return f32BitsToF16Bits(scratchU32[0]!);
 }
 
-function f32BitsToF16Bits(x: number): number {
+export function f32BitsToF16Bits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -123,7 +123,7 @@ export function f32ToBf16Bits(value: number): number {
   return f32BitsToBf16Bits(scratchU32[0]!);
 }
 
-function f32BitsToBf16Bits(x: number): number {
+export function f32BitsToBf16Bits(x: number): number {
   if ((x & 0x7fffffff) > 0x7f800000) return (x >>> 16) | 0x40;
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
@@ -133,31 +133,21 @@ export function bf16BitsToF32(b: number): number {
   return scratchF32[0]!;
 }
 
-// All 65536 half values as float32 bits: decoding F16 is one table lookup per element.
-let f16Table: Uint32Array | undefined;
-function f16DecodeTable(): Uint32Array {
-  if (!f16Table) {
-    const f = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) f[h] = f16BitsToF32(h);
-    f16Table = new Uint32Array(f.buffer);
-    // Keep NaN payloads (and their sign) instead of the canonical NaN the arithmetic gives.
-    for (let h = 0; h < 65536; h++) {
-      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) {
-        f16Table[h] = ((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13);
-      }
-    }
-  }
-  return f16Table;
-}
-
-let bf16Table: Float32Array | undefined;
-function bf16DecodeTable(): Float32Array {
-  if (!bf16Table) {
-    const bits = new Uint32Array(65536);
-    for (let b = 0; b < 65536; b++) bits[b] = b << 16;
-    bf16Table = new Float32Array(bits.buffer);
-  }
-  return bf16Table;
+/**
+ * IEEE half bits -> float32 bits by integer shifts (no table, no float arithmetic): exact for every
+ * half, NaN payloads and signs kept. Normal halves only rebias the exponent; subnormals are
+ * normalised by their leading bit.
+ */
+export function f16BitsToF32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const em = h & 0x7fff;
+  if (em >= 0x7c00) return (sign | 0x7f800000 | ((em & 0x3ff) << 13)) >>> 0;
+  // Normal: exponent + (127 - 15), mantissa shifted into place (112 << 23 = 0x38000000).
+  if (em >= 0x0400) return (sign | ((em << 13) + 0x38000000)) >>> 0;
+  if (em === 0) return sign >>> 0;
+  // Subnormal m * 2^-24 with the leading bit at p: 1.f * 2^(p-24), biased exponent 103 + p.
+  const p = 31 - Math.clz32(em);
+  return (sign | ((103 + p) << 23) | (((em << (10 - p)) & 0x3ff) << 13)) >>> 0;
 }
 
 /** A view of `bytes` as the typed array `T`, copying only when the offset is misaligned. */
@@ -218,8 +208,7 @@ export function decodeToFloat32(
     case 'F16': {
       const h = new Uint16Array(src.buffer, src.byteOffset, n);
       const o = new Uint32Array(out.buffer, out.byteOffset, n);
-      const table = f16DecodeTable();
-      for (let i = 0; i < n; i++) o[i] = table[h[i]!]!;
+      for (let i = 0; i < n; i++) o[i] = f16BitsToF32Bits(h[i]!);
       break;
     }
     case 'F64':
@@ -263,9 +252,19 @@ export function addFloatsInto(sum: Float32Array, bytes: Uint8Array, dtype: Float
     return;
   }
   const h = new Uint16Array(src.buffer, src.byteOffset, n);
-  // A 65536-entry table lookup beats the bit reinterpretation per element, for BF16 as for F16.
-  const table = dtype === 'BF16' ? bf16DecodeTable() : new Float32Array(f16DecodeTable().buffer);
-  for (let i = 0; i < n; i++) sum[i] += table[h[i]!]!;
+  const bits = new Uint32Array(1);
+  const value = new Float32Array(bits.buffer);
+  if (dtype === 'BF16') {
+    for (let i = 0; i < n; i++) {
+      bits[0] = h[i]! << 16;
+      sum[i] += value[0]!;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      bits[0] = f16BitsToF32Bits(h[i]!);
+      sum[i] += value[0]!;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,11 +495,40 @@ export function buildHeader(specs: readonly TensorSpec[], metadata?: Record<stri
 const STAGING_BYTES = 8 * 1024 * 1024;
 
 /**
+ * The sha256 of a file's bytes, fed in order. `update` resolves once the hasher is done with the
+ * bytes (the writer reuses the buffer after that), so a hasher may work on another thread: the mix
+ * hashes on a worker while this thread writes and fills the next buffer. Buffers the writer hands
+ * over are backed by a SharedArrayBuffer, so no copy crosses threads.
+ */
+export interface ChunkHasher {
+  update(bytes: Uint8Array): Promise<void>;
+  digest(): Promise<string>;
+}
+
+/** The default hasher: node:crypto on this thread. */
+export function localHasher(): ChunkHasher {
+  const hash = createHash('sha256');
+  return {
+    update: (bytes) => {
+      hash.update(bytes);
+      return Promise.resolve();
+    },
+    digest: () => Promise.resolve(hash.digest('hex')),
+  };
+}
+
+export interface WriterOptions {
+  metadata?: Record<string, string>;
+  /** Default: {@link localHasher}. */
+  hasher?: ChunkHasher;
+}
+
+/**
  * Streams one safetensors file: the header is written on create, then every tensor's bytes in the
  * declared order (whole, or in consecutive chunks). close() checks that every byte came, fsyncs and
  * returns the file's sha256, computed on the way out so nobody re-reads it. Bytes are copied into
- * one of two staging buffers; a full one is written while the caller fills the other, so the caller
- * may reuse its arrays as soon as a write call returns.
+ * one of two staging buffers; a full one is written (and hashed) while the caller fills the other, so
+ * the caller may reuse its arrays as soon as a write call returns.
  */
 export class SafetensorsWriter {
   private index = 0;
@@ -511,7 +539,6 @@ export class SafetensorsWriter {
   private fill = 0;
   private inflight: Promise<void> = Promise.resolve();
   private encodeScratch: Uint8Array | undefined;
-  private readonly hash = createHash('sha256');
   private readonly lengths: number[];
 
   private constructor(
@@ -519,20 +546,28 @@ export class SafetensorsWriter {
     private readonly handle: FileHandle,
     readonly specs: readonly TensorSpec[],
     headerBytes: number,
+    private readonly hasher: ChunkHasher,
   ) {
     this.lengths = specs.map((s) => tensorByteLength(s.dtype, s.shape));
     const size = Math.min(STAGING_BYTES, headerBytes + this.lengths.reduce((a, b) => a + b, 0));
-    this.staging = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
+    // Shared memory, so a hasher on another thread reads the bytes where they are.
+    this.staging = [0, 1].map(() => Buffer.from(new SharedArrayBuffer(size)));
   }
 
   static async create(
     path: string,
     specs: readonly TensorSpec[],
-    metadata?: Record<string, string>,
+    opts: WriterOptions = {},
   ): Promise<SafetensorsWriter> {
-    const header = buildHeader(specs, metadata);
+    const header = buildHeader(specs, opts.metadata);
     const handle = await open(path, 'w');
-    const writer = new SafetensorsWriter(path, handle, specs, header.byteLength);
+    const writer = new SafetensorsWriter(
+      path,
+      handle,
+      specs,
+      header.byteLength,
+      opts.hasher ?? localHasher(),
+    );
     await writer.push(header);
     writer.skipEmpty();
     return writer;
@@ -593,7 +628,6 @@ export class SafetensorsWriter {
   }
 
   private async push(bytes: Uint8Array): Promise<void> {
-    this.hash.update(bytes);
     let offset = 0;
     while (offset < bytes.byteLength) {
       const buf = this.staging[this.active]!;
@@ -612,7 +646,10 @@ export class SafetensorsWriter {
     const position = this.position;
     this.position += this.fill;
     await this.inflight;
-    const write = writeFully(this.handle, bytes, position);
+    // Hashing and writing the same buffer at once; the buffer is free again when both are done.
+    const write = Promise.all([this.hasher.update(bytes), writeFully(this.handle, bytes, position)]).then(
+      () => undefined,
+    );
     write.catch(() => undefined); // surfaced by the next await of inflight
     this.inflight = write;
     this.active ^= 1;
@@ -633,7 +670,7 @@ export class SafetensorsWriter {
     } finally {
       await this.handle.close();
     }
-    return { path: this.path, bytes: this.position, sha256: this.hash.digest('hex') };
+    return { path: this.path, bytes: this.position, sha256: await this.hasher.digest() };
   }
 
   /** Close without the completeness check (error paths); the caller deletes the file. */
@@ -661,7 +698,7 @@ export async function writeSafetensors(
   const writer = await SafetensorsWriter.create(
     path,
     tensors.map((t) => ({ name: t.name, dtype, shape: t.shape })),
-    metadata,
+    metadata ? { metadata } : {},
   );
   try {
     for (const t of tensors) {

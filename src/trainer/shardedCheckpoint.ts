@@ -9,6 +9,7 @@ import {
   SafetensorsReader,
   SafetensorsWriter,
   tensorByteLength,
+  type ChunkHasher,
   type TensorInfo,
   type TensorSpec,
   type WrittenFile,
@@ -185,6 +186,7 @@ export class ShardedWriter {
     specs: readonly TensorSpec[],
     shardSize: number | undefined,
     private readonly metadata: Record<string, string>,
+    private readonly hasher: (() => ChunkHasher) | undefined,
   ) {
     this.shards = planShards(specs, shardSize);
   }
@@ -192,9 +194,20 @@ export class ShardedWriter {
   static async create(
     dir: string,
     specs: readonly TensorSpec[],
-    opts: { shardSize?: number; metadata?: Record<string, string> } = {},
+    opts: {
+      shardSize?: number;
+      metadata?: Record<string, string>;
+      /** A hasher per shard file (default: sha256 on this thread). */
+      hasher?: () => ChunkHasher;
+    } = {},
   ): Promise<ShardedWriter> {
-    const writer = new ShardedWriter(dir, specs, opts.shardSize, { ...HF_METADATA, ...opts.metadata });
+    const writer = new ShardedWriter(
+      dir,
+      specs,
+      opts.shardSize,
+      { ...HF_METADATA, ...opts.metadata },
+      opts.hasher,
+    );
     await writer.advance();
     return writer;
   }
@@ -213,7 +226,10 @@ export class ShardedWriter {
     this.shardIndex++;
     if (this.shardIndex < this.shards.length) {
       const path = join(this.dir, this.fileName(this.shardIndex));
-      this.current = await SafetensorsWriter.create(path, this.shards[this.shardIndex]!, this.metadata);
+      this.current = await SafetensorsWriter.create(path, this.shards[this.shardIndex]!, {
+        metadata: this.metadata,
+        ...(this.hasher ? { hasher: this.hasher() } : {}),
+      });
     }
   }
 

@@ -1,8 +1,10 @@
 // BTX's MiX step (Sukhbaatar et al. 2024, section 2.2): N dense experts -> one Mixtral checkpoint.
 // Each layer's feed-forward weights become that layer's experts (w1 <- gate_proj, w3 <- up_proj,
-// w2 <- down_proj, expert e from input e); every other tensor is the elementwise float32 mean over
-// all inputs; each layer gets a new router. It streams: one tensor slice of each input at a time
-// goes through memory, so checkpoints of any size mix in bounded memory.
+// w2 <- down_proj, expert e from input e); every other tensor is combined by the combine rule (the
+// paper's elementwise float32 mean over all inputs by default); each layer gets a new router. It
+// streams: one tensor slice of each input at a time goes through memory (two while the next one is
+// read), so checkpoints of any size mix in bounded memory. The arithmetic and the output sha256s
+// run on worker threads (kernelPool.ts); this thread reads, copies into the writer and writes.
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { log } from '../../util/log.js';
@@ -10,8 +12,6 @@ import { commitTempDir, makeTempDir, sha256File, torchDtypeName, writeTrainerSta
 import type { RouterType } from '../hfConfig.js';
 import {
   DTYPE_BYTES,
-  addFloatsInto,
-  decodeToFloat32,
   numElements,
   type FloatDType,
   type TensorSpec,
@@ -26,8 +26,19 @@ import {
   type ExpertSource,
   type OpenExpert,
 } from './expertSet.js';
+import type { Combination } from './combineKernel.js';
+import { KernelPool } from './kernelPool.js';
 import { mixtralConfigFromLlama } from './mixtralConfig.js';
 import { routerWeights, type RouterInit } from './routerInit.js';
+
+/**
+ * How non-feed-forward tensors (attention, norms, embeddings, head) are combined:
+ * `average`: the float32 mean over all inputs (the paper); `seed`: the seed checkpoint's, copied
+ * (as mergekit-moe does); `weighted`: sum of w_i * x_i with the given weights normalised to sum 1
+ * (e.g. each domain's training tokens).
+ */
+export type CombineRule = 'average' | 'seed' | 'weighted';
+export const COMBINE_RULES: readonly CombineRule[] = ['average', 'seed', 'weighted'];
 
 export interface MixOptions {
   experts: ExpertSource[];
@@ -46,8 +57,19 @@ export interface MixOptions {
   auxLossCoef?: number;
   /** Check our checkpoints' sha256s before mixing (default true; HF folders have none). */
   verifyInputs?: boolean;
-  /** Elements per streamed slice (memory ~ slice x (4 + inputs x input bytes + output bytes)). */
+  /** Elements per streamed slice (memory ~ slice x (2 x inputs x input bytes + 4 output bytes)). */
   sliceElements?: number;
+  /** Default `average`. */
+  combine?: CombineRule;
+  /** `weighted`: one positive weight per expert, in expert order (the generalist's last). */
+  weights?: number[];
+  /**
+   * `seed`: the checkpoint whose non-feed-forward tensors are copied; default the generalist.
+   * It must have the experts' architecture and tensors.
+   */
+  seedCheckpoint?: ExpertSource;
+  /** Worker threads for the arithmetic and hashing (default: cores, at most 2). */
+  threads?: number;
 }
 
 export interface MixSummary {
@@ -56,7 +78,11 @@ export interface MixSummary {
   dtype: FloatDType;
   router: RouterType;
   numExpertsPerToken: number;
+  combine: CombineRule;
+  /** `weighted`: the normalised weights, in expert order. */
+  weights?: number[];
   tensorsStacked: number;
+  /** Non-feed-forward tensors combined (average/weighted) or copied from the seed (seed). */
   tensorsAveraged: number;
   routersCreated: number;
   shards: number;
@@ -78,10 +104,10 @@ export const COPIED_FILES = [
 
 const DEFAULT_SLICE_ELEMENTS = 2 * 1024 * 1024;
 
-/** How one output tensor is made. */
+/** How one output tensor is made; `copy` takes input `from` (an expert, or the seed checkpoint). */
 type Source =
-  | { kind: 'stack'; expert: number; input: string }
-  | { kind: 'mean'; input: string }
+  | { kind: 'copy'; from: number; input: string }
+  | { kind: 'combine'; input: string }
   | { kind: 'router'; layer: number };
 
 interface PlannedTensor extends TensorSpec {
@@ -90,14 +116,23 @@ interface PlannedTensor extends TensorSpec {
 
 const naturalOrder = new Intl.Collator('en', { numeric: true }).compare;
 
-function planTensors(experts: readonly OpenExpert[], dtype: FloatDType): PlannedTensor[] {
+/** `seedIndex`: copy non-feed-forward tensors from that input; undefined: combine them. */
+function planTensors(
+  experts: readonly OpenExpert[],
+  dtype: FloatDType,
+  seedIndex: number | undefined,
+): PlannedTensor[] {
   const first = experts[0]!;
   const hidden = first.config.hidden_size;
   const planned: PlannedTensor[] = [];
   for (const t of first.reader.tensors) {
     const ffn = parseFfnName(t.name);
     if (!ffn) {
-      planned.push({ name: t.name, dtype, shape: t.shape, source: { kind: 'mean', input: t.name } });
+      const source: Source =
+        seedIndex === undefined
+          ? { kind: 'combine', input: t.name }
+          : { kind: 'copy', from: seedIndex, input: t.name };
+      planned.push({ name: t.name, dtype, shape: t.shape, source });
       continue;
     }
     const w = FFN_TO_EXPERT[ffn.proj];
@@ -106,7 +141,7 @@ function planTensors(experts: readonly OpenExpert[], dtype: FloatDType): Planned
         name: `model.layers.${ffn.layer}.block_sparse_moe.experts.${e}.${w}.weight`,
         dtype,
         shape: t.shape,
-        source: { kind: 'stack', expert: e, input: t.name },
+        source: { kind: 'copy', from: e, input: t.name },
       });
     });
   }
@@ -151,6 +186,30 @@ function majorityDtype(expert: OpenExpert): FloatDType {
   return (best?.[0] ?? 'F32') as FloatDType;
 }
 
+/** The combine rule's arithmetic; throws MixError for weights that cannot be used. */
+function combination(rule: CombineRule, weights: number[] | undefined, inputs: number): Combination {
+  if (rule !== 'weighted') {
+    if (weights !== undefined) throw new MixError(`--weights are only used with --combine weighted`);
+    return { kind: 'mean' };
+  }
+  if (!weights) throw new MixError(`--combine weighted needs --weights (one per expert)`);
+  if (weights.length !== inputs) {
+    throw new MixError(
+      `--weights has ${weights.length} values for ${inputs} experts (the generalist, if any, is last)`,
+    );
+  }
+  const bad = weights.findIndex((w) => !Number.isFinite(w) || w < 0);
+  if (bad >= 0) throw new MixError(`--weights value ${weights[bad]} (expert ${bad}) must be a number >= 0`);
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) throw new MixError('--weights must not all be 0');
+  return { kind: 'weighted', weights: weights.map((w) => w / total) };
+}
+
+/** A byte buffer in shared memory (the worker threads read and write it in place). */
+function sharedBytes(bytes: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(bytes));
+}
+
 export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const started = performance.now();
   const router = opts.router ?? 'topK';
@@ -159,6 +218,9 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const randomSeed = opts.randomSeed ?? 0;
   const auxLossCoef = opts.auxLossCoef ?? 0.01;
   const slice = opts.sliceElements ?? DEFAULT_SLICE_ELEMENTS;
+  const rule = opts.combine ?? 'average';
+  if (!COMBINE_RULES.includes(rule))
+    throw new MixError(`--combine ${rule} must be one of ${COMBINE_RULES.join(', ')}`);
   const sources = opts.generalist
     ? [...opts.experts, { dir: opts.generalist.dir, name: opts.generalist.name ?? 'generalist' }]
     : opts.experts;
@@ -168,13 +230,24 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
       `--k ${topK} must be an integer between 1 and the number of experts (${sources.length})`,
     );
   }
+  const how = combination(rule, opts.weights, sources.length);
+  if (rule !== 'seed' && opts.seedCheckpoint)
+    throw new MixError('--seed-checkpoint is only used with --combine seed');
+  if (rule === 'seed' && !opts.seedCheckpoint && !opts.generalist) {
+    throw new MixError('--combine seed needs the seed: --seed-checkpoint DIR (or --generalist DIR)');
+  }
+  // The seed rule reads one more checkpoint, checked against the experts like any of them.
+  const extra =
+    rule === 'seed' && opts.seedCheckpoint ? [{ ...opts.seedCheckpoint, name: '(seed checkpoint)' }] : [];
 
-  const experts = await openExperts(sources, opts.verifyInputs ?? true);
-  const clash = experts.find(
+  const inputs = await openExperts([...sources, ...extra], opts.verifyInputs ?? true);
+  const experts = inputs.slice(0, sources.length);
+  const seedIndex = rule === 'seed' ? (extra.length > 0 ? sources.length : sources.length - 1) : undefined;
+  const clash = inputs.find(
     (e) => resolve(e.dir) === resolve(opts.out) || resolve(e.dir).startsWith(`${resolve(opts.out)}/`),
   );
   if (clash) {
-    await Promise.all(experts.map((e) => e.reader.close()));
+    await Promise.all(inputs.map((e) => e.reader.close()));
     throw new MixError(
       `--out ${opts.out} would replace the input ${clash.dir}; write the mix somewhere else`,
     );
@@ -182,48 +255,50 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   let tmp: string | undefined;
   let writer: ShardedWriter | undefined;
   let pending: Promise<Uint8Array[]> | undefined;
+  const kernels = KernelPool.start(opts.threads);
   try {
     const dtype = opts.dtype ?? majorityDtype(experts[0]!);
-    const plan = planTensors(experts, dtype);
+    const plan = planTensors(experts, dtype, seedIndex);
     await mkdir(dirname(opts.out), { recursive: true });
     tmp = await makeTempDir(opts.out);
-    writer = await ShardedWriter.create(
-      tmp,
-      plan,
-      opts.shardSize === undefined ? {} : { shardSize: opts.shardSize },
-    );
+    writer = await ShardedWriter.create(tmp, plan, {
+      ...(opts.shardSize === undefined ? {} : { shardSize: opts.shardSize }),
+      hasher: () => kernels.hasher(),
+    });
     log.info('mix started', {
       experts: experts.map((e) => e.name),
       out: opts.out,
       tensors: plan.length,
       dtype,
       router,
+      combine: rule,
     });
 
     let bytesRead = 0;
-    const counts = { stack: 0, mean: 0, router: 0 };
+    const counts = { copy: 0, combine: 0, router: 0 };
     for (const t of plan) counts[t.source.kind]++;
-    // One job per slice of each output tensor. The reads of job j+1 start before job j is
-    // averaged and written, so disk and CPU overlap. Buffers are reused (two read sets, by job
-    // parity, and one float32 slice), so memory stays flat and fresh pages are not faulted in.
+    // One job per slice of each output tensor. The reads of job j+1 start before job j is combined
+    // and written, so disk and CPU overlap. Buffers are shared memory and reused (two read sets, by
+    // job parity, and one output slice), so memory stays flat and fresh pages are not faulted in.
     const jobs = planSlices(plan, slice);
-    const readBuffers = [0, 1].map(() => experts.map(() => Buffer.allocUnsafeSlow(0)));
-    const floats = new Float32Array(Math.min(slice, Math.max(0, ...jobs.map((j) => j.count))));
+    const readBuffers = [0, 1].map(() => inputs.map(() => sharedBytes(0)));
+    const out = sharedBytes(slice * DTYPE_BYTES[dtype]);
     const read = (j: number): Promise<Uint8Array[]> | undefined => {
       const job = jobs[j];
       if (!job || job.source.kind === 'router') return undefined;
       const { input } = job.source;
-      const which = job.source.kind === 'stack' ? [job.source.expert] : experts.map((_, e) => e);
+      const which = job.source.kind === 'copy' ? [job.source.from] : experts.map((_, e) => e);
       return Promise.all(
         which.map((e) => {
-          const reader = experts[e]!.reader;
+          const reader = inputs[e]!.reader;
           const bytes = job.count * DTYPE_BYTES[reader.info(input).dtype];
           const set = readBuffers[j % 2]!;
-          if (set[e]!.byteLength < bytes) set[e] = Buffer.allocUnsafeSlow(Math.max(bytes, slice * 2));
+          if (set[e]!.byteLength < bytes) set[e] = sharedBytes(Math.max(bytes, slice * 2));
           return reader.readBytes(input, job.start, job.count, set[e]);
         }),
       );
     };
+    const dtypeOf = (e: number, input: string) => inputs[e]!.reader.info(input).dtype as FloatDType;
     pending = read(0);
     for (let j = 0; j < jobs.length; j++) {
       const job = jobs[j]!;
@@ -237,22 +312,23 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
           job.name,
           routerWeights(routerInit, experts.length, hidden, randomSeed, src.layer),
         );
-      } else if (src.kind === 'stack') {
-        const inDtype = experts[src.expert]!.reader.info(src.input).dtype as FloatDType;
-        const bytes = slices[0]!;
-        // Same dtype: copy the bytes as they are (bit-exact, no decode).
-        if (inDtype === dtype) await writer.writeBytes(job.name, bytes);
-        else await writer.writeFloat32(job.name, decodeToFloat32(bytes, inDtype, floats));
-      } else {
-        // A Float32Array stores every partial sum rounded to float32: the mean is computed in
-        // float32, summing in expert order from the first expert's values.
-        const sum = floats.subarray(0, job.count);
-        const dtypeOf = (i: number) => experts[i]!.reader.info(src.input).dtype as FloatDType;
-        decodeToFloat32(slices[0]!, dtypeOf(0), sum);
-        for (let i = 1; i < slices.length; i++) addFloatsInto(sum, slices[i]!, dtypeOf(i));
-        for (let k = 0; k < sum.length; k++) sum[k] /= experts.length;
-        await writer.writeFloat32(job.name, sum);
+        continue;
       }
+      const from = src.kind === 'copy' ? [src.from] : experts.map((_, e) => e);
+      // Same dtype, one input: copy the bytes as they are (bit-exact, no decode).
+      if (from.length === 1 && dtypeOf(from[0]!, src.input) === dtype) {
+        await writer.writeBytes(job.name, slices[0]!);
+        continue;
+      }
+      const combined = out.subarray(0, job.count * DTYPE_BYTES[dtype]);
+      await kernels.combine(
+        slices.map((bytes, i) => ({ bytes, dtype: dtypeOf(from[i]!, src.input) })),
+        from.length === 1 ? { kind: 'mean' } : how,
+        combined,
+        dtype,
+        job.count,
+      );
+      await writer.writeBytes(job.name, combined);
     }
     const written: WrittenFile[] = [...(await writer.close()).files];
     writer = undefined;
@@ -278,6 +354,7 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
       const path = join(tmp, file);
       written.push({ path, bytes: (await stat(path)).size, sha256: await sha256File(path) });
     }
+    const weights = how.kind === 'weighted' ? [...how.weights] : undefined;
     await writeTrainerState(
       tmp,
       {
@@ -294,6 +371,9 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
           numExpertsPerToken: config.num_experts_per_tok,
           routerInit,
           dtype,
+          combine: rule,
+          ...(weights ? { weights } : {}),
+          ...(seedIndex !== undefined ? { seed: inputs[seedIndex]!.dir } : {}),
         },
       },
       written,
@@ -309,8 +389,11 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
       dtype,
       router,
       numExpertsPerToken: config.num_experts_per_tok,
-      tensorsStacked: counts.stack,
-      tensorsAveraged: counts.mean,
+      combine: rule,
+      ...(weights ? { weights } : {}),
+      tensorsStacked: plan.filter((t) => t.source.kind === 'copy' && t.source.from !== seedIndex).length,
+      tensorsAveraged:
+        counts.combine + plan.filter((t) => t.source.kind === 'copy' && t.source.from === seedIndex).length,
       routersCreated: counts.router,
       shards: written.filter((f) => f.path.endsWith('.safetensors')).length,
       bytesRead,
@@ -324,7 +407,8 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     // An error can leave the next slice's reads in flight: let them settle before closing files.
     await pending?.catch(() => undefined);
     await writer?.abort();
+    await kernels.close();
     if (tmp) await rm(tmp, { recursive: true, force: true });
-    await Promise.all(experts.map((e) => e.reader.close()));
+    await Promise.all(inputs.map((e) => e.reader.close()));
   }
 }

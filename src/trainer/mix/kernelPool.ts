@@ -1,0 +1,148 @@
+// The mix's worker threads, seen from the main thread: `combine` splits one slice's elements
+// between the workers, `hasher()` gives a ChunkHasher whose sha256 runs on one of them. With the
+// decoding, averaging, encoding and hashing off the main thread, it is left with the file I/O and
+// one memcpy per output byte, so a 2-core machine mixes on both cores.
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ChunkHasher, FloatDType } from '../safetensors.js';
+import { BLOCK, type Combination, type CombineInput } from './combineKernel.js';
+import type { KernelReply, KernelRequest, SharedBytes } from './kernelWorker.js';
+
+type Request = KernelRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/** The part of esbuild's API used here (esbuild comes with tsx, which runs our sources). */
+interface Esbuild {
+  buildSync(opts: Record<string, unknown>): { outputFiles: { text: string }[] };
+}
+
+let devSource: string | undefined;
+
+/**
+ * The worker thread. From the compiled build it is kernelWorker.js. From the TypeScript sources (a
+ * development checkout, run through tsx) it is that file bundled to one script by tsx's esbuild:
+ * Node 20 passes neither the parent's loader hooks nor `--import` to a worker, and loading tsx in
+ * the worker took 1.3-2.3 s on the busy 2-core machine against ~0.2 s for the bundled script.
+ */
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./kernelWorker.js', import.meta.url));
+  if (devSource === undefined) {
+    const esbuild = createRequire(import.meta.resolve('tsx'))('esbuild') as Esbuild;
+    devSource = esbuild.buildSync({
+      entryPoints: [fileURLToPath(new URL('./kernelWorker.ts', import.meta.url))],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      write: false,
+    }).outputFiles[0]!.text;
+  }
+  return new Worker(devSource, { eval: true });
+}
+
+function shared(bytes: Uint8Array): SharedBytes {
+  if (!(bytes.buffer instanceof SharedArrayBuffer))
+    throw new Error('mix kernels take SharedArrayBuffer-backed bytes only');
+  return { buffer: bytes.buffer, byteOffset: bytes.byteOffset, byteLength: bytes.byteLength };
+}
+
+class KernelThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: KernelReply) => void; reject: (e: Error) => void }
+  >();
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor() {
+    this.worker = startWorker();
+    this.worker.on('message', (reply: KernelReply) => {
+      const p = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      p?.resolve(reply);
+    });
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => this.fail(new Error(`mix worker thread exited (code ${code})`)));
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  async call(req: Request): Promise<KernelReply & { ok: true }> {
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    const reply = await new Promise<KernelReply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...req, id });
+    });
+    if (!reply.ok) throw new Error(`mix worker: ${reply.error}`);
+    return reply;
+  }
+
+  async terminate(): Promise<void> {
+    this.failure ??= new Error('mix worker threads were stopped');
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+}
+
+export class KernelPool {
+  private nextFile = 0;
+
+  private constructor(private readonly threads: KernelThread[]) {}
+
+  /** Default: as many threads as cores, at most 2 (the main thread's I/O needs little CPU). */
+  static start(threads = Math.min(2, availableParallelism())): KernelPool {
+    return new KernelPool(Array.from({ length: Math.max(1, threads) }, () => new KernelThread()));
+  }
+
+  /** out[0..count) = the inputs' first `count` elements combined; split across the threads. */
+  async combine(
+    inputs: readonly CombineInput[],
+    how: Combination,
+    out: Uint8Array,
+    outDtype: FloatDType,
+    count: number,
+  ): Promise<void> {
+    const parts = Math.min(this.threads.length, Math.ceil(count / BLOCK));
+    const per = Math.ceil(count / parts / BLOCK) * BLOCK;
+    const sharedInputs = inputs.map((i) => ({ ...shared(i.bytes), dtype: i.dtype }));
+    const sharedOut = shared(out);
+    const calls: Promise<unknown>[] = [];
+    for (let p = 0, from = 0; from < count; p++, from += per) {
+      calls.push(
+        this.threads[p]!.call({
+          op: 'combine',
+          inputs: sharedInputs,
+          how,
+          out: sharedOut,
+          outDtype,
+          from,
+          to: Math.min(count, from + per),
+        }),
+      );
+    }
+    await Promise.all(calls);
+  }
+
+  /** A sha256 on one thread (files take turns), for SafetensorsWriter. */
+  hasher(): ChunkHasher {
+    const file = this.nextFile++;
+    const thread = this.threads[file % this.threads.length]!;
+    return {
+      update: async (bytes) => {
+        await thread.call({ op: 'hashUpdate', file, bytes: shared(bytes) });
+      },
+      digest: async () => (await thread.call({ op: 'hashDigest', file })).digest!,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.terminate()));
+  }
+}
