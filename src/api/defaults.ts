@@ -43,6 +43,7 @@ export const DEFAULTS = {
     includeSeedAsExpert: true,
     router: { type: 'topK', k: 2 },
     routerInit: 'normal',
+    combine: 'average',
     dtype: 'f32',
   },
   finetune: {
@@ -65,7 +66,7 @@ export const DEFAULTS = {
     ExpertSpec,
     'steps' | 'batchSize' | 'learningRate' | 'checkpointEvery' | 'maxRestarts' | 'backoffSeconds'
   >;
-  mix: Pick<MixSpec, 'includeSeedAsExpert' | 'router' | 'routerInit' | 'dtype'>;
+  mix: Pick<MixSpec, 'includeSeedAsExpert' | 'router' | 'routerInit' | 'combine' | 'dtype'>;
   finetune: Pick<
     FinetuneSpec,
     'steps' | 'batchSize' | 'learningRate' | 'loadBalancingCoef' | 'freezeExperts' | 'checkpointEvery'

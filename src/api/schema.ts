@@ -390,6 +390,10 @@ const mixSchema: JSONSchema = obj(
       enum: ['zeros', 'normal'],
       default: DEFAULTS.mix.routerInit,
     }),
+    combine: str(
+      'How the non-feed-forward weights (attention, norms, embeddings, head) are combined. average: the float32 mean over all experts (the BTX paper). seed: copied from the seed checkpoint, as mergekit-moe does. weighted: weighted by the tokens each expert trained on (its steps x expert.batchSize; the seed as generalist counts seed.train steps x batch size when the run trains it, else the mean of the experts).',
+      { enum: ['average', 'seed', 'weighted'], default: DEFAULTS.mix.combine },
+    ),
     dtype: str('Tensor type of the mixed checkpoint.', {
       enum: ['f32', 'f16', 'bf16'],
       default: DEFAULTS.mix.dtype,

@@ -19,6 +19,7 @@ export const SHORT_NAMES = ['btx'];
 
 export type RouterType = 'topK' | 'switch' | 'soft' | 'sampleTop1';
 export type RouterInit = 'zeros' | 'normal';
+export type MixCombine = 'average' | 'seed' | 'weighted';
 
 export interface StorageSpec {
   /** The PVC mounted at /btx in every stage pod. */
@@ -85,6 +86,11 @@ export interface MixSpec {
   includeSeedAsExpert: boolean;
   router: { type: RouterType; k: number };
   routerInit: RouterInit;
+  /**
+   * How the non-feed-forward weights (attention, norms, embeddings) are combined: average (the
+   * paper), seed (the seed's, as mergekit-moe does), weighted (by the tokens each expert trained on).
+   */
+  combine: MixCombine;
   dtype?: 'f32' | 'f16' | 'bf16';
   activeDeadlineSeconds?: number;
   resources?: V1ResourceRequirements;

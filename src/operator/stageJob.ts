@@ -27,6 +27,22 @@ function domainList(spec: BTXRunSpec, names?: readonly string[]): string {
     .join(',');
 }
 
+/**
+ * combine weighted: each mixed expert's weight is the tokens it trained on, steps x batch size (all
+ * share the sequence length); the generalist's is the seed's training tokens when the run trains
+ * the seed, else the mean of the experts' (a downloaded seed's pretraining tokens are unknown).
+ */
+export function mixWeights(spec: BTXRunSpec, experts: readonly string[]): number[] {
+  const batch = spec.expert.batchSize;
+  const weights = experts.map(
+    (name) => (spec.domains.find((d) => d.name === name)?.steps ?? spec.expert.steps) * batch,
+  );
+  if (!spec.mix.includeSeedAsExpert) return weights;
+  const train = spec.seed.train;
+  const mean = weights.reduce((a, b) => a + b, 0) / Math.max(1, weights.length);
+  return [...weights, train ? train.steps * (train.batchSize ?? batch) : mean];
+}
+
 function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageInputs) {
   const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '');
   switch (stage) {
@@ -54,6 +70,15 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
           [ENV.router]: spec.mix.router.type,
           [ENV.topK]: spec.mix.router.k,
           [ENV.routerInit]: spec.mix.routerInit,
+          [ENV.combine]: spec.mix.combine,
+          [ENV.mixWeights]:
+            spec.mix.combine === 'weighted'
+              ? mixWeights(
+                  spec,
+                  inputs.experts.map((e) => e.name),
+                ).join(',')
+              : undefined,
+          [ENV.seedCheckpoint]: spec.mix.combine === 'seed' ? inputs.seedCheckpoint : undefined,
           [ENV.dtype]: spec.mix.dtype,
           [ENV.output]: layout.mixed,
         }),

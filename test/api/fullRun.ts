@@ -85,6 +85,7 @@ export const fullRun: Full<BTXRun> = {
       includeSeedAsExpert: true,
       router: { type: 'topK', k: 2 },
       routerInit: 'normal',
+      combine: 'weighted',
       dtype: 'bf16',
       activeDeadlineSeconds: 60,
       resources,

@@ -27,7 +27,12 @@ export function makeSpec(overrides: Partial<BTXRunSpec> = {}): BTXRunSpec {
       maxRestarts: 2,
       backoffSeconds: 10,
     },
-    mix: { includeSeedAsExpert: false, router: { type: 'topK', k: 2 }, routerInit: 'zeros' },
+    mix: {
+      includeSeedAsExpert: false,
+      router: { type: 'topK', k: 2 },
+      routerInit: 'zeros',
+      combine: 'average',
+    },
     finetune: {
       steps: 2,
       batchSize: 2,
