@@ -166,10 +166,13 @@ test('btx mix takes the rule from --combine/--weights/--seed-checkpoint or the s
   assert.deepEqual(seedEnv.seedCheckpoint, { dir: '/btx/s' });
   assert.throws(
     () => parseMixArgs(['--combine', 'median'], env),
-    /--combine "median" must be one of average, seed, weighted/,
+    /--combine must be one of average, seed, weighted, got 'median'/,
   );
-  assert.throws(() => parseMixArgs(['--weights', '1,x'], env), /--weights "x" must be a number/);
-  assert.throws(() => parseMixArgs(['--weights', '1,-2'], env), /-2 is negative/);
+  assert.throws(
+    () => parseMixArgs(['--weights', '1,x'], env),
+    /--weights must be numbers >= 0 separated by commas, got '1,x'/,
+  );
+  assert.throws(() => parseMixArgs(['--weights', '1,-2'], env), /--weights must be numbers >= 0/);
   assert.throws(
     () => parseMixArgs([], { ...env, BTX_MIX_WEIGHTS: '' }),
     /--combine weighted needs --weights/,
