@@ -1,22 +1,32 @@
-// Trainer speed on this machine's TensorFlow.js backend, every ratio measured side by side:
-//   - a training step's tokens/s and achieved GFLOP/s against the best plain matMul GFLOP/s;
-//   - MoE (4 experts, top-2) step time with dense and with sparse dispatch against a dense model
-//     with the same active parameters;
-//   - MoE FFN alone: dense dispatch (every expert on every token, masked) against sparse
-//     (each expert on its own tokens, found with one host sync per layer);
+// Trainer speed on this machine's TensorFlow.js backend, every ratio measured side by side in one run:
+//   - a training step (loss, gradients, AdamW) in tokens/s against the same step in PyTorch on CPU
+//     (bench/torchBaseline.py: same architecture, batch and optimiser, one thread each), steps taken
+//     in turn; and its matmul GFLOP/s against NumPy/OpenBLAS single-thread sgemm of the same shapes;
+//   - MoE (4 experts, top-2) step time against a dense model with the same active parameters, on a
+//     quiet machine and with 3 CPU hogs, with both dispatches;
 //   - HF-layout linear layers: matMul with transpose flags against explicit transposes.
+// PyTorch and NumPy come from Debian (`apt-get install python3-torch python3-numpy`; BTX_BENCH_PYTHON
+// picks another interpreter); without them the bench says so and prints the rest.
+// BTX_BENCH_REPS sets the timed steps per model (default 5).
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import * as tf from '../src/trainer/tfjs.js';
 import { initBackend } from '../src/trainer/backend.js';
 import { AdamW } from '../src/trainer/adamw.js';
+import type { ModelSpec } from '../src/api/stageContract.js';
 import type { LlamaConfig, MixtralConfig } from '../src/trainer/hfConfig.js';
 import { llamaConfigFromSpec } from '../src/trainer/hfConfig.js';
 import { batchLoss, disposeParams, initParams, modelDims } from '../src/trainer/model.js';
 import type { ModelDims } from '../src/trainer/model.js';
-import { linear, moeFeedForward } from '../src/trainer/moe.js';
+import { linear } from '../src/trainer/moe.js';
 import type { Dispatch } from '../src/trainer/moe.js';
 
 const BATCH = 8;
-const SEQ = 64;
+const REPS = Number(process.env.BTX_BENCH_REPS ?? 5);
+const SMALL: ModelSpec = { vocabSize: 259, dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: 64 };
+const LARGE: ModelSpec = { vocabSize: 259, dModel: 256, layers: 4, heads: 4, ffnHidden: 688, seqLen: 256 };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -52,13 +62,40 @@ async function bestMatmulGflops(): Promise<{ gflops: number; size: number }> {
   return best;
 }
 
-/** Matmul FLOPs of one training step (forward x 3 for forward + backward), active experts only. */
-function stepFlops(d: ModelDims, tokens: number): number {
-  const attnProj = d.hidden * (2 * d.heads * d.headDim + 2 * d.kvHeads * d.headDim);
-  const ffn = 3 * d.hidden * d.ffn * (d.experts > 0 ? d.routing.k : 1);
-  const router = d.experts * d.hidden;
-  const perTokenLayer = 2 * (attnProj + ffn + router) + 2 * 2 * SEQ * d.heads * d.headDim;
-  return 3 * tokens * (d.layers * perTokenLayer + 2 * d.hidden * d.vocab);
+/**
+ * The matrix products of one dense training step, [m, k, n, count], forward and backward: per linear
+ * layer x W^T, dy W and dy^T x; per (sequence, head) q k^T, p v and their four gradient products.
+ */
+function stepMatmuls(d: ModelDims, batch: number, seq: number): [number, number, number, number][] {
+  const n = batch * seq;
+  const linear = (inp: number, out: number): [number, number, number, number][] => [
+    [n, inp, out, 1],
+    [n, out, inp, 1],
+    [out, n, inp, 1],
+  ];
+  const [q, kv, hd, bh] = [d.heads * d.headDim, d.kvHeads * d.headDim, d.headDim, batch * d.heads];
+  const layer = [
+    ...linear(d.hidden, q),
+    ...linear(d.hidden, kv),
+    ...linear(d.hidden, kv),
+    ...linear(q, d.hidden),
+    ...linear(d.hidden, d.ffn),
+    ...linear(d.hidden, d.ffn),
+    ...linear(d.ffn, d.hidden),
+    ...([
+      [seq, hd, seq, bh],
+      [seq, seq, hd, bh],
+      [seq, hd, seq, bh],
+      [seq, seq, hd, bh],
+      [seq, seq, hd, bh],
+      [seq, seq, hd, bh],
+    ] as [number, number, number, number][]),
+  ];
+  return [...Array.from({ length: d.layers }, () => layer).flat(), ...linear(d.hidden, d.vocab)];
+}
+
+function matmulFlops(shapes: [number, number, number, number][]): number {
+  return shapes.reduce((sum, [m, k, n, count]) => sum + 2 * m * k * n * count, 0);
 }
 
 interface Stepper {
@@ -73,7 +110,8 @@ function trainStepper(config: LlamaConfig | MixtralConfig, dispatch?: Dispatch):
   const routing = dispatch ? { ...dims.routing, dispatch } : undefined;
   const params = initParams(dims, 1);
   const opt = new AdamW(params);
-  const ids = tf.randomUniform([BATCH, SEQ + 1], 0, dims.vocab, 'int32', 7) as tf.Tensor2D;
+  const seq = (config as LlamaConfig).max_position_embeddings;
+  const ids = tf.randomUniform([BATCH, seq + 1], 0, dims.vocab, 'int32', 7) as tf.Tensor2D;
   return {
     dims,
     step: async () => {
@@ -93,11 +131,111 @@ function trainStepper(config: LlamaConfig | MixtralConfig, dispatch?: Dispatch):
   };
 }
 
-async function trainStepMs(config: LlamaConfig | MixtralConfig): Promise<{ ms: number; dims: ModelDims }> {
-  const s = trainStepper(config);
-  const ms = await time(s.step);
-  s.dispose();
-  return { ms, dims: s.dims };
+/** A Python child answering bench/torchBaseline.py's JSON lines, or why there is none. */
+class PythonBaseline {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly lines: AsyncIterator<string>,
+  ) {}
+
+  /** The first interpreter that imports `module`: BTX_BENCH_PYTHON, python3, Debian's python3. */
+  static find(module: string): string | undefined {
+    const candidates = [process.env.BTX_BENCH_PYTHON, 'python3', '/usr/bin/python3'].filter(
+      (p): p is string => p !== undefined && p !== '',
+    );
+    return candidates.find((p) => spawnSync(p, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0);
+  }
+
+  static start(python: string, env: NodeJS.ProcessEnv): PythonBaseline {
+    const script = fileURLToPath(new URL('torchBaseline.py', import.meta.url));
+    const threads = { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+    const child = spawn(python, [script], {
+      env: { ...env, ...threads },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    return new PythonBaseline(child, createInterface({ input: child.stdout! })[Symbol.asyncIterator]());
+  }
+
+  async ask<T>(msg: object): Promise<T> {
+    this.child.stdin!.write(`${JSON.stringify(msg)}\n`);
+    const line = await this.lines.next();
+    if (line.done) throw new Error('the Python baseline exited');
+    const reply = JSON.parse(line.value) as T & { error?: string };
+    if (reply.error) throw new Error(reply.error);
+    return reply;
+  }
+
+  close(): void {
+    this.child.stdin!.end();
+  }
+}
+
+/** Our step against PyTorch's, one step each in turn; median ms of each. */
+async function stepVersusTorch(
+  spec: ModelSpec,
+  torch: PythonBaseline | undefined,
+): Promise<{ ours: number; torch?: number; dims: ModelDims }> {
+  const config = llamaConfigFromSpec(spec);
+  const ours = trainStepper(config);
+  const d = ours.dims;
+  const model = { ...d, seqLen: spec.seqLen };
+  if (torch) await torch.ask({ op: 'init', model, batch: BATCH });
+  const mine: number[] = [];
+  const theirs: number[] = [];
+  for (let r = 0; r < REPS + 1; r++) {
+    const t0 = performance.now();
+    await ours.step();
+    if (r > 0) mine.push(performance.now() - t0);
+    if (torch)
+      theirs.push(...(await torch.ask<{ ms: number[] }>({ op: 'step', reps: 1 })).ms.slice(r > 0 ? 0 : 1));
+  }
+  ours.dispose();
+  return { ours: median(mine), ...(torch ? { torch: median(theirs) } : {}), dims: d };
+}
+
+async function trainStepVersusBaselines(): Promise<void> {
+  const torchPython = PythonBaseline.find('torch');
+  const numpyPython = PythonBaseline.find('numpy');
+  if (!torchPython) console.log('PyTorch not found (apt-get install python3-torch): no PyTorch baseline');
+  if (!numpyPython) console.log('NumPy not found (apt-get install python3-numpy): no sgemm baseline');
+  const torch = torchPython ? PythonBaseline.start(torchPython, process.env) : undefined;
+  // The sgemm baseline runs OpenBLAS as it tunes itself for this CPU.
+  const { OPENBLAS_CORETYPE: _c, OPENBLAS_L2_SIZE: _l, ...plainEnv } = process.env;
+  const numpy = numpyPython ? PythonBaseline.start(numpyPython, plainEnv) : undefined;
+  try {
+    for (const spec of [SMALL, LARGE]) {
+      const name = `d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffnHidden}, batch ${BATCH}x${spec.seqLen}`;
+      const { ours, torch: torchMs, dims } = await stepVersusTorch(spec, torch);
+      const tokens = BATCH * spec.seqLen;
+      const rate = (ms: number) => `${((tokens / ms) * 1000).toFixed(0)} tokens/s (${ms.toFixed(0)} ms)`;
+      console.log(
+        `train step ${name}: ${rate(ours)}` +
+          (torchMs
+            ? `; PyTorch 1 thread ${rate(torchMs)}; ours/PyTorch ${(torchMs / ours).toFixed(2)}x`
+            : ''),
+      );
+      const shapes = stepMatmuls(dims, BATCH, spec.seqLen);
+      const gflops = (ms: number) => (matmulFlops(shapes) / ms / 1e6).toFixed(2);
+      let line = `  matmul work ${(matmulFlops(shapes) / 1e9).toFixed(2)} GFLOP/step: ours ${gflops(ours)} GFLOP/s`;
+      if (numpy) {
+        const sgemm: number[] = [];
+        for (let r = 0; r < 3; r++)
+          sgemm.push(
+            (
+              await numpy.ask<{ ms: number }>({
+                op: 'sgemm',
+                shapes: shapes.flatMap(([m, k, n, c]) => Array.from({ length: c }, () => [m, k, n])),
+              })
+            ).ms,
+          );
+        line += `; NumPy/OpenBLAS sgemm of the same shapes, 1 thread: ${gflops(median(sgemm))} GFLOP/s`;
+      }
+      console.log(line);
+    }
+  } finally {
+    torch?.close();
+    numpy?.close();
+  }
 }
 
 /**
@@ -127,36 +265,50 @@ async function interleavedMs(
   return steppers.map((_, i) => ({ wall: median(wall[i]!), cpu: median(cpu[i]!) }));
 }
 
+/** `count` busy-looping processes until the returned function is called. */
+function cpuHogs(count: number): () => void {
+  const hogs = Array.from({ length: count }, () =>
+    spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }),
+  );
+  return () => hogs.forEach((h) => h.kill());
+}
+
+async function moeVersusDense(): Promise<void> {
+  const dense = llamaConfigFromSpec(SMALL);
+  const { model_type: _t, ...rest } = dense;
+  const moe: MixtralConfig = {
+    ...rest,
+    model_type: 'mixtral',
+    num_local_experts: 4,
+    num_experts_per_tok: 2,
+    router_aux_loss_coef: 0.01,
+  };
+  const sameActive = llamaConfigFromSpec({ ...SMALL, ffnHidden: 2 * SMALL.ffnHidden });
+  for (const hogs of [0, 3]) {
+    const stopHogs = cpuHogs(hogs);
+    const steppers = [trainStepper(moe, 'dense'), trainStepper(moe, 'sparse'), trainStepper(sameActive)];
+    try {
+      const [dm, sm, am] = await interleavedMs(steppers);
+      const line = (k: 'wall' | 'cpu') =>
+        `dense dispatch ${dm![k].toFixed(1)} ms, sparse ${sm![k].toFixed(1)} ms; same active parameters ` +
+        `dense model (ffn ${2 * SMALL.ffnHidden}) ${am![k].toFixed(1)} ms: MoE/dense ` +
+        `${(sm![k] / am![k]).toFixed(2)}x sparse, ${(dm![k] / am![k]).toFixed(2)}x dense dispatch`;
+      const load = hogs === 0 ? 'no hogs' : `${hogs} CPU hogs`;
+      console.log(`MoE 4 experts top-2 step (d64), ${load}, wall: ${line('wall')}`);
+      console.log(`MoE 4 experts top-2 step (d64), ${load}, CPU:  ${line('cpu')}`);
+    } finally {
+      for (const st of steppers) st.dispose();
+      stopHogs();
+    }
+  }
+}
+
 function variable2d(shape: [number, number], std: number): tf.Variable<tf.Rank.R2> {
   return tf.variable(tf.randomNormal<tf.Rank.R2>(shape, 0, std));
 }
 
-/** MoE FFN forward + backward with moeFeedForward's own dispatch (sparse syncs the mask inside). */
-async function dispatchMs(dispatch: Dispatch): Promise<number> {
-  const [n, hidden, ffn, experts] = [BATCH * SEQ, 64, 192, 4];
-  const x = variable2d([n, hidden], 1);
-  const router = variable2d([experts, hidden], 0.5);
-  const w = Array.from({ length: experts }, () => ({
-    w1: variable2d([ffn, hidden], 0.05),
-    w3: variable2d([ffn, hidden], 0.05),
-    w2: variable2d([hidden, ffn], 0.05),
-  }));
-  const vars = [x, router, ...w.flatMap((e) => [e.w1, e.w2, e.w3])] as tf.Variable[];
-  const opts = { router: 'topK' as const, k: 2, dispatch };
-  const ms = await time(async () => {
-    const { value, grads } = tf.variableGrads(
-      () => tf.sum(moeFeedForward(x, router, w, opts, true, 0).y) as tf.Scalar,
-      vars,
-    );
-    await value.data();
-    tf.dispose([value, ...Object.values(grads)]);
-  });
-  tf.dispose(vars);
-  return ms;
-}
-
 async function linearMs(kind: 'flags' | 'explicit'): Promise<number> {
-  const x = variable2d([BATCH * SEQ, 64], 1);
+  const x = variable2d([BATCH * 64, 64], 1);
   const w = variable2d([192, 64], 1);
   const ms = await time(async () => {
     const { value, grads } = tf.variableGrads(
@@ -172,52 +324,16 @@ async function linearMs(kind: 'flags' | 'explicit'): Promise<number> {
 
 export async function bench(): Promise<void> {
   const backend = await initBackend();
-  const tokens = BATCH * SEQ;
   const matmul = await bestMatmulGflops();
   console.log(
     `backend ${backend}; best plain matMul ${matmul.gflops.toFixed(2)} GFLOP/s (${matmul.size}x${matmul.size})`,
   );
-
-  const spec = { vocabSize: 259, dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: SEQ };
-  const dense = llamaConfigFromSpec(spec);
-  const denseStep = await trainStepMs(dense);
-  const flops = stepFlops(denseStep.dims, tokens);
-  console.log(
-    `dense train step (d64 L2 H4 ffn192, batch ${BATCH}x${SEQ}): ${denseStep.ms.toFixed(1)} ms, ` +
-      `${((tokens / denseStep.ms) * 1000).toFixed(0)} tokens/s, ${(flops / denseStep.ms / 1e6).toFixed(2)} GFLOP/s ` +
-      `= ${((flops / denseStep.ms / 1e6 / matmul.gflops) * 100).toFixed(1)}% of plain matMul`,
-  );
-
-  const { model_type: _t, ...rest } = dense;
-  const moe: MixtralConfig = {
-    ...rest,
-    model_type: 'mixtral',
-    num_local_experts: 4,
-    num_experts_per_tok: 2,
-    router_aux_loss_coef: 0.01,
-  };
-  const sameActive = llamaConfigFromSpec({ ...spec, ffnHidden: 2 * spec.ffnHidden });
-  const steppers = [trainStepper(moe, 'dense'), trainStepper(moe, 'sparse'), trainStepper(sameActive)];
-  const [dm, sm, am] = await interleavedMs(steppers);
-  for (const st of steppers) st.dispose();
-  const line = (k: 'wall' | 'cpu') =>
-    `dense dispatch ${dm![k].toFixed(1)} ms, sparse dispatch ${sm![k].toFixed(1)} ms ` +
-    `(sparse/dense ${(sm![k] / dm![k]).toFixed(2)}x); same active parameters dense model (ffn 384) ` +
-    `${am![k].toFixed(1)} ms: MoE ${(dm![k] / am![k]).toFixed(2)}x dense, ${(sm![k] / am![k]).toFixed(2)}x sparse`;
-  console.log(`MoE 4 experts top-2 step, wall: ${line('wall')}`);
-  console.log(`MoE 4 experts top-2 step, CPU:  ${line('cpu')}`);
-
-  const denseDispatch = await dispatchMs('dense');
-  const sparseDispatch = await dispatchMs('sparse');
-  console.log(
-    `MoE FFN forward+backward, ${tokens} tokens, 4 experts top-2: dense dispatch ${denseDispatch.toFixed(1)} ms, ` +
-      `sparse dispatch ${sparseDispatch.toFixed(1)} ms (sparse/dense ${(sparseDispatch / denseDispatch).toFixed(2)}x)`,
-  );
-
+  await trainStepVersusBaselines();
+  await moeVersusDense();
   const flags = await linearMs('flags');
   const explicit = await linearMs('explicit');
   console.log(
-    `linear [${tokens},64] x [192,64]^T forward+backward: transpose flags ${flags.toFixed(2)} ms, ` +
+    `linear [${BATCH * 64},64] x [192,64]^T forward+backward: transpose flags ${flags.toFixed(2)} ms, ` +
       `explicit transposes ${explicit.toFixed(2)} ms (${(flags / explicit).toFixed(2)}x)`,
   );
 }
