@@ -9,6 +9,7 @@ import * as tf from './tfjs.js';
 import type { NamedTensor } from './checkpoint.js';
 import type { LlamaConfig, ModelConfig } from './hfConfig.js';
 import { hashInts, hashString } from './prng.js';
+import { batchMatMul } from './batchMatMul.js';
 import { linear, loadBalancingLoss, moeFeedForward, swiglu } from './moe.js';
 import { ropeInverseFrequencies } from './rope.js';
 import type { Routing, RoutingOptions } from './moe.js';
@@ -181,54 +182,85 @@ const embed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
 }) as (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor2D;
 
 /**
- * Rotary embedding tables for HF's rotate_half convention: x*cos + rotate_half(x)*sin with
- * rotate_half(x) = [-x2, x1] (the two halves of the head dimension), written as x @ R.
+ * Constants of the step, built once per shape and backend and kept (tf.keep) across steps: issue 10's
+ * profile found the rotary tables and the causal mask rebuilt and uploaded in every layer of every step.
  */
-function rotaryTables(
-  seqLen: number,
-  invFreq: readonly number[],
-): { cos: tf.Tensor2D; sin: tf.Tensor2D; rotate: tf.Tensor2D } {
-  const half = invFreq.length;
-  const headDim = 2 * half;
-  const cos = new Float32Array(seqLen * headDim);
-  const sin = new Float32Array(seqLen * headDim);
-  for (let t = 0; t < seqLen; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(t * invFreq[i]!);
-      cos[t * headDim + i] = cos[t * headDim + i + half] = Math.cos(angle);
-      sin[t * headDim + i] = sin[t * headDim + i + half] = Math.sin(angle);
-    }
+const constants = new Map<string, tf.Tensor>();
+
+function cached(key: string, build: () => tf.Tensor): tf.Tensor {
+  const full = `${tf.getBackend()}|${key}`;
+  let t = constants.get(full);
+  if (!t) {
+    t = tf.keep(build());
+    constants.set(full, t);
   }
-  const rotate = new Float32Array(headDim * headDim);
-  for (let j = 0; j < half; j++) {
-    rotate[(j + half) * headDim + j] = -1; // out[j] = -x[j + half]
-    rotate[j * headDim + j + half] = 1; // out[j + half] = x[j]
-  }
-  return {
-    cos: tf.tensor2d(cos, [seqLen, headDim]),
-    sin: tf.tensor2d(sin, [seqLen, headDim]),
-    rotate: tf.tensor2d(rotate, [headDim, headDim]),
-  };
+  return t;
 }
 
 /**
- * Rotary position embedding of x [..., T, headDim] (positions 0..T-1) in HF's rotate_half
- * convention; invFreq from ropeInverseFrequencies (rope.ts).
+ * rotate_half(x) = [-x2, x1] on each head of x [rows, headDim], written as x @ R: on the wasm backend a
+ * 2-D matmul runs in XNNPACK, while reverse, slice + concat and gather are scalar loops (measured side
+ * by side on [8, 256, 256]: reverse 226 ms, gather 310 ms, slice + concat 115 ms, matmul 52 ms, one
+ * elementwise mul 22 ms, on the busy shared machine). R^T = -R, so the gradient is dy @ -R.
  */
-export function applyRotary(x: tf.Tensor, invFreq: readonly number[]): tf.Tensor {
+const rotateHalf = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = args[0] as tf.Tensor2D;
+  const hd = x.shape[1];
+  const rotation = (sign: number) =>
+    cached(`rotate_half ${hd} ${sign}`, () => {
+      const r = new Float32Array(hd * hd);
+      for (let j = 0; j < hd / 2; j++) {
+        r[(j + hd / 2) * hd + j] = -sign; // out[j] = -x[j + half]
+        r[j * hd + j + hd / 2] = sign; // out[j + half] = x[j]
+      }
+      return tf.tensor2d(r, [hd, hd]);
+    });
+  return {
+    value: tf.matMul(x, rotation(1)),
+    gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, rotation(-1)),
+  };
+}) as (x: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * Rotary embedding of x [..., T, heads * headDim] (positions 0..T-1, heads side by side) in HF's
+ * rotate_half convention, x * cos + rotate_half(x) * sin, times `scale` (folded into the tables).
+ * invFreq from ropeInverseFrequencies (rope.ts).
+ */
+export function applyRotary(x: tf.Tensor, invFreq: readonly number[], heads = 1, scale = 1): tf.Tensor {
+  const headDim = 2 * invFreq.length;
   const seqLen = x.shape[x.shape.length - 2]!;
-  const { cos, sin, rotate } = rotaryTables(seqLen, invFreq);
-  return tf.add(tf.mul(x, cos), tf.mul(tf.matMul(x, rotate), sin));
+  const width = heads * headDim;
+  const table = (fn: 'cos' | 'sin') =>
+    cached(`rotary ${fn} ${seqLen} ${heads} ${scale} ${invFreq.join(',')}`, () => {
+      const values = new Float32Array(seqLen * width);
+      for (let t = 0; t < seqLen; t++) {
+        for (let i = 0; i < headDim; i++) {
+          const angle = Math.fround(t * invFreq[i % invFreq.length]!);
+          const v = scale * (fn === 'cos' ? Math.cos(angle) : Math.sin(angle));
+          for (let h = 0; h < heads; h++) values[t * width + h * headDim + i] = v;
+        }
+      }
+      return tf.tensor2d(values, [seqLen, width]);
+    });
+  const rotated = tf.reshape(rotateHalf(tf.reshape(x, [-1, headDim])), x.shape);
+  return tf.add(tf.mul(x, table('cos')), tf.mul(rotated, table('sin')));
 }
 
 /** Additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above. */
 function causalMask(seqLen: number): tf.Tensor2D {
-  const m = new Float32Array(seqLen * seqLen);
-  for (let i = 0; i < seqLen; i++) for (let j = i + 1; j < seqLen; j++) m[i * seqLen + j] = -1e9;
-  return tf.tensor2d(m, [seqLen, seqLen]);
+  return cached(`causal ${seqLen}`, () => {
+    const m = new Float32Array(seqLen * seqLen);
+    for (let i = 0; i < seqLen; i++) for (let j = i + 1; j < seqLen; j++) m[i * seqLen + j] = -1e9;
+    return tf.tensor2d(m, [seqLen, seqLen]);
+  }) as tf.Tensor2D;
 }
 
-/** Causal self-attention with grouped key/value heads; x [B*T, hidden]. */
+/**
+ * Causal self-attention with grouped key/value heads; x [B*T, hidden]. Rotary runs on the projections
+ * before they are split into heads, with q's 1/sqrt(headDim) folded into its tables (one pass over
+ * [B*T, H*hd] instead of one over the [B*H, T, T] scores). Keys are laid out [B*H, hd, T] by the one
+ * transpose that splits their heads, so q k^T and p v are plain batched products (batchMatMul.ts).
+ */
 function attention(
   x: tf.Tensor2D,
   params: Params,
@@ -237,29 +269,41 @@ function attention(
   batch: number,
   seqLen: number,
 ): tf.Tensor2D {
-  const heads = (t: tf.Tensor2D, n: number) =>
-    tf.transpose(tf.reshape(t, [batch, seqLen, n, d.headDim]), [0, 2, 1, 3]); // [B, n, T, hd]
-  const rope = (t: tf.Tensor) => applyRotary(t, d.ropeInvFreq);
-  const q = rope(heads(linear(x, p2(params, `${prefix}.q_proj.weight`)), d.heads));
-  let k = rope(heads(linear(x, p2(params, `${prefix}.k_proj.weight`)), d.kvHeads));
-  let v = heads(linear(x, p2(params, `${prefix}.v_proj.weight`)), d.kvHeads);
+  const hd = d.headDim;
+  const project = (name: string, heads: number, scale: number) =>
+    applyRotary(
+      tf.reshape(linear(x, p2(params, `${prefix}.${name}.weight`)), [batch, seqLen, heads * hd]),
+      d.ropeInvFreq,
+      heads,
+      scale,
+    );
+  const q = project('q_proj', d.heads, 1 / Math.sqrt(hd));
+  const k = project('k_proj', d.kvHeads, 1);
+  const v = linear(x, p2(params, `${prefix}.v_proj.weight`));
+  const split = (t: tf.Tensor, heads: number, perm: number[]) =>
+    tf.transpose(tf.reshape(t, [batch, seqLen, heads, hd]), perm);
+  let keys = split(k, d.kvHeads, [0, 2, 3, 1]); // [B, kv, hd, T]
+  let values = split(v, d.kvHeads, [0, 2, 1, 3]); // [B, kv, T, hd]
   const group = d.heads / d.kvHeads;
   if (group > 1) {
     // HF repeat_kv: kv head h serves query heads h*group .. h*group+group-1.
     // (Rank-4 tile: tfjs has no tile gradient for rank 5.)
     const repeat = (t: tf.Tensor) =>
-      tf.reshape(tf.tile(tf.reshape(t, [batch, d.kvHeads, 1, seqLen * d.headDim]), [1, 1, group, 1]), [
-        batch,
-        d.heads,
-        seqLen,
-        d.headDim,
-      ]);
-    k = repeat(k);
-    v = repeat(v);
+      tf.tile(tf.reshape(t, [batch, d.kvHeads, 1, seqLen * hd]), [1, 1, group, 1]);
+    keys = repeat(keys);
+    values = repeat(values);
   }
-  const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(d.headDim)), causalMask(seqLen));
-  const out = tf.matMul(tf.softmax(scores), v); // [B, H, T, hd]
-  const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch * seqLen, d.heads * d.headDim]);
+  const rows = batch * d.heads;
+  const queries = tf.reshape(split(q, d.heads, [0, 2, 1, 3]), [rows, seqLen, hd]);
+  const scores = tf.add(
+    batchMatMul(queries as tf.Tensor3D, tf.reshape(keys, [rows, hd, seqLen])),
+    causalMask(seqLen),
+  );
+  const out = batchMatMul(tf.softmax(scores) as tf.Tensor3D, tf.reshape(values, [rows, seqLen, hd])); // [B*H, T, hd]
+  const merged = tf.reshape(tf.transpose(tf.reshape(out, [batch, d.heads, seqLen, hd]), [0, 2, 1, 3]), [
+    batch * seqLen,
+    d.heads * hd,
+  ]);
   return linear(merged as tf.Tensor2D, p2(params, `${prefix}.o_proj.weight`));
 }
 
