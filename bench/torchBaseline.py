@@ -2,7 +2,8 @@
 TypeScript bench can interleave them with its own measurements (same machine load for both).
 
   {"op": "init", "model": {...}, "batch": 8}   build a PyTorch Llama of the same architecture
-  {"op": "step", "reps": 3}                     that many AdamW training steps; replies their ms
+  {"op": "step", "reps": 3}                     that many AdamW training steps; replies their wall
+                                                and process CPU ms
   {"op": "sgemm", "shapes": [[m, k, n], ...]}   NumPy a @ b of each shape once; replies total ms
 
 The model is written out here (HF LlamaForCausalLM's eager forward: RMSNorm, rotate_half rotary,
@@ -105,9 +106,9 @@ def main():
             state = {"forward": forward, "params": everything, "opt": opt, "windows": windows}
             reply = {"torch": torch.__version__, "threads": torch.get_num_threads()}
         elif msg["op"] == "step":
-            s, ms = state, []
+            s, ms, cpu = state, [], []
             for _ in range(msg["reps"]):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 logits = s["forward"](s["windows"][:, :-1])
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), s["windows"][:, 1:].reshape(-1))
                 s["opt"].zero_grad(set_to_none=True)
@@ -115,7 +116,8 @@ def main():
                 torch.nn.utils.clip_grad_norm_(s["params"], 1.0)
                 s["opt"].step()
                 ms.append((time.perf_counter() - t0) * 1000)
-            reply = {"ms": ms}
+                cpu.append((time.process_time() - c0) * 1000)
+            reply = {"ms": ms, "cpu": cpu}
         elif msg["op"] == "sgemm":
             pairs = [
                 (np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32))

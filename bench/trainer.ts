@@ -170,27 +170,44 @@ class PythonBaseline {
   }
 }
 
-/** Our step against PyTorch's, one step each in turn; median ms of each. */
+interface StepTimes {
+  /** Median wall ms per step. */
+  wall: number;
+  /** Median process CPU ms per step (steadier than wall time on a busy machine). */
+  cpu: number;
+}
+
+/** Our step against PyTorch's, one step each in turn. */
 async function stepVersusTorch(
   spec: ModelSpec,
   torch: PythonBaseline | undefined,
-): Promise<{ ours: number; torch?: number; dims: ModelDims }> {
+): Promise<{ ours: StepTimes; torch?: StepTimes; dims: ModelDims }> {
   const config = llamaConfigFromSpec(spec);
   const ours = trainStepper(config);
   const d = ours.dims;
-  const model = { ...d, seqLen: spec.seqLen };
-  if (torch) await torch.ask({ op: 'init', model, batch: BATCH });
-  const mine: number[] = [];
-  const theirs: number[] = [];
+  if (torch) await torch.ask({ op: 'init', model: { ...d, seqLen: spec.seqLen }, batch: BATCH });
+  const mine = { wall: [] as number[], cpu: [] as number[] };
+  const theirs = { wall: [] as number[], cpu: [] as number[] };
   for (let r = 0; r < REPS + 1; r++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await ours.step();
-    if (r > 0) mine.push(performance.now() - t0);
-    if (torch)
-      theirs.push(...(await torch.ask<{ ms: number[] }>({ op: 'step', reps: 1 })).ms.slice(r > 0 ? 0 : 1));
+    const wall = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const reply = torch
+      ? await torch.ask<{ ms: number[]; cpu: number[] }>({ op: 'step', reps: 1 })
+      : undefined;
+    if (r === 0) continue; // warm-up
+    mine.wall.push(wall);
+    mine.cpu.push((c.user + c.system) / 1000);
+    if (reply) {
+      theirs.wall.push(...reply.ms);
+      theirs.cpu.push(...reply.cpu);
+    }
   }
   ours.dispose();
-  return { ours: median(mine), ...(torch ? { torch: median(theirs) } : {}), dims: d };
+  const medians = (t: { wall: number[]; cpu: number[] }) => ({ wall: median(t.wall), cpu: median(t.cpu) });
+  return { ours: medians(mine), ...(torch ? { torch: medians(theirs) } : {}), dims: d };
 }
 
 async function trainStepVersusBaselines(): Promise<void> {
@@ -205,29 +222,26 @@ async function trainStepVersusBaselines(): Promise<void> {
   try {
     for (const spec of [SMALL, LARGE]) {
       const name = `d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffnHidden}, batch ${BATCH}x${spec.seqLen}`;
-      const { ours, torch: torchMs, dims } = await stepVersusTorch(spec, torch);
+      const { ours, torch: theirs, dims } = await stepVersusTorch(spec, torch);
       const tokens = BATCH * spec.seqLen;
-      const rate = (ms: number) => `${((tokens / ms) * 1000).toFixed(0)} tokens/s (${ms.toFixed(0)} ms)`;
-      console.log(
-        `train step ${name}: ${rate(ours)}` +
-          (torchMs
-            ? `; PyTorch 1 thread ${rate(torchMs)}; ours/PyTorch ${(torchMs / ours).toFixed(2)}x`
-            : ''),
-      );
+      const rate = (t: StepTimes) =>
+        `${((tokens / t.wall) * 1000).toFixed(0)} tokens/s (${t.wall.toFixed(0)} ms wall, ${t.cpu.toFixed(0)} ms CPU)`;
+      console.log(`train step ${name}: ours ${rate(ours)}`);
+      if (theirs) {
+        console.log(
+          `  PyTorch 1 thread ${rate(theirs)}; ours/PyTorch tokens/s ${(theirs.wall / ours.wall).toFixed(2)}x ` +
+            `by wall time, ${(theirs.cpu / ours.cpu).toFixed(2)}x by CPU time`,
+        );
+      }
       const shapes = stepMatmuls(dims, BATCH, spec.seqLen);
-      const gflops = (ms: number) => (matmulFlops(shapes) / ms / 1e6).toFixed(2);
-      let line = `  matmul work ${(matmulFlops(shapes) / 1e9).toFixed(2)} GFLOP/step: ours ${gflops(ours)} GFLOP/s`;
+      const flops = matmulFlops(shapes);
+      const gflops = (ms: number) => (flops / ms / 1e6).toFixed(2);
+      let line = `  matmul work ${(flops / 1e9).toFixed(2)} GFLOP/step: ours ${gflops(ours.wall)} GFLOP/s`;
       if (numpy) {
+        const each = shapes.flatMap(([m, k, n, count]) => Array.from({ length: count }, () => [m, k, n]));
         const sgemm: number[] = [];
         for (let r = 0; r < 3; r++)
-          sgemm.push(
-            (
-              await numpy.ask<{ ms: number }>({
-                op: 'sgemm',
-                shapes: shapes.flatMap(([m, k, n, c]) => Array.from({ length: c }, () => [m, k, n])),
-              })
-            ).ms,
-          );
+          sgemm.push((await numpy.ask<{ ms: number }>({ op: 'sgemm', shapes: each })).ms);
         line += `; NumPy/OpenBLAS sgemm of the same shapes, 1 thread: ${gflops(median(sgemm))} GFLOP/s`;
       }
       console.log(line);

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from './tfjs.js';
 import { log } from '../util/log.js';
+import { shareDataOnWasmIdentityAndCast } from './wasmKernels.js';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_ENV = 'BTX_BACKEND';
@@ -27,6 +28,7 @@ async function tryWasm(): Promise<boolean> {
     const require = createRequire(import.meta.url);
     const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/');
     wasm.setWasmPaths(dist);
+    shareDataOnWasmIdentityAndCast();
     return await tf.setBackend('wasm');
   } catch {
     return false;

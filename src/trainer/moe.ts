@@ -7,16 +7,17 @@
 //   block_sparse_moe.experts.{e}.w2.weight [hidden, ffn]  down projection
 // expert_e(x) = w2(silu(w1(x)) * w3(x)); y = sum_e gate_e(x) * expert_e(x).
 //
-// Dispatch (see docs/trainer.md, "MoE dispatch"): 'sparse' reads the [N, E] selection mask to
-// the host once per layer (one dataSync inside the synchronous tf.variableGrads closure), runs each
-// expert only on its tokens (gatherRows) and scatters the gated outputs back (scatterRows); 'dense'
-// runs every expert on every token and lets the gates (zero for unselected experts) mask the result.
-// Soft routing sends every token to every expert, so it is always dense. BTX_MOE_DISPATCH (or
-// RoutingOptions.dispatch) overrides the default, defaultDispatch below.
+// Dispatch (see docs/trainer.md, "MoE dispatch"): 'sparse' reads the [N, E] selection scores to the
+// host once per layer (one dataSync inside the synchronous tf.variableGrads closure), selects the top
+// k there, runs each expert only on its tokens (gatherRows) and scatters the gated outputs back
+// (scatterRows); 'dense' runs every expert on every token and lets the gates (zero for unselected
+// experts) mask the result. Soft routing sends every token to every expert, so it is always dense.
+// BTX_MOE_DISPATCH (or RoutingOptions.dispatch) overrides the default, defaultDispatch below.
 //
-// The top-k selection is built from argMax + oneHot (both have gradients registered) instead of
-// tf.topk (which has none), so the tape can pass through it; the gradient reaches the router
-// through the softmax probabilities of the selected experts, as in HF Mixtral.
+// On the device (dense dispatch) the top-k selection is built from argMax + oneHot (both have
+// gradients registered) instead of tf.topk (which has none), so the tape can pass through it. The
+// selection itself has no gradient either way: it reaches the router through the softmax
+// probabilities of the selected experts, as in HF Mixtral.
 import * as tf from './tfjs.js';
 import type { RouterType } from './hfConfig.js';
 import { gatherRows, scatterRows } from './rows.js';
@@ -100,54 +101,77 @@ export function topKMask(scores: tf.Tensor2D, k: number): tf.Tensor2D {
   return mask;
 }
 
-/** Route tokens: router logits [N, E] -> gates, probabilities and the selection mask. */
+/**
+ * The [N, E] 0/1 mask of the k largest scores per row (ties: lowest index first, as topKMask) and each
+ * expert's token list, from one read of the scores to the host. For sparse dispatch, which needs the
+ * token lists on the host anyway: the selection costs no tf ops (topKMask is 6 per pick, and the tape
+ * carries them into the backward pass).
+ */
+function selectOnHost(scores: tf.Tensor2D, k: number): { mask: tf.Tensor2D; tokens: number[][] } {
+  const [n, experts] = scores.shape;
+  const values = scores.dataSync(); // the one host sync of this layer
+  const mask = new Float32Array(n * experts);
+  const tokens: number[][] = Array.from({ length: experts }, () => []);
+  for (let t = 0; t < n; t++) {
+    const row = t * experts;
+    for (let j = 0; j < Math.min(k, experts); j++) {
+      let best = -1;
+      for (let e = 0; e < experts; e++) {
+        if (mask[row + e] === 0 && (best < 0 || values[row + e]! > values[row + best]!)) best = e;
+      }
+      mask[row + best] = 1;
+    }
+    for (let e = 0; e < experts; e++) if (mask[row + e] === 1) tokens[e]!.push(t);
+  }
+  return { mask: tf.tensor2d(mask, [n, experts]), tokens };
+}
+
+/**
+ * Route tokens: router logits [N, E] -> gates, probabilities and the selection mask. With `sparse`,
+ * the selection is made on the host (selectOnHost) and each expert's token list comes back too.
+ */
 export function route(
   logits: tf.Tensor2D,
   opts: RoutingOptions,
   training: boolean,
   noiseSeed: number,
-): Routing {
+  sparse = false,
+): Routing & { tokens?: number[][] } {
   const experts = logits.shape[1];
   const probs = tf.softmax(logits) as tf.Tensor2D;
-  let gates: tf.Tensor2D;
+  const perToken = opts.router === 'topK' || opts.router === 'soft' ? Math.min(opts.k, experts) : 1;
+  // What the selection ranks: the probabilities; for sampleTop1 in training, Gumbel-max draws one
+  // expert from the router distribution (argmax at eval).
+  let scores = probs;
+  if (opts.router === 'sampleTop1' && training) {
+    const u = tf.randomUniform(logits.shape, 1e-6, 1 - 1e-6, 'float32', noiseSeed);
+    scores = tf.sub(logits, tf.log(tf.neg(tf.log(u))));
+  }
   let mask: tf.Tensor2D;
-  let share: tf.Tensor1D;
+  let tokens: number[][] | undefined;
+  if (sparse) ({ mask, tokens } = selectOnHost(scores, perToken));
+  else mask = topKMask(scores, perToken);
+  let gates: tf.Tensor2D;
   switch (opts.router) {
     case 'topK': {
-      mask = topKMask(probs, opts.k);
       const kept = tf.mul(probs, mask);
       gates = tf.div(kept, tf.sum(kept, 1, true));
-      share = tf.div(tf.mean(mask, 0), Math.min(opts.k, experts));
       break;
     }
-    case 'switch': {
+    case 'switch':
       // Switch Transformer: top-1, scaled by the router probability (no renormalisation).
-      mask = topKMask(probs, 1);
       gates = tf.mul(probs, mask);
-      share = tf.mean(mask, 0);
       break;
-    }
-    case 'soft': {
-      mask = topKMask(probs, opts.k);
+    case 'soft':
       gates = probs;
-      share = tf.mean(probs, 0);
       break;
-    }
-    case 'sampleTop1': {
-      // Gumbel-max draws one expert from the router distribution; argmax at eval. The gate is
-      // 1 forward (straight-through), its gradient flows into the sampled expert's probability.
-      let scores: tf.Tensor2D = logits;
-      if (training) {
-        const u = tf.randomUniform(logits.shape, 1e-6, 1 - 1e-6, 'float32', noiseSeed);
-        scores = tf.sub(logits, tf.log(tf.neg(tf.log(u))));
-      }
-      mask = topKMask(scores, 1);
+    case 'sampleTop1':
+      // The gate is 1 forward (straight-through), its gradient flows into the sampled probability.
       gates = tf.mul(mask, tf.add(tf.sub(probs, stopGradient(probs)), 1));
-      share = tf.mean(mask, 0);
       break;
-    }
   }
-  return { gates, probs, mask, share };
+  const share = opts.router === 'soft' ? tf.mean(probs, 0) : tf.div(tf.mean(mask, 0), perToken);
+  return { gates, probs, mask, share: share as tf.Tensor1D, ...(tokens ? { tokens } : {}) };
 }
 
 function envDispatch(): Dispatch | undefined {
@@ -180,10 +204,9 @@ export function moeFeedForward(
   training: boolean,
   noiseSeed: number,
 ): { y: tf.Tensor2D; routing: Routing } {
-  const routing = route(linear(x, router), opts, training, noiseSeed);
-  if (defaultDispatch(opts, experts.length) === 'sparse') {
-    return { y: sparseDispatch(x, experts, routing), routing };
-  }
+  const sparse = defaultDispatch(opts, experts.length) === 'sparse';
+  const { tokens, ...routing } = route(linear(x, router), opts, training, noiseSeed, sparse);
+  if (tokens) return { y: sparseDispatch(x, experts, routing, tokens), routing };
   const outs = experts.map((e) => swiglu(x, e.w1, e.w3, e.w2)); // E x [N, hidden]
   const stacked = tf.stack(outs) as tf.Tensor3D; // [E, N, hidden]
   const weights = tf.expandDims(tf.transpose(routing.gates), 2); // [E, N, 1]
@@ -192,20 +215,19 @@ export function moeFeedForward(
 }
 
 /**
- * Each expert on its own tokens. One host read of the [N, E] mask per layer builds the token lists;
- * the gates of the selected (token, expert) slots are gathered from the flattened [N * E] gates, so
+ * Each expert on its own tokens (the lists from route's host selection, one read per layer); the gates of the selected (token, expert) slots are gathered from the flattened [N * E] gates, so
  * the router's gradient is dense dispatch's (unselected gates get zero gradient in both). An expert
  * with no tokens is skipped, but gets an exact zero gradient (as dense dispatch gives it) so that
  * AdamW still decays its moments and weights the same way.
  */
-function sparseDispatch(x: tf.Tensor2D, experts: ExpertWeights[], routing: Routing): tf.Tensor2D {
+function sparseDispatch(
+  x: tf.Tensor2D,
+  experts: ExpertWeights[],
+  routing: Routing,
+  tokens: number[][],
+): tf.Tensor2D {
   const [n] = x.shape;
   const count = experts.length;
-  const mask = routing.mask.dataSync(); // the one host sync of this layer
-  const tokens: number[][] = experts.map(() => []);
-  for (let t = 0; t < n; t++) {
-    for (let e = 0; e < count; e++) if (mask[t * count + e]! > 0) tokens[e]!.push(t);
-  }
   const outs: tf.Tensor2D[] = [];
   const rows: number[] = [];
   const slots: number[] = [];

@@ -97,4 +97,34 @@ describe('rotary embeddings', () => {
     for (let t = 0; t < 2; t++)
       for (let i = 0; i < 4; i++) assert.ok(Math.abs(out[t]![i]! - expected[t]![i]!) < 1e-5);
   });
+
+  it('has the gradient of the rotate_half formula written with slices (heads side by side, scaled)', () => {
+    const [seq, heads, headDim] = [5, 3, 8];
+    const invFreq = ropeInverseFrequencies(headDim, 10000, null);
+    const x = tf.randomNormal([2, seq, heads * headDim], 0, 1, 'float32', 4);
+    const weights = tf.randomNormal([2, seq, heads * headDim], 0, 1, 'float32', 5);
+    const angles = tf.tensor2d(
+      Array.from({ length: seq * headDim }, (_, i) => Math.floor(i / headDim) * invFreq[i % (headDim / 2)]!),
+      [seq, headDim],
+    );
+    const reference = (t: tf.Tensor) => {
+      const h = tf.reshape(t, [2, seq, heads, headDim]);
+      const [x1, x2] = tf.split(h, 2, 3);
+      const rotated = tf.concat([tf.neg(x2!), x1!], 3);
+      const [cos, sin] = [
+        tf.reshape(tf.cos(angles), [seq, 1, headDim]),
+        tf.reshape(tf.sin(angles), [seq, 1, headDim]),
+      ];
+      return tf.reshape(tf.mul(tf.add(tf.mul(h, cos), tf.mul(rotated, sin)), 0.5), t.shape);
+    };
+    const loss = (f: (t: tf.Tensor) => tf.Tensor) => (t: tf.Tensor) =>
+      tf.sum(tf.mul(f(t), weights)) as tf.Scalar;
+    const ours = tf.valueAndGrad(loss((t) => applyRotary(t, invFreq, heads, 0.5)))(x);
+    const theirs = tf.valueAndGrad(loss(reference))(x);
+    assert.ok(Math.abs(ours.value.dataSync()[0]! - theirs.value.dataSync()[0]!) < 1e-4);
+    assert.ok(
+      maxAbsDiff(ours.grad, theirs.grad) < 1e-5,
+      `gradient differs by ${maxAbsDiff(ours.grad, theirs.grad)}`,
+    );
+  });
 });

@@ -28,6 +28,25 @@ describe('MoE routing', () => {
     assert.deepEqual(r.share.arraySync(), [0.25, 0.5, 0, 0.25]);
   });
 
+  it('selects on the host (sparse dispatch) exactly as topKMask does on the device, ties included', () => {
+    // Quantised scores make ties common; k = 1..4 of 4 experts.
+    const logits = tf.tensor2d(
+      Array.from({ length: 64 * 4 }, (_, i) => Math.round(Math.sin(i * 7.3) * 2) / 2),
+      [64, 4],
+    );
+    for (const k of [1, 2, 3, 4]) {
+      const host = route(logits, { router: 'topK', k }, false, 0, true);
+      const device = route(logits, { router: 'topK', k }, false, 0, false);
+      assert.deepEqual(host.mask.arraySync(), device.mask.arraySync(), `k=${k}`);
+      assert.deepEqual(host.gates.arraySync(), device.gates.arraySync(), `k=${k}`);
+      const mask = device.mask.arraySync();
+      for (let e = 0; e < 4; e++) {
+        const listed = mask.flatMap((row, t) => (row[e] === 1 ? [t] : []));
+        assert.deepEqual(host.tokens![e], listed, `k=${k}, expert ${e}`);
+      }
+    }
+  });
+
   it('topKMask breaks ties by the lowest index, like a stable sort', () => {
     assert.deepEqual(topKMask(tf.tensor2d([[0.25, 0.25, 0.25, 0.25]]), 2).arraySync(), [[1, 1, 0, 0]]);
   });
