@@ -43,6 +43,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: 'held-out loss, perplexity and routing of checkpoints per domain',
     load: () => import('./eval.js'),
   },
+  generate: {
+    summary: 'sample a continuation of a prompt from a checkpoint (dense or MoE)',
+    load: () => import('./generate.js'),
+  },
 };
 
 export function usage(): string {

@@ -13,7 +13,7 @@ import { type CommandSpec, type FlagSpec, type Flags, UsageError } from './flags
 
 export const TRAIN_STAGES: readonly TrainStage[] = ['seed', 'expert', 'finetune'];
 
-const BACKEND_FLAG: FlagSpec = {
+export const BACKEND_FLAG: FlagSpec = {
   name: 'backend',
   value: 'NAME',
   env: BACKEND_ENV,

@@ -177,3 +177,45 @@ export function generate(model: LanguageModel, prompt: readonly number[], opts: 
   }
   return { ids, stop: 'maxTokens' };
 }
+
+/** The part of a tokenizer sampling needs (tokenizer.ts's TextTokenizer has it). */
+export interface TextCodec {
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+}
+
+export interface TextGeneration extends Generation {
+  /** The prompt's token ids (BOS included when asked). */
+  promptIds: number[];
+  /** The continuation's text, without the prompt. */
+  text: string;
+}
+
+/**
+ * Continue `prompt` as text: encoded with `tokenizer` (its BOS first when `bos`), stopped at the
+ * tokenizer's EOS or the config's eos_token_id(s), decoded back. The continuation is what decoding
+ * prompt + continuation adds to decoding the prompt, so tokenizers that merge or drop a leading space
+ * at a token boundary still print the text the model meant.
+ */
+export function generateText(
+  model: LanguageModel,
+  tokenizer: TextCodec,
+  prompt: string,
+  opts: SamplingOptions & { bos?: boolean },
+): TextGeneration {
+  const promptIds = tokenizer.encode(prompt);
+  if (opts.bos) {
+    if (tokenizer.bosId === null) throw new Error('the tokenizer has no beginning-of-sequence token');
+    promptIds.unshift(tokenizer.bosId);
+  }
+  if (promptIds.length === 0) throw new Error('the prompt is empty (no tokens to continue)');
+  const stopIds = [...(opts.stopIds ?? []), ...configStopIds(model.config)];
+  if (tokenizer.eosId !== null) stopIds.push(tokenizer.eosId);
+  const result = generate(model, promptIds, { ...opts, stopIds });
+  const before = tokenizer.decode(promptIds);
+  const all = tokenizer.decode([...promptIds, ...result.ids]);
+  const text = all.startsWith(before) ? all.slice(before.length) : tokenizer.decode(result.ids);
+  return { ...result, promptIds, text };
+}
