@@ -16,5 +16,10 @@ export async function checkpointTokenizer(model: LanguageModel): Promise<TextCod
       `${model.dir} has no tokenizer.json and its vocab_size ${model.dims.vocab} is not the byte tokenizer's ${BYTE_VOCAB_SIZE}`,
     );
   }
-  return { bosId: BOS, eosId: EOS, encode: (text) => Array.from(encode(text)), decode: (ids) => decode(ids) };
+  return {
+    bosId: BOS,
+    eosId: EOS,
+    encode: (text) => Promise.resolve(Array.from(encode(text))),
+    decode: (ids) => decode(ids),
+  };
 }

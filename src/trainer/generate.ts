@@ -182,7 +182,7 @@ export function generate(model: LanguageModel, prompt: readonly number[], opts: 
 export interface TextCodec {
   readonly bosId: number | null;
   readonly eosId: number | null;
-  encode(text: string): number[];
+  encode(text: string): Promise<number[]>;
   decode(ids: readonly number[]): string;
 }
 
@@ -199,13 +199,13 @@ export interface TextGeneration extends Generation {
  * prompt + continuation adds to decoding the prompt, so tokenizers that merge or drop a leading space
  * at a token boundary still print the text the model meant.
  */
-export function generateText(
+export async function generateText(
   model: LanguageModel,
   tokenizer: TextCodec,
   prompt: string,
   opts: SamplingOptions & { bos?: boolean },
-): TextGeneration {
-  const promptIds = tokenizer.encode(prompt);
+): Promise<TextGeneration> {
+  const promptIds = await tokenizer.encode(prompt);
   if (opts.bos) {
     if (tokenizer.bosId === null) throw new Error('the tokenizer has no beginning-of-sequence token');
     promptIds.unshift(tokenizer.bosId);

@@ -55,7 +55,7 @@ async function expected(dir: string, prompt: string, args: string[]): Promise<st
   const opts = options(['--checkpoint', dir, '--prompt', prompt, ...args]);
   const model = await loadLanguageModel(dir);
   try {
-    return generateText(model, await checkpointTokenizer(model), prompt, opts).text;
+    return (await generateText(model, await checkpointTokenizer(model), prompt, opts)).text;
   } finally {
     disposeLanguageModel(model);
   }
