@@ -21,6 +21,7 @@ import {
 import { parseManifests } from './manifests.js';
 import { type Flags, UsageError } from './flags.js';
 import { localOptions, projectRoot } from './localArgs.js';
+import { renderSamples, sampleModels, sampleTargets } from './localSamples.js';
 
 export { command } from './localArgs.js';
 
@@ -171,6 +172,14 @@ export async function run(flags: Flags): Promise<number> {
     lines.push(...renderResults(current), '');
     const routing = renderRouting(current);
     if (routing.length > 0) lines.push(...routing, '');
+    if (succeeded) {
+      // Sampling takes a few seconds: the tables first.
+      view.print(lines.join('\n'));
+      lines.length = 0;
+      lines.push(''); // the blank line the first print ended without
+      const samples = renderSamples(await sampleModels(sampleTargets(current, toHost)));
+      if (samples.length > 0) lines.push(...samples, '');
+    }
     lines.push(...renderCheckpoints(current, toHost));
     view.print(lines.join('\n'));
     if (opts.keepRunning && !interrupted) {

@@ -1,6 +1,6 @@
 // `btx local` end to end with the real control plane, operator and trainer at tiny size: the run
-// succeeds, the results table, routing and checkpoints are printed, the cluster answers kubectl while
-// --keep-running holds it, and Ctrl-C then stops everything.
+// succeeds, the results table, routing, a sample per model and checkpoints are printed, the cluster
+// answers kubectl while --keep-running holds it, and Ctrl-C then stops everything.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,6 +63,12 @@ test('btx local runs a tiny BTX run to Succeeded and prints results, routing and
   }
   assert.equal((table.split('Routing')[0]?.match(/\*/g) ?? []).length - 1, 3, 'one best mark per domain');
   assert.match(out, /Routing: share of each domain's tokens per expert/);
+  // One sample per model, after the tables and before the checkpoints.
+  const samples = out.slice(out.indexOf('Samples ('), out.indexOf('Checkpoints:'));
+  assert.ok(out.indexOf('Routing:') < out.indexOf('Samples ('), 'samples after the results');
+  for (const model of ['seed', 'math', 'code', 'prose', 'btx']) {
+    assert.match(samples, new RegExp(`^ {2}${model}\\s+"(?:[^"\\\\]|\\\\.)*"$`, 'm'), `sample ${model}`);
+  }
   const finetuned = /^ {2}finetuned\s+(\S+)$/m.exec(out)?.[1];
   assert.ok(
     finetuned && existsSync(join(finetuned, 'config.json')),
