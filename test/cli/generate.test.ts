@@ -2,6 +2,7 @@
 // continuation the library samples (same seed, same text, in another process), works on a mixed
 // (MoE) checkpoint and a training output folder, and refuses bad flags naming the flag.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { command, generateOptions } from '../../src/cli/generate.js';
@@ -121,7 +122,33 @@ describe('btx generate', () => {
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
-      /wide has no tokenizer\.json and its vocab_size 300 is not the byte tokenizer's 259/,
+      /wide: vocab_size 300 is not the byte tokenizer's 259 and it has no tokenizer\.json/,
     );
+  });
+
+  it('decodes a byte-level checkpoint that carries the byte tokenizer.json, refuses other tokenizers', async () => {
+    const dir = join(tmp.dir, 'with-tokenizer');
+    await save(dir, tinyLlama());
+    const byteJson = (vocab: number) => ({
+      model: {
+        type: 'BPE',
+        vocab: Object.fromEntries(Array.from({ length: vocab }, (_, b) => [`t${b}`, b])),
+      },
+      added_tokens: [256, 257, 258].map((id) => ({ id, special: true })),
+    });
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(256)));
+    const model = await loadLanguageModel(dir);
+    try {
+      const tokenizer = await checkpointTokenizer(model);
+      assert.deepEqual(await tokenizer.encode('hé'), [104, 195, 169]);
+      assert.equal(tokenizer.decode([104, 195, 169, 257]), 'hé');
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(300)));
+      await assert.rejects(
+        checkpointTokenizer(model),
+        /with-tokenizer\/tokenizer\.json: only the byte-level/,
+      );
+    } finally {
+      disposeLanguageModel(model);
+    }
   });
 });
