@@ -23,12 +23,6 @@ const LAYERS = {
   cluster: {
     forbidden: ['operator', 'trainer', 'cli', 'api'],
     why: 'src/cluster is a plain Kubernetes subset: it knows nothing of BTX (callers pass what is BTX-specific)',
-    // Today's imports of src/api (the project image, the stage contract's variables, the termination
-    // message path), being removed by issue 12 item 6: only these files, only `api`, until then.
-    knownViolations: {
-      files: ['src/cluster/kubelet/podWorker.ts', 'src/cluster/kubelet/volumes.ts'],
-      allowed: ['api'],
-    },
   },
   util: {
     forbidden: ['operator', 'trainer', 'cluster', 'cli'],

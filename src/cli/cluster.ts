@@ -43,6 +43,7 @@ export async function run(f: Flags): Promise<number> {
   const kubeconfig = f.string('kubeconfig');
   // Loaded here so that `btx cluster --help` stays fast.
   const { startControlPlane } = await import('../cluster/controlPlane.js');
+  const { btxPodRuntime } = await import('./podRuntime.js');
   const dataDir = resolve(f.string('data-dir') ?? join('.btx', 'cluster'));
   const plane = await startControlPlane({
     dataDir,
@@ -52,6 +53,7 @@ export async function run(f: Flags): Promise<number> {
     memory: f.string('memory'),
     kubeconfigPath: kubeconfig ? resolve(kubeconfig) : undefined,
     hostPathPrefixes: f.has('host-path') ? f.list('host-path') : undefined,
+    ...btxPodRuntime(),
   });
   process.stdout.write(
     `btx cluster: API server at ${plane.url}\n` +

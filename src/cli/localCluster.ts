@@ -16,6 +16,7 @@ import { LABELS, runLabelValue } from '../operator/names.js';
 import type { StageProgress } from './progressView.js';
 import { startControlPlane, type ControlPlane } from '../cluster/controlPlane.js';
 import { volumeFolder } from '../cluster/kubelet/volumes.js';
+import { btxPodRuntime } from './podRuntime.js';
 import type { ManifestObject } from './manifests.js';
 import { statusCode } from '../util/apiErrors.js';
 
@@ -59,6 +60,7 @@ export class LocalCluster {
     this.cp = await startControlPlane({
       dataDir: this.opts.dataDir,
       kubeconfigPath: this.opts.kubeconfigPath,
+      ...btxPodRuntime(),
     });
   }
 

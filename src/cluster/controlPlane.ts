@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startApiServer, type ApiServer } from './apiserver/server.js';
 import { kubeconfigYaml } from './apiserver/kubeconfig.js';
 import { Kubelet } from './kubelet/kubelet.js';
+import type { ImageCommands } from './kubelet/podWorker.js';
 import { parseQuantity } from './kubelet/resources.js';
 import { JobController } from './jobs/jobController.js';
 import { ensurePrivateDir, writePrivateFile } from './privateFiles.js';
@@ -38,7 +38,11 @@ export interface ControlPlaneOptions {
   jobBackoffBaseMs?: number;
   /** hostPath volumes under these prefixes use the real path; others map under <dataDir>/volumes/hostpath. */
   hostPathPrefixes?: string[];
-  /** Extra variables for every container (e.g. BTX_LOG_LEVEL for trainer pods). */
+  /** Commands for images whose containers set none: the caller's own images (see ImageCommands). */
+  imageCommands?: ImageCommands;
+  /** A variable each container gets with its container path -> host path map (JSON). */
+  pathMapVariable?: string;
+  /** Extra variables for every container (e.g. a log level). */
   podEnv?: Record<string, string>;
   /** How long stop() lets pods handle SIGTERM before SIGKILL (default 10 s). */
   stopGraceSeconds?: number;
@@ -80,13 +84,6 @@ function loadOrCreateToken(dataDir: string): string {
   return token;
 }
 
-/** argv that runs this checkout's (or this image's) CLI: what the project's images run. */
-export function projectEntrypoint(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/cluster or dist/cluster: the launcher is two folders up.
-  return [process.execPath, resolve(here, '..', '..', 'bin', 'btx.js')];
-}
-
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dataDir = resolve(opts.dataDir);
   ensurePrivateDir(dataDir);
@@ -117,7 +114,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         },
         podKubeconfigPath: kubeconfigPath,
         apiUrl: server.url,
-        projectEntrypoint: projectEntrypoint(),
+        imageCommands: opts.imageCommands,
+        pathMapVariable: opts.pathMapVariable,
         hostPathPrefixes: opts.hostPathPrefixes,
         restartBackoffBaseMs: opts.restartBackoffBaseMs,
         podEnv: opts.podEnv,

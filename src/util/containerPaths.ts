@@ -5,8 +5,9 @@
 // {containerPath: hostFolder} (e.g. {"/btx": "/data/pvc/btx-data", "/dev/termination-log": "..."}),
 // and every file the trainer opens goes through hostPath(). Unset (a real cluster), it is the identity.
 import { ENV } from '../api/stageContract.js';
+import { mapPath, unmapPath, type PathMap } from './pathMap.js';
 
-export type PathMap = Record<string, string>;
+export type { PathMap } from './pathMap.js';
 
 export function parsePathMap(raw: string | undefined): PathMap {
   if (!raw) return {};
@@ -27,14 +28,7 @@ export function hostPath(
   containerPath: string,
   map: PathMap = parsePathMap(process.env[ENV.localPaths]),
 ): string {
-  let best: string | undefined;
-  for (const prefix of Object.keys(map)) {
-    const matches =
-      containerPath === prefix || containerPath.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
-    if (matches && (best === undefined || prefix.length > best.length)) best = prefix;
-  }
-  if (best === undefined) return containerPath;
-  return map[best] + containerPath.slice(best.length);
+  return mapPath(containerPath, map);
 }
 
 /** The inverse: a host path back to the container path (for messages other pods will read). */
@@ -42,11 +36,5 @@ export function containerPath(
   host: string,
   map: PathMap = parsePathMap(process.env[ENV.localPaths]),
 ): string {
-  let best: [string, string] | undefined;
-  for (const [prefix, folder] of Object.entries(map)) {
-    const matches = host === folder || host.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
-    if (matches && (best === undefined || folder.length > best[1].length)) best = [prefix, folder];
-  }
-  if (best === undefined) return host;
-  return best[0] + host.slice(best[1].length);
+  return unmapPath(host, map);
 }

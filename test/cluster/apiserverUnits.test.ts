@@ -8,7 +8,12 @@ import { fieldErrorText, type FieldError } from '../../src/cluster/apiserver/api
 import { evaluate as jsonPath } from '../../src/cluster/apiserver/discovery/jsonpath.js';
 import { humanDuration } from '../../src/cluster/apiserver/apimachinery/meta.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from '../../src/cluster/apiserver/patch/patches.js';
-import { applyDefaults, prune, validate, type Schema } from '../../src/cluster/apiserver/admission/structuralSchema.js';
+import {
+  applyDefaults,
+  prune,
+  validate,
+  type Schema,
+} from '../../src/cluster/apiserver/admission/structuralSchema.js';
 import { parseLabelSelector } from '../../src/cluster/apiserver/apimachinery/selectors.js';
 import { generateServingCert } from '../../src/cluster/apiserver/http/tls.js';
 

@@ -8,7 +8,6 @@ import { test } from 'node:test';
 import { BatchV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { startApiServer } from '../../src/cluster/apiserver/server.js';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
-import { projectEntrypoint } from '../../src/cluster/controlPlane.js';
 import { JobController } from '../../src/cluster/jobs/jobController.js';
 import { Kubelet } from '../../src/cluster/kubelet/kubelet.js';
 
@@ -38,7 +37,6 @@ test('after an API server restart the kubelet and the Job controller carry on', 
     capacity: { cpu: 2, memory: 2 ** 32, gpus: 0 },
     podKubeconfigPath: join(dataDir, 'kubeconfig'),
     apiUrl: server.url,
-    projectEntrypoint: projectEntrypoint(),
     stopGraceSeconds: 1,
   });
   const jobs = new JobController({ kubeConfig: kc, backoffBaseMs: 100 });

@@ -16,6 +16,8 @@ const NS = 'default';
 let plane: ControlPlane;
 let core: CoreV1Api;
 let dataDir: string;
+/** What the caller's image registry.example/greeter runs: it writes its args to the pod's volume. */
+const GREETER = `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/out'] + '/greeting.txt', process.argv.slice(1).join(' '))`;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-pods-'));
@@ -26,6 +28,9 @@ before(async () => {
     memory: '8Gi',
     restartBackoffBaseMs: 100,
     stopGraceSeconds: 2,
+    imageCommands: (image) =>
+      image.startsWith('registry.example/greeter:') ? [process.execPath, '-e', GREETER] : undefined,
+    pathMapVariable: 'LOCAL_PATHS',
   });
   core = plane.kubeConfig().makeApiClient(CoreV1Api);
 });
@@ -68,7 +73,7 @@ test('a pod that prints and exits 3 shows exit code 3, reason Error, its logs an
   await createPod('exit3', {
     containers: [
       nodeContainer(
-        `const m = JSON.parse(process.env.BTX_LOCAL_PATHS); console.log('hello from', process.env.HOSTNAME); require('fs').writeFileSync(m['/dev/termination-log'], '{"reason":"bad"}'); process.exit(3)`,
+        `const m = JSON.parse(process.env.LOCAL_PATHS); console.log('hello from', process.env.HOSTNAME); require('fs').writeFileSync(m['/dev/termination-log'], '{"reason":"bad"}'); process.exit(3)`,
       ),
     ],
   });
@@ -96,14 +101,14 @@ test('FallbackToLogsOnError puts the end of the log in the termination message o
   assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.message, 'something broke\n');
 });
 
-test('env fieldRefs and BTX_LOCAL_PATHS reach the process: it writes under a PVC mountPath and the file is under dataDir', async () => {
+test('env fieldRefs and the path map reach the process: it writes under a PVC mountPath and the file is under dataDir', async () => {
   await createPod(
     'writer',
     {
       volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }],
       containers: [
         nodeContainer(
-          `const m = JSON.parse(process.env.BTX_LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/who.json', JSON.stringify({ name: process.env.POD, ns: process.env.NS, app: process.env.APP, arg: process.argv[1], kube: !!process.env.KUBECONFIG }))`,
+          `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/who.json', JSON.stringify({ name: process.env.POD, ns: process.env.NS, app: process.env.APP, arg: process.argv[1], kube: !!process.env.KUBECONFIG }))`,
           {
             args: ['$(POD)'],
             volumeMounts: [{ name: 'data', mountPath: '/btx' }],
@@ -122,6 +127,40 @@ test('env fieldRefs and BTX_LOCAL_PATHS reach the process: it writes under a PVC
   assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.reason, 'Completed');
   const written = JSON.parse(readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'shared', 'who.json'), 'utf8'));
   assert.deepEqual(written, { name: 'writer', ns: NS, app: 'demo', arg: 'writer', kube: true });
+});
+
+test("an image without a command runs what the control plane's image command map gives it; an unknown one waits with ErrImagePull", async () => {
+  await createPod('greeter', {
+    volumes: [{ name: 'out', persistentVolumeClaim: { claimName: 'greetings' } }],
+    containers: [
+      {
+        name: 'main',
+        image: 'registry.example/greeter:2',
+        args: ['hello', '$(WHO)'],
+        env: [{ name: 'WHO', value: 'kubelet' }],
+        volumeMounts: [{ name: 'out', mountPath: '/out' }],
+      },
+    ],
+  });
+  await waitForPod('greeter', phaseIs('Succeeded'), 'phase Succeeded');
+  assert.equal(
+    readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'greetings', 'greeting.txt'), 'utf8'),
+    'hello kubelet',
+  );
+  // The project's own image is nothing special to the kubelet: only its caller could map it.
+  await createPod('unknown-image', {
+    containers: [{ name: 'main', image: 'ghcr.io/btx-ai/btx-trainer:0.1.0' }],
+  });
+  const waiting = await waitForPod(
+    'unknown-image',
+    (p) => p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImagePull',
+    'ErrImagePull',
+  );
+  assert.match(
+    waiting.status?.containerStatuses?.[0]?.state?.waiting?.message ?? '',
+    /set the container's command/,
+  );
+  await core.deleteNamespacedPod({ name: 'unknown-image', namespace: NS, gracePeriodSeconds: 0 });
 });
 
 test('two 1-GPU pods on a 1-GPU node: the second stays Unschedulable until the first ends', async () => {
@@ -190,7 +229,7 @@ test('ConfigMaps and Secrets reach the process as env (keyRef, envFrom) and as f
     ],
     containers: [
       nodeContainer(
-        `const fs = require('fs'); const m = JSON.parse(process.env.BTX_LOCAL_PATHS); fs.writeFileSync(m['/out'] + '/configured.json', JSON.stringify({ mode: process.env.MODE, token: process.env.TOKEN, prefixed: process.env.CFG_mode, file: fs.readFileSync(m['/etc/app'] + '/app.conf', 'utf8') }))`,
+        `const fs = require('fs'); const m = JSON.parse(process.env.LOCAL_PATHS); fs.writeFileSync(m['/out'] + '/configured.json', JSON.stringify({ mode: process.env.MODE, token: process.env.TOKEN, prefixed: process.env.CFG_mode, file: fs.readFileSync(m['/etc/app'] + '/app.conf', 'utf8') }))`,
         {
           volumeMounts: [
             { name: 'out', mountPath: '/out' },

@@ -17,7 +17,12 @@ const config: PodWorkerConfig = {
   nodeName: 'btx-local',
   hostPathPrefixes: [],
   baseEnv: { PATH: process.env.PATH ?? '' },
-  projectEntrypoint: [process.execPath, '-e', 'console.log("project cli", process.argv.slice(1).join(" "))'],
+  // The caller's images: this one runs a tiny "CLI" that prints its args; others are unknown.
+  imageCommands: (image) =>
+    image === 'registry.example/tools/greeter:2'
+      ? [process.execPath, '-e', 'console.log("greeter", process.argv.slice(1).join(" "))']
+      : undefined,
+  pathMapVariable: 'LOCAL_PATHS',
   restartBackoffBaseMs: 50,
   restartBackoffMaxMs: 200,
   managesGpus: false,
@@ -51,7 +56,7 @@ test('a container that prints and exits 3 fails with exit code 3, reason Error, 
         image: 'node',
         command: [process.execPath, '-e'],
         args: [
-          `const m = JSON.parse(process.env.BTX_LOCAL_PATHS); require('fs').writeFileSync(m['/dev/termination-log'], 'bad input'); console.log('hello ' + process.env.ME); process.exit(3)`,
+          `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/dev/termination-log'], 'bad input'); console.log('hello ' + process.env.ME); process.exit(3)`,
         ],
         env: [{ name: 'ME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
       },
@@ -93,7 +98,7 @@ test('FallbackToLogsOnError uses the log tail when the message file is empty and
   assert.ok(message.split('\n').length <= 81);
 });
 
-test('a PVC mount reaches the process through BTX_LOCAL_PATHS and lands under the data dir', async () => {
+test('a PVC mount reaches the process through the path map variable and lands under the data dir', async () => {
   const p = pod({
     restartPolicy: 'Never',
     volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }],
@@ -104,7 +109,7 @@ test('a PVC mount reaches the process through BTX_LOCAL_PATHS and lands under th
         command: [
           process.execPath,
           '-e',
-          `const m = JSON.parse(process.env.BTX_LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/out.txt', 'written')`,
+          `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/out.txt', 'written')`,
         ],
         volumeMounts: [{ name: 'data', mountPath: '/btx' }],
       },
@@ -145,10 +150,10 @@ test("OnFailure restarts a failing container with back-off until it succeeds, ke
   assert.deepEqual(logs, ['attempt 0\n', 'attempt 1\n', 'attempt 2\n']);
 });
 
-test('the project image without a command runs the project CLI with the args; other images wait with ErrImagePull', async () => {
+test("an image without a command runs what the caller's image command map says, with the args; other images wait with ErrImagePull", async () => {
   const p = pod({
     restartPolicy: 'Never',
-    containers: [{ name: 'main', image: 'ghcr.io/btx-ai/btx-trainer:dev', args: ['train', 'expert'] }],
+    containers: [{ name: 'main', image: 'registry.example/tools/greeter:2', args: ['hello', 'world'] }],
   });
   const w = await runToEnd(p);
   assert.equal(
@@ -156,9 +161,13 @@ test('the project image without a command runs the project CLI with the args; ot
     0,
   );
   const logFile = containerLogPath(dataDir, 'ns', p.metadata?.name ?? '', p.metadata?.uid ?? '', 'main', 0);
-  assert.equal(readFileSync(logFile, 'utf8'), 'project cli train expert\n');
+  assert.equal(readFileSync(logFile, 'utf8'), 'greeter hello world\n');
 
-  const other = pod({ restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] });
+  // The project's own image means nothing to a kubelet that was not told about it.
+  const other = pod({
+    restartPolicy: 'Never',
+    containers: [{ name: 'main', image: 'ghcr.io/btx-ai/btx-trainer:0.1.0' }],
+  });
   const ow = new PodWorker(other, config, [], () => {});
   ow.start();
   await new Promise((r) => setTimeout(r, 50));

@@ -124,7 +124,7 @@ test('env: values refer to earlier ones, fieldRefs read the pod, command args ex
   assert.deepEqual(expandCommand(['echo', '$(NAME)', '$(MISSING)'], env), ['echo', 'p', '$(MISSING)']);
 });
 
-test('volumes map to folders under the data dir; mounts, subPath, termination path and workingDir reach BTX_LOCAL_PATHS', () => {
+test('volumes map to folders under the data dir; mounts, subPath, termination path and workingDir reach the path map', () => {
   const pod: V1Pod = {
     metadata: { name: 'p', namespace: 'ns' },
     spec: {

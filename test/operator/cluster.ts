@@ -15,6 +15,7 @@ import {
   type ControlPlane,
   type ControlPlaneOptions,
 } from '../../src/cluster/controlPlane.js';
+import { btxPodRuntime } from '../../src/cli/podRuntime.js';
 import { btxRunCRD } from '../../src/api/crd.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../../src/api/types.js';
 import type { BTXRunSpecInput } from '../../src/api/defaults.js';
@@ -33,6 +34,7 @@ export async function startCluster(opts: Partial<ControlPlaneOptions> = {}): Pro
   const dataDir = mkdtempSync(join(tmpdir(), 'btx-operator-'));
   const plane = await startControlPlane({
     dataDir,
+    ...btxPodRuntime(),
     jobBackoffBaseMs: 100,
     restartBackoffBaseMs: 100,
     stopGraceSeconds: 2,

@@ -19,7 +19,7 @@ import { runWorkers, WorkQueue } from '../../util/workQueue.js';
 import { EventRecorder } from '../../util/events.js';
 import type { EnvSources } from './podEnv.js';
 import { matchesNode } from './nodeAffinity.js';
-import { PodWorker, type PodWorkerConfig } from './podWorker.js';
+import { PodWorker, type ImageCommands, type PodWorkerConfig } from './podWorker.js';
 import { ProcessGroupRecords } from './processGroups.js';
 import { computePodStatus, nowRfc3339, stableJson, toWire } from './podStatus.js';
 import {
@@ -52,8 +52,10 @@ export interface KubeletOptions {
   podKubeconfigPath: string;
   /** The API server's URL, for KUBERNETES_SERVICE_HOST/PORT. */
   apiUrl: string;
-  /** The CLI for project images: argv before the container's args. */
-  projectEntrypoint: string[];
+  /** Commands for images whose containers set none (see ImageCommands); none by default. */
+  imageCommands?: ImageCommands;
+  /** The variable that carries each container's path map (see PodWorkerConfig); none by default. */
+  pathMapVariable?: string;
   nodeName?: string;
   /** hostPath volumes under these prefixes use the real path; others map under dataDir. */
   hostPathPrefixes?: string[];
@@ -145,7 +147,8 @@ export class Kubelet {
         KUBERNETES_PORT: `tcp://${url.host}`,
         ...opts.podEnv,
       },
-      projectEntrypoint: opts.projectEntrypoint,
+      imageCommands: opts.imageCommands,
+      pathMapVariable: opts.pathMapVariable,
       restartBackoffBaseMs: opts.restartBackoffBaseMs ?? 10_000,
       restartBackoffMaxMs: opts.restartBackoffMaxMs ?? 300_000,
       managesGpus: opts.capacity.gpus > 0,

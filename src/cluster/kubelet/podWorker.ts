@@ -4,9 +4,7 @@
 import { mkdirSync, openSync, readSync, closeSync, fstatSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { ENV, TERMINATION_MESSAGE_MAX_BYTES } from '../../api/stageContract.js';
-import { isProjectImage } from '../../api/images.js';
-import { hostPath } from '../../util/containerPaths.js';
+import { mapPath, type PathMap } from '../../util/pathMap.js';
 import { log, errorFields } from '../../util/log.js';
 import { containerLogPath, podDir } from '../podLogs.js';
 import { startProcess, type ProcessExit, type RunningProcess } from './containerProcess.js';
@@ -23,14 +21,26 @@ import type { ProcessGroupRecords } from './processGroups.js';
 import { parseQuantity } from './resources.js';
 import { containerPathMap, podVolumeFolders, type VolumeFolder } from './volumes.js';
 
+/**
+ * What an image runs when its container sets no `command` (the image's entrypoint, which a process
+ * runtime cannot read from the image): argv before the container's args, or undefined for an image
+ * the caller knows nothing of (the container then waits with ErrImagePull).
+ */
+export type ImageCommands = (image: string) => string[] | undefined;
+
 export interface PodWorkerConfig {
   dataDir: string;
   nodeName: string;
   hostPathPrefixes: string[];
   /** Variables every container gets first (KUBECONFIG, KUBERNETES_SERVICE_*, PATH...). */
   baseEnv: Record<string, string>;
-  /** argv that runs the project's CLI, used when a project image has no command. */
-  projectEntrypoint: string[];
+  /** Commands for images whose containers set none (the caller's images); none by default. */
+  imageCommands?: ImageCommands;
+  /**
+   * A variable each container gets holding its container path -> host path map as JSON (mounts,
+   * termination message path, working dir), for programs that open container paths; none by default.
+   */
+  pathMapVariable?: string;
   restartBackoffBaseMs: number;
   restartBackoffMaxMs: number;
   /** Whether the node manages GPUs (then CUDA_VISIBLE_DEVICES is set for every container). */
@@ -43,6 +53,8 @@ export interface PodWorkerConfig {
 }
 
 const GPU = 'nvidia.com/gpu';
+/** The kubelet reads at most this much of a termination message file, as Kubernetes does. */
+const TERMINATION_MESSAGE_MAX_BYTES = 4096;
 const LOG_TAIL_LINES = 80;
 const LOG_TAIL_BYTES = 2048;
 const CONFIG_RETRY_MS = 2000;
@@ -423,8 +435,8 @@ export class PodWorker {
 
   private entrypoint(spec: V1Container): string[] | undefined {
     if (spec.command && spec.command.length > 0) return [...spec.command, ...(spec.args ?? [])];
-    if (isProjectImage(spec.image ?? '')) return [...this.config.projectEntrypoint, ...(spec.args ?? [])];
-    return undefined;
+    const entrypoint = this.config.imageCommands?.(spec.image ?? '');
+    return entrypoint ? [...entrypoint, ...(spec.args ?? [])] : undefined;
   }
 
   private gpuEnv(spec: V1Container): Record<string, string> {
@@ -452,7 +464,7 @@ export class PodWorker {
       record.state = {
         kind: 'waiting',
         reason: 'ErrImagePull',
-        message: `image "${spec.image}" has no entrypoint the embedded kubelet can run: it runs containers as local processes, so set the container's command (only the project's own images map to its CLI)`,
+        message: `image "${spec.image}" has no entrypoint the embedded kubelet can run: it runs containers as local processes, so set the container's command (only images the control plane was given a command for run without one)`,
       };
       this.onChange();
       await new Promise<void>((resolve) => (this.stopping ? resolve() : this.stopWaiters.add(resolve)));
@@ -461,7 +473,7 @@ export class PodWorker {
     const containerDir = join(this.dir, spec.name);
     const termFile = join(containerDir, 'termination-log');
     let env: Record<string, string>;
-    let paths: Record<string, string>;
+    let paths: PathMap;
     for (;;) {
       try {
         paths = containerPathMap(spec, this.volumes, termFile, join(containerDir, 'workdir'));
@@ -469,7 +481,7 @@ export class PodWorker {
           ...this.config.baseEnv,
           HOSTNAME: this.pod.spec?.hostname ?? this.name,
           ...this.gpuEnv(spec),
-          [ENV.localPaths]: JSON.stringify(paths),
+          ...(this.config.pathMapVariable ? { [this.config.pathMapVariable]: JSON.stringify(paths) } : {}),
         });
         break;
       } catch (err) {
@@ -487,7 +499,7 @@ export class PodWorker {
       if (folder !== termFile) mkdirSync(folder, { recursive: true });
     mkdirSync(containerDir, { recursive: true });
     writeFileSync(termFile, '');
-    const cwd = spec.workingDir ? hostPath(spec.workingDir, paths) : join(containerDir, 'workdir');
+    const cwd = spec.workingDir ? mapPath(spec.workingDir, paths) : join(containerDir, 'workdir');
     const logFile = containerLogPath(
       this.config.dataDir,
       this.namespace,

@@ -1,10 +1,12 @@
-// Where a pod's volumes live on the host, and the container path -> host path map a process gets
-// in BTX_LOCAL_PATHS (src/util/containerPaths.ts): processes share the host's file system, so
-// each mountPath is a folder on the host and programs resolve container paths through hostPath().
+// Where a pod's volumes live on the host, and the container path -> host path map of a container
+// (src/util/pathMap.ts): processes share the host's file system, so each mountPath is a folder on
+// the host; the kubelet hands the map to the process in the variable its caller names.
 import { join, resolve, sep } from 'node:path';
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
-import { TERMINATION_MESSAGE_PATH } from '../../api/stageContract.js';
-import type { PathMap } from '../../util/containerPaths.js';
+import type { PathMap } from '../../util/pathMap.js';
+
+/** Kubernetes' default terminationMessagePath (the API server sets it on every container). */
+const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 
 export interface VolumeLayout {
   dataDir: string;
@@ -83,7 +85,7 @@ export function containerPathMap(
       throw new Error(`subPath "${mount.subPath}" of volume "${mount.name}" leaves the volume`);
     map[mount.mountPath] = folder;
   }
-  map[container.terminationMessagePath ?? TERMINATION_MESSAGE_PATH] = terminationMessageFile;
+  map[container.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH] = terminationMessageFile;
   // A workingDir outside every mount is the container's own folder (as if it were in the image).
   if (container.workingDir && !Object.keys(map).some((m) => isUnder(container.workingDir ?? '', m))) {
     map[container.workingDir] = workingDirFolder;
