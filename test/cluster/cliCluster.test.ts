@@ -109,7 +109,10 @@ async function startCluster(args: string[]): Promise<ClusterProcess> {
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const deadline = Date.now() + STARTUP_MS;
   while (!out.includes('kubeconfig:')) {
-    assert.ok(Date.now() < deadline && child.exitCode === null, `btx cluster did not start: ${err}`);
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL'); // never left running by a failed start
+      assert.fail(`btx cluster did not start: ${err}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return { child, exited };

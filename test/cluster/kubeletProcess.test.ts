@@ -190,7 +190,8 @@ test('terminate sends SIGTERM to the process group and SIGKILL after the grace p
         command: [
           process.execPath,
           '-e',
-          `const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); require('fs').writeFileSync('${grandchild}', String(c.pid)); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)`,
+          // SIGTERM is ignored before the pid file says "ready" (else a loaded machine can deliver it first).
+          `process.on('SIGTERM', () => {}); const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); require('fs').writeFileSync('${grandchild}', String(c.pid)); setInterval(() => {}, 1000)`,
         ],
       },
     ],
