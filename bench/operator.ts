@@ -2,7 +2,10 @@
 // control plane runs without kubelet and Job controller; this bench plays both through the API
 // (pods Succeeded with a termination message, Jobs Complete). The operator runs in a child process
 // so its CPU time and peak RSS are its own. Every 4th run has one expert fail once, to measure how
-// fast the replacement pod appears.
+// fast the replacement pod appears. Then the same reaction time on the idle operator, one failing
+// run at a time: quiet, and with 3 CPU-burning processes the bench starts (and always stops).
+// Every request the fake kubelet sends is awaited or caught and counted, and both processes count
+// unhandled rejections, so a failure shows as a number in the report instead of killing the bench.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,9 +30,13 @@ import { MANAGED_SELECTOR } from '../src/operator/names.js';
 const RUNS = Number(process.env.BTX_BENCH_RUNS ?? 200);
 const EXPERTS = 4;
 const QUIET_RUNS = 10;
+const HOGS = 3;
+/** How long the 200 runs may take before the bench reports what finished. */
+const LOAD_DEADLINE_MS = Number(process.env.BTX_BENCH_DEADLINE_S ?? 600) * 1000;
 const CHILD_FLAG = '--operator-child';
 
 interface ChildReport {
+  unhandledRejections: number;
   writes: Record<string, number>;
   reconciles: Record<string, number>;
   cpuSeconds: number;
@@ -39,6 +46,10 @@ interface ChildReport {
 
 /** The child: an operator that counts its API writes and reports CPU and peak RSS on SIGTERM. */
 async function child(kubeconfigPath: string): Promise<void> {
+  let unhandledRejections = 0;
+  process.on('unhandledRejection', (err) => {
+    if (unhandledRejections++ === 0) process.stderr.write(`operator: unhandled rejection: ${String(err)}\n`);
+  });
   const { startOperator } = await import('../src/operator/operator.js');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
@@ -60,6 +71,7 @@ async function child(kubeconfigPath: string): Promise<void> {
     );
     const cpu = process.cpuUsage(atReady); // the load only: not the start (module loading, cache sync)
     const report: ChildReport = {
+      unhandledRejections,
       writes,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       maxRssMiB: process.resourceUsage().maxRSS / 1024,
@@ -97,6 +109,55 @@ function limiter(limit: number) {
   };
 }
 
+/**
+ * The fake kubelet's requests: started from informer callbacks (nobody awaits them there), so each
+ * is tracked until it settles, and a failure is counted, never left as an unhandled rejection.
+ * drain() waits for all of them: the control plane stops only after its last request is answered.
+ */
+function backgroundRequests(limit: ReturnType<typeof limiter>) {
+  const inFlight = new Set<Promise<void>>();
+  const failures: string[] = [];
+  return {
+    failures,
+    start(what: string, fn: () => Promise<unknown>): void {
+      const p: Promise<void> = limit(fn).then(
+        () => undefined,
+        (err: unknown) => {
+          failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    },
+    async drain(): Promise<void> {
+      while (inFlight.size > 0) await Promise.all(inFlight);
+    },
+  };
+}
+
+/** Processes that burn one CPU each until stopped (or, whatever happens to the bench, 10 minutes). */
+function startHogs(n: number): { stop: () => Promise<void> } {
+  const hogs = Array.from({ length: n }, () =>
+    spawn(process.execPath, ['-e', 'const end = Date.now() + 600000; while (Date.now() < end);'], {
+      stdio: 'ignore',
+    }),
+  );
+  return {
+    stop: async () => {
+      await Promise.all(
+        hogs.map(
+          (h) =>
+            new Promise<void>((resolve) => {
+              if (h.exitCode !== null || h.signalCode !== null) return resolve();
+              h.once('exit', () => resolve());
+              h.kill('SIGKILL');
+            }),
+        ),
+      );
+    },
+  };
+}
+
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 function terminated(message: object, exitCode = 0) {
@@ -129,6 +190,12 @@ export async function bench(): Promise<void> {
   const batch = kc.makeApiClient(BatchV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const limit = limiter(32);
+  const requests = backgroundRequests(limit);
+  let unhandledRejections = 0;
+  const onUnhandled = (err: unknown) => {
+    if (unhandledRejections++ === 0) console.error(`bench: unhandled rejection: ${String(err)}`);
+  };
+  process.on('unhandledRejection', onUnhandled);
   const res = await fetch(`${plane.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${plane.token}`, 'content-type': 'application/json' },
@@ -152,6 +219,7 @@ export async function bench(): Promise<void> {
   const failAt = new Map<string, number>(); // replacement pod name -> when its predecessor failed
   const latencies: number[] = [];
   const quietLatencies: number[] = [];
+  const hogLatencies: number[] = [];
   const failingRuns = new Set<string>();
   const seen = new Set<string>();
   const pods = makeInformer<V1Pod>(
@@ -166,14 +234,16 @@ export async function bench(): Promise<void> {
     if (seen.has(name) || pod.metadata?.ownerReferences?.some((o) => o.kind === 'Job')) return;
     seen.add(name);
     const failedAt = failAt.get(name);
-    if (failedAt !== undefined)
-      (name.startsWith('q') ? quietLatencies : latencies).push(Date.now() - failedAt);
+    if (failedAt !== undefined) {
+      const into = name.startsWith('q') ? quietLatencies : name.startsWith('h') ? hogLatencies : latencies;
+      into.push(Date.now() - failedAt);
+    }
     const labels = pod.metadata?.labels ?? {};
     const run = labels['btx.ai/run'] ?? '';
     const fails =
       labels['btx.ai/expert'] === 'd0' && labels['btx.ai/attempt'] === '1' && failingRuns.has(run);
     const env = Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
-    void limit(async () => {
+    requests.start(`finish pod ${name}`, async () => {
       // The clock starts as the failure is sent: a quiet operator may answer before the reply arrives.
       if (fails) failAt.set(name.replace(/-1$/, '-2'), Date.now());
       await core.patchNamespacedPodStatus(
@@ -204,7 +274,7 @@ export async function bench(): Promise<void> {
             routing: [{ domain: 'd0', expert: 'd0', share: 1 }],
           }
         : { checkpoint: `/btx/${name}`, step: 1, loss: 1 };
-    void limit(async () => {
+    requests.start(`complete job ${name}`, async () => {
       const podName = `${name}-x`;
       await core.createNamespacedPod({
         namespace,
@@ -288,43 +358,74 @@ export async function bench(): Promise<void> {
   const started = Date.now();
   await Promise.all(Array.from({ length: RUNS }, (_, i) => limit(() => createRun(`r${i}`))));
   let done = 0;
-  const deadline = Date.now() + 180_000;
+  const deadline = Date.now() + LOAD_DEADLINE_MS;
   while (Date.now() < deadline) {
     done = await succeeded();
     if (done === RUNS) break;
-    await new Promise((r) => setTimeout(r, 200));
+    // Listing every run is work for the API server under test: once a second is enough.
+    await new Promise((r) => setTimeout(r, 1000));
   }
   const wall = (Date.now() - started) / 1000;
-  // Quiet: one failing run at a time on the now idle operator, for the reaction time without a backlog.
-  for (let i = 0; i < QUIET_RUNS; i++) {
-    failingRuns.add(`q${i}`);
-    await createRun(`q${i}`);
-    const until = Date.now() + 30_000;
-    while ((await succeeded()) < RUNS + i + 1 && Date.now() < until)
-      await new Promise((r) => setTimeout(r, 50));
+  // Quiet: one failing run at a time on the now idle operator, for the reaction time without a backlog;
+  // then the same with CPU hogs, as on a busy node.
+  const phaseOf = async (name: string): Promise<string | undefined> =>
+    (
+      (await custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: 'default',
+        plural: PLURAL,
+        name,
+      })) as BTXRun
+    ).status?.phase;
+  let oneByOneDone = 0;
+  const oneAtATime = async (prefix: string) => {
+    for (let i = 0; i < QUIET_RUNS; i++) {
+      const name = `${prefix}${i}`;
+      failingRuns.add(name);
+      await createRun(name);
+      const until = Date.now() + 30_000;
+      let phase: string | undefined;
+      while ((phase = await phaseOf(name)) !== 'Succeeded' && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 50));
+      if (phase === 'Succeeded') oneByOneDone++;
+    }
+  };
+  await oneAtATime('q');
+  const hogs = startHogs(HOGS);
+  try {
+    await oneAtATime('h');
+  } finally {
+    await hogs.stop();
   }
   operator.kill('SIGTERM');
   await exited;
   await pods.stop();
   await jobs.stop();
+  await requests.drain();
   await plane.stop();
+  process.off('unhandledRejection', onUnhandled);
   rmSync(dataDir, { recursive: true, force: true });
 
   const report = JSON.parse(out.split('\n').find((l) => l.startsWith('{')) ?? '{}') as Partial<ChildReport>;
   const writes = report.writes ?? {};
   const total = Object.values(writes).reduce((a, b) => a + b, 0);
   const sum = (...keys: string[]) => keys.reduce((n, k) => n + (writes[k] ?? 0), 0);
-  const failing = Math.ceil(RUNS / 4) + QUIET_RUNS;
+  const failing = Math.ceil(RUNS / 4) + 2 * QUIET_RUNS;
+  const allRuns = RUNS + 2 * QUIET_RUNS;
   // The minimum the design needs for a run with no failure: 4 expert pods + 3 Jobs; one status write
   // per stage change (started, experts done, mix done, finetune done, succeeded); one Event per
   // transition (4 expert started + 4 succeeded, 3 stage started + 3 succeeded, run succeeded).
   const minimum = { creates: EXPERTS + 3, status: 5, events: 2 * EXPERTS + 6 + 1 };
-  const perRun = (n: number) => (n / (RUNS + QUIET_RUNS)).toFixed(2);
+  const perRun = (n: number) => (n / allRuns).toFixed(2);
   console.log(
     `runs: ${done}/${RUNS} succeeded in ${wall.toFixed(1)} s (${EXPERTS} experts each; ${failing} runs had one expert fail once)`,
   );
   console.log(
-    `operator CPU under load (start excluded): ${report.cpuSeconds?.toFixed(2)} s, ${(((report.cpuSeconds ?? 0) / (RUNS + QUIET_RUNS)) * 1000).toFixed(1)} ms per run`,
+    `one at a time: ${oneByOneDone}/${2 * QUIET_RUNS} succeeded; unhandled rejections: bench ${unhandledRejections}, operator ${report.unhandledRejections ?? 'unknown (no report)'}; fake kubelet requests failed: ${requests.failures.length}${requests.failures[0] ? ` (first: ${requests.failures[0]})` : ''}`,
+  );
+  console.log(
+    `operator CPU under load (start excluded): ${report.cpuSeconds?.toFixed(2)} s, ${(((report.cpuSeconds ?? 0) / allRuns) * 1000).toFixed(1)} ms per run`,
   );
   const reconciles = Object.values(report.reconciles ?? {}).reduce((a, b) => a + b, 0);
   console.log(`reconciles per run: ${perRun(reconciles)} (${JSON.stringify(report.reconciles ?? {})})`);
@@ -342,11 +443,15 @@ export async function bench(): Promise<void> {
   console.log(`  deletes:             ${perRun(sum('delete pods', 'delete jobs'))} vs minimum 0`);
   const sorted = [...latencies].sort((a, b) => a - b);
   const quiet = [...quietLatencies].sort((a, b) => a - b);
+  const hogged = [...hogLatencies].sort((a, b) => a - b);
   console.log(
     `failed expert pod -> replacement created, under load: p50 ${percentile(sorted, 50)} ms, p99 ${percentile(sorted, 99)} ms (${sorted.length} samples, queued behind ${RUNS} runs)`,
   );
   console.log(
     `failed expert pod -> replacement created, quiet:      p50 ${percentile(quiet, 50)} ms, p99 ${percentile(quiet, 99)} ms (${quiet.length} samples); load/quiet p50 ratio ${(percentile(sorted, 50) / percentile(quiet, 50)).toFixed(0)}x`,
+  );
+  console.log(
+    `failed expert pod -> replacement created, ${HOGS} CPU hogs: p50 ${percentile(hogged, 50)} ms, p99 ${percentile(hogged, 99)} ms (${hogged.length} samples)`,
   );
 }
 
