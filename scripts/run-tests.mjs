@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: type-check, lint, then every test/**/*.test.ts under node:test (via tsx).
-// Node 20's --test does not expand globs, so the file list is built here.
+// Node 20's --test does not expand globs, so the file list is built here. test/support/quietLogs.ts
+// holds back each test's stderr (log lines) unless it fails: the output of a green run is the report.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,8 @@ const files = findTests('test').filter((f) => filters.length === 0 || filters.so
 run(process.execPath, [
   '--import',
   'tsx',
+  '--import',
+  './test/support/quietLogs.ts',
   '--test',
   '--test-reporter=spec',
   `--test-concurrency=${process.env.BTX_TEST_CONCURRENCY ?? 2}`,
