@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
 import { batchMatMul, groupedMatMul } from '../../src/trainer/batchMatMul.js';
 import { backend } from './trainerFixtures.js';
@@ -10,40 +10,38 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).arraySync() as number);
 }
 
-describe('batchMatMul', () => {
-  // Odd sizes, so a view at the wrong offset or with the wrong stride cannot go unnoticed.
-  for (const [batch, m, k, n] of [
-    [5, 7, 3, 11],
-    [1, 4, 6, 2],
-    [3, 1, 9, 1],
-  ] as const) {
-    it(`equals tf.matMul, value and both gradients ([${batch},${m},${k}] x [${batch},${k},${n}])`, () => {
-      const a = tf.randomNormal([batch, m, k], 0, 1, 'float32', 1) as tf.Tensor3D;
-      const b = tf.randomNormal([batch, k, n], 0, 1, 'float32', 2) as tf.Tensor3D;
-      const weights = tf.randomNormal([batch, m, n], 0, 1, 'float32', 3);
-      const loss = (f: (x: tf.Tensor3D, y: tf.Tensor3D) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) =>
-        tf.sum(tf.mul(f(x as tf.Tensor3D, y as tf.Tensor3D), weights)) as tf.Scalar;
-      const ours = tf.valueAndGrads(loss(batchMatMul));
-      const reference = tf.valueAndGrads(loss((x, y) => tf.matMul(x, y)));
-      const [o, r] = [ours([a, b]), reference([a, b])];
-      assert.ok(maxAbsDiff(batchMatMul(a, b), tf.matMul(a, b)) < 1e-5);
-      assert.ok(Math.abs(o.value.arraySync() - r.value.arraySync()) < 1e-4);
-      assert.ok(maxAbsDiff(o.grads[0]!, r.grads[0]!) < 1e-5, 'gradient of a');
-      assert.ok(maxAbsDiff(o.grads[1]!, r.grads[1]!) < 1e-5, 'gradient of b');
-      tf.dispose([a, b, weights, o.value, r.value, ...o.grads, ...r.grads]);
-    });
-  }
-
-  it('leaves no tensors behind', () => {
-    const a = tf.ones([2, 3, 4]) as tf.Tensor3D;
-    const b = tf.ones([2, 4, 5]) as tf.Tensor3D;
-    const before = tf.memory().numTensors;
-    tf.tidy(() => {
-      batchMatMul(a, b);
-    });
-    assert.equal(tf.memory().numTensors, before);
-    tf.dispose([a, b]);
+// Odd sizes, so a view at the wrong offset or with the wrong stride cannot go unnoticed.
+for (const [batch, m, k, n] of [
+  [5, 7, 3, 11],
+  [1, 4, 6, 2],
+  [3, 1, 9, 1],
+] as const) {
+  test(`batchMatMul: equals tf.matMul, value and both gradients ([${batch},${m},${k}] x [${batch},${k},${n}])`, () => {
+    const a = tf.randomNormal([batch, m, k], 0, 1, 'float32', 1) as tf.Tensor3D;
+    const b = tf.randomNormal([batch, k, n], 0, 1, 'float32', 2) as tf.Tensor3D;
+    const weights = tf.randomNormal([batch, m, n], 0, 1, 'float32', 3);
+    const loss = (f: (x: tf.Tensor3D, y: tf.Tensor3D) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) =>
+      tf.sum(tf.mul(f(x as tf.Tensor3D, y as tf.Tensor3D), weights)) as tf.Scalar;
+    const ours = tf.valueAndGrads(loss(batchMatMul));
+    const reference = tf.valueAndGrads(loss((x, y) => tf.matMul(x, y)));
+    const [o, r] = [ours([a, b]), reference([a, b])];
+    assert.ok(maxAbsDiff(batchMatMul(a, b), tf.matMul(a, b)) < 1e-5);
+    assert.ok(Math.abs(o.value.arraySync() - r.value.arraySync()) < 1e-4);
+    assert.ok(maxAbsDiff(o.grads[0]!, r.grads[0]!) < 1e-5, 'gradient of a');
+    assert.ok(maxAbsDiff(o.grads[1]!, r.grads[1]!) < 1e-5, 'gradient of b');
+    tf.dispose([a, b, weights, o.value, r.value, ...o.grads, ...r.grads]);
   });
+}
+
+test('batchMatMul: leaves no tensors behind', () => {
+  const a = tf.ones([2, 3, 4]) as tf.Tensor3D;
+  const b = tf.ones([2, 4, 5]) as tf.Tensor3D;
+  const before = tf.memory().numTensors;
+  tf.tidy(() => {
+    batchMatMul(a, b);
+  });
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([a, b]);
 });
 
 describe('groupedMatMul', () => {

@@ -3,50 +3,45 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { test } from 'node:test';
 import { e2eStages, parseE2eArgs } from '../../scripts/btx-e2e.js';
 
 const INPUTS = { seedCheckpoint: '/w/seed/step-150', mixedDir: '/w/mixed' };
 
-describe('scripts/btx-e2e.ts', () => {
-  it('trains experts and the dense baseline at --expert-lr, the finetune at --finetune-lr', () => {
-    const o = parseE2eArgs(['--expert-lr', '5e-4', '--finetune-lr', '3e-3', '--expert-steps', '7']);
-    const s = e2eStages(o, '/w', INPUTS);
-    assert.equal(s.seed.learningRate, 3e-3);
-    assert.deepEqual(
-      s.experts.map((e) => [e.data.map((d) => d.name).join(), e.learningRate, e.steps, e.input]),
-      [
-        ['math', 5e-4, 7, INPUTS.seedCheckpoint],
-        ['code', 5e-4, 7, INPUTS.seedCheckpoint],
-        ['prose', 5e-4, 7, INPUTS.seedCheckpoint],
-      ],
-    );
-    assert.equal(s.dense.learningRate, 5e-4);
-    assert.equal(s.dense.steps, 3 * 7 + 100);
-    assert.equal(s.finetune.learningRate, 3e-3);
-    assert.equal(s.finetune.input, INPUTS.mixedDir);
-  });
+test('scripts/btx-e2e.ts: trains experts and the dense baseline at --expert-lr, the finetune at --finetune-lr', () => {
+  const o = parseE2eArgs(['--expert-lr', '5e-4', '--finetune-lr', '3e-3', '--expert-steps', '7']);
+  const s = e2eStages(o, '/w', INPUTS);
+  assert.equal(s.seed.learningRate, 3e-3);
+  assert.deepEqual(
+    s.experts.map((e) => [e.data.map((d) => d.name).join(), e.learningRate, e.steps, e.input]),
+    [
+      ['math', 5e-4, 7, INPUTS.seedCheckpoint],
+      ['code', 5e-4, 7, INPUTS.seedCheckpoint],
+      ['prose', 5e-4, 7, INPUTS.seedCheckpoint],
+    ],
+  );
+  assert.equal(s.dense.learningRate, 5e-4);
+  assert.equal(s.dense.steps, 3 * 7 + 100);
+  assert.equal(s.finetune.learningRate, 3e-3);
+  assert.equal(s.finetune.input, INPUTS.mixedDir);
+});
 
-  it('refuses bad values naming the flag', () => {
-    assert.throws(
-      () => parseE2eArgs(['--expert-lr', 'fast']),
-      /--expert-lr must be a number > 0, got 'fast'/,
-    );
-    assert.throws(() => parseE2eArgs(['--finetune-lr', '0']), /--finetune-lr must be a number > 0/);
-    assert.throws(() => parseE2eArgs(['--seed-steps', '1.5']), /--seed-steps must be an integer >= 1/);
-    assert.throws(() => parseE2eArgs(['--router', 'top2']), /--router must be one of/);
-  });
+test('scripts/btx-e2e.ts: refuses bad values naming the flag', () => {
+  assert.throws(() => parseE2eArgs(['--expert-lr', 'fast']), /--expert-lr must be a number > 0, got 'fast'/);
+  assert.throws(() => parseE2eArgs(['--finetune-lr', '0']), /--finetune-lr must be a number > 0/);
+  assert.throws(() => parseE2eArgs(['--seed-steps', '1.5']), /--seed-steps must be an integer >= 1/);
+  assert.throws(() => parseE2eArgs(['--router', 'top2']), /--router must be one of/);
+});
 
-  it('defaults to the learning rates docs/trainer.md says the table was measured with', () => {
-    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'trainer.md'), 'utf8');
-    const expertLr = /three experts \(\d+ steps each on their domain, LR ([\d.e-]+)\)/.exec(doc)?.[1];
-    const finetuneLr = /finetune \(\d+ steps on\s+all domains, LR ([\d.e-]+)\)/.exec(doc)?.[1];
-    assert.ok(expertLr && finetuneLr, 'docs/trainer.md names both rates');
-    const o = parseE2eArgs([]);
-    assert.equal(o.expertLr, Number(expertLr));
-    assert.equal(o.finetuneLr, Number(finetuneLr));
-    const s = e2eStages(o, '/w', INPUTS);
-    assert.ok(s.experts.every((e) => e.learningRate === o.expertLr));
-    assert.equal(s.finetune.learningRate, o.finetuneLr);
-  });
+test('scripts/btx-e2e.ts: defaults to the learning rates docs/trainer.md says the table was measured with', () => {
+  const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'trainer.md'), 'utf8');
+  const expertLr = /three experts \(\d+ steps each on their domain, LR ([\d.e-]+)\)/.exec(doc)?.[1];
+  const finetuneLr = /finetune \(\d+ steps on\s+all domains, LR ([\d.e-]+)\)/.exec(doc)?.[1];
+  assert.ok(expertLr && finetuneLr, 'docs/trainer.md names both rates');
+  const o = parseE2eArgs([]);
+  assert.equal(o.expertLr, Number(expertLr));
+  assert.equal(o.finetuneLr, Number(finetuneLr));
+  const s = e2eStages(o, '/w', INPUTS);
+  assert.ok(s.experts.every((e) => e.learningRate === o.expertLr));
+  assert.equal(s.finetune.learningRate, o.finetuneLr);
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
 import { saveCheckpoint } from '../../src/trainer/checkpoint.js';
 import type { ModelConfig } from '../../src/trainer/hfConfig.js';
@@ -38,35 +38,33 @@ const CONFIGS: Record<'llama' | 'mixtral', ModelConfig> = {
   mixtral: { ...tinyMixtral(3, 'topK', 2), rope_theta: 500 },
 };
 
-describe('Hugging Face equivalence', () => {
-  for (const name of ['llama', 'mixtral'] as const) {
-    it(`${name}: logits equal HF's forward pass on the same weights (max diff < 1e-4)`, async () => {
-      const config = CONFIGS[name];
-      const d = modelDims(config);
-      const params = referenceParams(config);
-      const ids = tf.tensor2d([IDS], [1, IDS.length], 'int32');
-      const logits = forward(params, d, ids, { training: false }).logits.arraySync();
-      const out = process.env.BTX_WRITE_HF_REFERENCE; // regenerate: see fixtures/hf_reference.py
-      if (out) {
-        await saveCheckpoint(join(out, `ref-${name}`), await paramsToTensors(params), config, {
-          stage: 'reference',
-          step: 0,
-          totalSteps: 0,
-          loss: null,
-          dataPosition: 0,
-          randomSeed: 42,
-          time: new Date().toISOString(),
-        });
-        writeFileSync(join(out, `ours-${name}.json`), JSON.stringify(logits));
-      }
-      assert.deepEqual(fixture.ids, IDS);
-      assert.equal(fixture[name].length, IDS.length);
-      let worst = 0;
-      fixture[name].forEach((row, t) =>
-        row.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - logits[t]![i]!)))),
-      );
-      assert.ok(worst < 1e-4, `max |ours - HF| = ${worst}`);
-      disposeParams(params);
-    });
-  }
-});
+for (const name of ['llama', 'mixtral'] as const) {
+  test(`Hugging Face equivalence: ${name}: logits equal HF's forward pass on the same weights (max diff < 1e-4)`, async () => {
+    const config = CONFIGS[name];
+    const d = modelDims(config);
+    const params = referenceParams(config);
+    const ids = tf.tensor2d([IDS], [1, IDS.length], 'int32');
+    const logits = forward(params, d, ids, { training: false }).logits.arraySync();
+    const out = process.env.BTX_WRITE_HF_REFERENCE; // regenerate: see fixtures/hf_reference.py
+    if (out) {
+      await saveCheckpoint(join(out, `ref-${name}`), await paramsToTensors(params), config, {
+        stage: 'reference',
+        step: 0,
+        totalSteps: 0,
+        loss: null,
+        dataPosition: 0,
+        randomSeed: 42,
+        time: new Date().toISOString(),
+      });
+      writeFileSync(join(out, `ours-${name}.json`), JSON.stringify(logits));
+    }
+    assert.deepEqual(fixture.ids, IDS);
+    assert.equal(fixture[name].length, IDS.length);
+    let worst = 0;
+    fixture[name].forEach((row, t) =>
+      row.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - logits[t]![i]!)))),
+    );
+    assert.ok(worst < 1e-4, `max |ours - HF| = ${worst}`);
+    disposeParams(params);
+  });
+}
