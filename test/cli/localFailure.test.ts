@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { waitFor } from '../support/waitFor.js';
 import { startLocal } from './localRun.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'btx-local-fail-'));
@@ -79,18 +80,10 @@ test('Ctrl-C during a run stops the pods and the cluster and exits 130', async (
   const local = startLocal(['-f', manifest('slow', slow), '--data-dir', dataDir], 120_000);
   await local.waitForOutput('Seeding', 90_000);
   // The seed pod is a process of its own by now (or about to be); Ctrl-C must take it down too.
-  await waitUntil(() => processesMentioning(dataDir).length > 0, 30_000);
+  await waitFor('a pod process of btx local', () => processesMentioning(dataDir).length > 0, 30_000);
   local.child.kill('SIGINT');
   const result = await local.done;
   assert.equal(result.code, 130, `${result.stdout}\n${result.stderr}`);
   assert.match(result.stderr, /stopping/);
   assert.deepEqual(processesMentioning(dataDir), [], 'no pod process outlives btx local');
 });
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

@@ -19,6 +19,7 @@ import { btxPodRuntime } from '../../src/cli/podRuntime.js';
 import { btxRunCRD } from '../../src/api/crd.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../../src/api/types.js';
 import type { BTXRunSpecInput } from '../../src/api/defaults.js';
+import { waitFor } from '../support/waitFor.js';
 
 export interface TestCluster {
   plane: ControlPlane;
@@ -92,27 +93,6 @@ export async function getRun(c: TestCluster, name: string, namespace = 'default'
     plural: PLURAL,
     name,
   })) as BTXRun;
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export async function waitForRun(

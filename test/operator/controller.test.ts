@@ -15,10 +15,10 @@ import {
   getRun,
   podsOf,
   startCluster,
-  waitFor,
   waitForRun,
   type TestCluster,
 } from './cluster.js';
+import { waitFor } from '../support/waitFor.js';
 
 const exec = promisify(execFile);
 let c: TestCluster;
@@ -82,10 +82,14 @@ test('node loss restarts only that expert at attempt 2 without spending budget; 
     'faults',
     spec({ FAKE_EXIT_CODE: 'sleep', FAKE_EXIT_MATH: 'sleep', FAKE_EXIT_PROSE: 'sleep' }),
   );
-  const pods = await waitFor('three running expert pods', async () => {
-    const p = await podsOf(c, 'faults');
-    return p.length === 3 && p.every((x) => x.status?.phase === 'Running') ? p : undefined;
-  });
+  const pods = await waitFor(
+    'three running expert pods',
+    async () => {
+      const p = await podsOf(c, 'faults');
+      return p.length === 3 && p.every((x) => x.status?.phase === 'Running') ? p : undefined;
+    },
+    60_000,
+  );
   const uid = (name: string) => pods.find((p) => p.metadata?.name === name)?.metadata?.uid;
   await c.plane.kubelet.loseNode('default', 'faults-expert-code-1');
   let run = await waitForRun(
@@ -97,10 +101,14 @@ test('node loss restarts only that expert at attempt 2 without spending budget; 
   assert.equal(expertOf(run, 'code')?.restarts, 0);
   assert.equal(expertOf(run, 'code')?.lastFailure?.reason, 'NodeLost');
   assert.equal(expertOf(run, 'code')?.lastFailure?.countsAgainstBudget, false);
-  await waitFor('attempt 2 running', async () => {
-    const p = (await podsOf(c, 'faults')).find((x) => x.metadata?.name === 'faults-expert-code-2');
-    return p?.status?.phase === 'Running' ? p : undefined;
-  });
+  await waitFor(
+    'attempt 2 running',
+    async () => {
+      const p = (await podsOf(c, 'faults')).find((x) => x.metadata?.name === 'faults-expert-code-2');
+      return p?.status?.phase === 'Running' ? p : undefined;
+    },
+    60_000,
+  );
   await c.plane.kubelet.killPod('default', 'faults-expert-code-2', 'SIGKILL');
   run = await waitForRun(
     c,
@@ -128,10 +136,14 @@ test('node loss restarts only that expert at attempt 2 without spending budget; 
     /btx_expert_restarts_total\{namespace="default",run="faults",expert="code",reason="NodeLost"\} 1/,
   );
   await deleteRun('faults');
-  await waitFor('metrics series of the deleted run gone', async () => {
-    const text = await (await fetch(op.metricsUrl as string)).text();
-    return text.includes('run="faults"') ? undefined : true;
-  });
+  await waitFor(
+    'metrics series of the deleted run gone',
+    async () => {
+      const text = await (await fetch(op.metricsUrl as string)).text();
+      return text.includes('run="faults"') ? undefined : true;
+    },
+    60_000,
+  );
 });
 
 test('exhausting maxRestarts fails the run with a reason naming the expert and stops the others', async () => {
@@ -144,21 +156,29 @@ test('exhausting maxRestarts fails the run with a reason naming the expert and s
   assert.equal(cond(run, 'Failed')?.reason, 'ExpertFailed');
   assert.match(cond(run, 'Failed')?.message ?? '', /expert code failed for good after 1 restarts/);
   assert.equal(expertOf(run, 'code')?.attempt, 2);
-  await waitFor('the other experts stopped', async () => {
-    const p = await podsOf(c, 'exhaust');
-    const others = p.filter((x) => !x.metadata?.name?.includes('-code-'));
-    return others.every((x) => x.metadata?.deletionTimestamp || x.status?.phase !== 'Running')
-      ? true
-      : undefined;
-  });
-  const reasons = await waitFor('the Events of every transition', async () => {
-    const events = await c.core.listNamespacedEvent({
-      namespace: 'default',
-      fieldSelector: 'involvedObject.name=exhaust',
-    });
-    const seen = events.items.map((e) => e.reason ?? '');
-    return seen.includes('RunFailed') ? seen : undefined;
-  });
+  await waitFor(
+    'the other experts stopped',
+    async () => {
+      const p = await podsOf(c, 'exhaust');
+      const others = p.filter((x) => !x.metadata?.name?.includes('-code-'));
+      return others.every((x) => x.metadata?.deletionTimestamp || x.status?.phase !== 'Running')
+        ? true
+        : undefined;
+    },
+    60_000,
+  );
+  const reasons = await waitFor(
+    'the Events of every transition',
+    async () => {
+      const events = await c.core.listNamespacedEvent({
+        namespace: 'default',
+        fieldSelector: 'involvedObject.name=exhaust',
+      });
+      const seen = events.items.map((e) => e.reason ?? '');
+      return seen.includes('RunFailed') ? seen : undefined;
+    },
+    60_000,
+  );
   for (const r of ['ExpertStarted', 'ExpertRestarting', 'ExpertFailed', 'RunFailed'])
     assert.ok(reasons.includes(r), `${r} in ${reasons}`);
   await deleteRun('exhaust');
@@ -207,10 +227,16 @@ test('suspend stops the expert pods; resuming starts new attempts without spendi
   await setSuspend('pause', true);
   const suspended = await waitForRun(c, 'pause', (r) => r.status?.phase === 'Suspended', 'phase Suspended');
   assert.equal(cond(suspended, 'Suspended')?.status, 'True');
-  await waitFor('no running expert pods', async () => {
-    const p = await podsOf(c, 'pause');
-    return p.every((x) => x.status?.phase !== 'Running' || x.metadata?.deletionTimestamp) ? true : undefined;
-  });
+  await waitFor(
+    'no running expert pods',
+    async () => {
+      const p = await podsOf(c, 'pause');
+      return p.every((x) => x.status?.phase !== 'Running' || x.metadata?.deletionTimestamp)
+        ? true
+        : undefined;
+    },
+    60_000,
+  );
   await setSuspend('pause', false);
   const resumed = await waitForRun(
     c,

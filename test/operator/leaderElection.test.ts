@@ -11,10 +11,10 @@ import {
   fakeExpertTemplate,
   podsOf,
   startCluster,
-  waitFor,
   waitForRun,
   type TestCluster,
 } from './cluster.js';
+import { waitFor } from '../support/waitFor.js';
 
 let c: TestCluster;
 before(async () => {

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
-import { createRun, getRun, podsOf, startCluster, waitFor, type TestCluster } from './cluster.js';
+import { createRun, getRun, podsOf, startCluster, type TestCluster } from './cluster.js';
+import { waitFor } from '../support/waitFor.js';
 
 let c: TestCluster;
 let op: RunningOperator;

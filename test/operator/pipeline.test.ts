@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
 import { kubectlPath, repoRoot } from '../support/tools.js';
-import { createRun, podsOf, startCluster, waitFor, waitForRun, type TestCluster } from './cluster.js';
+import { createRun, podsOf, startCluster, waitForRun, type TestCluster } from './cluster.js';
+import { waitFor } from '../support/waitFor.js';
 
 const exec = promisify(execFile);
 let c: TestCluster;

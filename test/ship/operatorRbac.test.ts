@@ -6,11 +6,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../support/tools.js';
 import { helmTemplate, type Manifest } from './deployManifests.js';
 import { startCluster, writePlainKubeconfig } from './embeddedCluster.js';
 import { startRecordingProxy } from './recordingProxy.js';
+import { waitFor } from '../support/waitFor.js';
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
 type Request = { verb: string; group: string; resource: string; namespace?: string; path: string };
@@ -80,21 +80,6 @@ function rulesOf(objects: Manifest[], kind: string, name: string, namespace?: st
   return (o as Manifest & { rules: Rule[] }).rules;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
 async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -149,19 +134,28 @@ for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
       child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
 
       const base = `http://127.0.0.1:${port}`;
-      await waitFor('/healthz', async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined));
-      await waitFor('/readyz', async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined));
-      await waitFor('the Lease in the release namespace', async () =>
-        (await kubectl(['get', 'lease', '-n', 'ops', '-o', 'name'])).includes('lease') ? true : undefined,
+      await waitFor('/healthz', async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 45_000);
+      await waitFor('/readyz', async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined), 45_000);
+      await waitFor(
+        'the Lease in the release namespace',
+        async () =>
+          (await kubectl(['get', 'lease', '-n', 'ops', '-o', 'name'])).includes('lease') ? true : undefined,
+        45_000,
       );
-      await waitFor('the run to be reconciled', async () => {
-        const run = JSON.parse(await kubectl(['get', 'btxrun', 'llama-btx', '-n', 'ml', '-o', 'json'])) as {
-          status?: { phase?: string };
-        };
-        return run.status?.phase ? run.status.phase : undefined;
-      });
-      await waitFor('expert pods', async () =>
-        (await kubectl(['get', 'pods', '-n', 'ml', '-o', 'name'])).trim() ? true : undefined,
+      await waitFor(
+        'the run to be reconciled',
+        async () => {
+          const run = JSON.parse(await kubectl(['get', 'btxrun', 'llama-btx', '-n', 'ml', '-o', 'json'])) as {
+            status?: { phase?: string };
+          };
+          return run.status?.phase ? run.status.phase : undefined;
+        },
+        45_000,
+      );
+      await waitFor(
+        'expert pods',
+        async () => ((await kubectl(['get', 'pods', '-n', 'ml', '-o', 'name'])).trim() ? true : undefined),
+        45_000,
       );
       const metrics = await (await fetch(`${base}/metrics`)).text();
       assert.match(metrics, /^btx_run_phase\{/m);
