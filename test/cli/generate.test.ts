@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, test } from 'node:test';
 import { command, generateOptions } from '../../src/cli/generate.js';
 import { parseFlags } from '../../src/cli/flags.js';
 import { checkpointTokenizer } from '../../src/cli/checkpointTokenizer.js';
@@ -62,93 +62,80 @@ async function expected(dir: string, prompt: string, args: string[]): Promise<st
   }
 }
 
-describe('btx generate', () => {
-  it('prints the prompt and the sampled continuation of a dense checkpoint (newest step-N)', async () => {
-    const args = ['--max-tokens', '12', '--temperature', '1', '--top-p', '0.9', '--seed', '7'];
-    const r = await btx(['--checkpoint', denseDir, '--prompt', 'Hello', ...args]);
-    assert.equal(r.code, 0, r.stderr);
-    const continuation = await expected(denseDir, 'Hello', args);
-    assert.ok(continuation.length > 0);
-    assert.equal(r.stdout, `Hello${continuation}\n`);
-    assert.match(
-      r.stderr,
-      /btx generate: 12 tokens \(max tokens\) in [\d.]+ s, [\d.]+ tokens\/s, from .*step-3/,
-    );
-  });
+test('btx generate: prints the prompt and the sampled continuation of a dense checkpoint (newest step-N)', async () => {
+  const args = ['--max-tokens', '12', '--temperature', '1', '--top-p', '0.9', '--seed', '7'];
+  const r = await btx(['--checkpoint', denseDir, '--prompt', 'Hello', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  const continuation = await expected(denseDir, 'Hello', args);
+  assert.ok(continuation.length > 0);
+  assert.equal(r.stdout, `Hello${continuation}\n`);
+  assert.match(
+    r.stderr,
+    /btx generate: 12 tokens \(max tokens\) in [\d.]+ s, [\d.]+ tokens\/s, from .*step-3/,
+  );
+});
 
-  it('samples greedily from a mixed (MoE) checkpoint; another seed changes nothing at temperature 0', async () => {
-    const args = ['--max-tokens', '10', '--temperature', '0'];
-    const r = await btx(['--checkpoint', moeDir, '--prompt', 'abc', ...args, '--seed', '123']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, `abc${await expected(moeDir, 'abc', [...args, '--seed', '1'])}\n`);
-  });
+test('btx generate: samples greedily from a mixed (MoE) checkpoint; another seed changes nothing at temperature 0', async () => {
+  const args = ['--max-tokens', '10', '--temperature', '0'];
+  const r = await btx(['--checkpoint', moeDir, '--prompt', 'abc', ...args, '--seed', '123']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `abc${await expected(moeDir, 'abc', [...args, '--seed', '1'])}\n`);
+});
 
-  it('refuses bad values with exit 2 and one line naming the flag', async () => {
-    const r = await runBtxInProcess([
-      'generate',
-      '--checkpoint',
-      denseDir,
-      '--prompt',
-      'x',
-      '--top-p',
-      '1.5',
-    ]);
-    assert.equal(r.code, 2);
-    assert.equal(r.stderr, "btx generate: --top-p must be a number >= 0 and <= 1, got '1.5'\n");
-    const bad: [string[], RegExp][] = [
-      [['--max-tokens', '0'], /--max-tokens must be an integer >= 1, got '0'/],
-      [['--max-tokens', '2.5'], /--max-tokens must be an integer >= 1/],
-      [['--temperature=-0.1'], /--temperature must be a number >= 0, got '-0.1'/],
-      [['--temperature', 'hot'], /--temperature must be a number >= 0/],
-      [['--top-p', '0'], /--top-p must be above 0/],
-      [['--seed', '1.5'], /--seed must be an integer, got '1.5'/],
-    ];
-    for (const [extra, message] of bad) {
-      assert.throws(() => options(['--checkpoint', 'd', '--prompt', 'x', ...extra]), message);
-    }
-    assert.throws(() => options(['--prompt', 'x']), /--checkpoint is required/);
-    assert.throws(() => options(['--checkpoint', 'd']), /--prompt is required/);
-    assert.throws(() => options(['--checkpoint', 'd', '--prompt', '']), /--prompt needs a value/);
-  });
+test('btx generate: refuses bad values with exit 2 and one line naming the flag', async () => {
+  const r = await runBtxInProcess(['generate', '--checkpoint', denseDir, '--prompt', 'x', '--top-p', '1.5']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, "btx generate: --top-p must be a number >= 0 and <= 1, got '1.5'\n");
+  const bad: [string[], RegExp][] = [
+    [['--max-tokens', '0'], /--max-tokens must be an integer >= 1, got '0'/],
+    [['--max-tokens', '2.5'], /--max-tokens must be an integer >= 1/],
+    [['--temperature=-0.1'], /--temperature must be a number >= 0, got '-0.1'/],
+    [['--temperature', 'hot'], /--temperature must be a number >= 0/],
+    [['--top-p', '0'], /--top-p must be above 0/],
+    [['--seed', '1.5'], /--seed must be an integer, got '1.5'/],
+  ];
+  for (const [extra, message] of bad) {
+    assert.throws(() => options(['--checkpoint', 'd', '--prompt', 'x', ...extra]), message);
+  }
+  assert.throws(() => options(['--prompt', 'x']), /--checkpoint is required/);
+  assert.throws(() => options(['--checkpoint', 'd']), /--prompt is required/);
+  assert.throws(() => options(['--checkpoint', 'd', '--prompt', '']), /--prompt needs a value/);
+});
 
-  it('fails with one line naming the folder when there is no checkpoint or no usable tokenizer', async () => {
-    const missing = await btx(['--checkpoint', join(tmp.dir, 'nothing'), '--prompt', 'x']);
-    assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^btx: no checkpoint in .*nothing/m);
-    assert.doesNotMatch(missing.stderr, /^\s+at /m);
-    const wide = join(tmp.dir, 'wide');
-    await save(wide, tinyLlama({ vocab_size: 300 }));
-    const r = await btx(['--checkpoint', wide, '--prompt', 'x']);
-    assert.equal(r.code, 1);
-    assert.match(
-      r.stderr,
-      /wide: vocab_size 300 is not the byte tokenizer's 259 and it has no tokenizer\.json/,
-    );
-  });
+test('btx generate: fails with one line naming the folder when there is no checkpoint or no usable tokenizer', async () => {
+  const missing = await btx(['--checkpoint', join(tmp.dir, 'nothing'), '--prompt', 'x']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^btx: no checkpoint in .*nothing/m);
+  assert.doesNotMatch(missing.stderr, /^\s+at /m);
+  const wide = join(tmp.dir, 'wide');
+  await save(wide, tinyLlama({ vocab_size: 300 }));
+  const r = await btx(['--checkpoint', wide, '--prompt', 'x']);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /wide: vocab_size 300 is not the byte tokenizer's 259 and it has no tokenizer\.json/,
+  );
+});
 
-  it('decodes a byte-level checkpoint that carries the byte tokenizer.json, refuses other tokenizers', async () => {
-    const dir = join(tmp.dir, 'with-tokenizer');
-    await save(dir, tinyLlama());
-    const byteJson = (vocab: number) => ({
-      model: {
-        type: 'BPE',
-        vocab: Object.fromEntries(Array.from({ length: vocab }, (_, b) => [`t${b}`, b])),
-      },
-      added_tokens: [256, 257, 258].map((id) => ({ id, special: true })),
-    });
-    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(256)));
-    const model = await loadLanguageModel(dir);
-    try {
-      const tokenizer = await checkpointTokenizer(model);
-      assert.deepEqual(await tokenizer.encode('hé'), [104, 195, 169]);
-      assert.equal(tokenizer.decode([104, 195, 169, 257]), 'hé');
-      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(300)));
-      await assert.rejects(
-        checkpointTokenizer(model),
-        /with-tokenizer\/tokenizer\.json: only the byte-level/,
-      );
-    } finally {
-      disposeLanguageModel(model);
-    }
+test('btx generate: decodes a byte-level checkpoint that carries the byte tokenizer.json, refuses other tokenizers', async () => {
+  const dir = join(tmp.dir, 'with-tokenizer');
+  await save(dir, tinyLlama());
+  const byteJson = (vocab: number) => ({
+    model: {
+      type: 'BPE',
+      vocab: Object.fromEntries(Array.from({ length: vocab }, (_, b) => [`t${b}`, b])),
+    },
+    added_tokens: [256, 257, 258].map((id) => ({ id, special: true })),
   });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(256)));
+  const model = await loadLanguageModel(dir);
+  try {
+    const tokenizer = await checkpointTokenizer(model);
+    assert.deepEqual(await tokenizer.encode('hé'), [104, 195, 169]);
+    assert.equal(tokenizer.decode([104, 195, 169, 257]), 'hé');
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(300)));
+    await assert.rejects(checkpointTokenizer(model), /with-tokenizer\/tokenizer\.json: only the byte-level/);
+  } finally {
+    disposeLanguageModel(model);
+  }
 });
