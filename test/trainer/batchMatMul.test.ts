@@ -44,39 +44,37 @@ test('batchMatMul: leaves no tensors behind', () => {
   tf.dispose([a, b]);
 });
 
-describe('groupedMatMul', () => {
-  it('equals one tf.matMul per group, value and both gradients, empty groups included', () => {
-    const sizes = [3, 0, 5, 1, 0];
-    const [k, n] = [4, 6];
-    const rows = sizes.reduce((a, b) => a + b, 0);
-    const x = tf.randomNormal([rows, k], 0, 1, 'float32', 1) as tf.Tensor2D;
-    const w = tf.randomNormal([sizes.length, k, n], 0, 1, 'float32', 2) as tf.Tensor3D;
-    const weights = tf.randomNormal([rows, n], 0, 1, 'float32', 3);
-    const perGroup = (xs: tf.Tensor2D, ws: tf.Tensor3D) => {
-      let start = 0;
-      const parts = sizes.flatMap((size, g) => {
-        const part = tf.matMul(
-          tf.slice(xs, [start, 0], [size, k]),
-          tf.reshape(tf.slice(ws, [g, 0, 0], [1, k, n]), [k, n]),
-        );
-        start += size;
-        return size > 0 ? [part] : [];
-      });
-      return tf.concat(parts);
-    };
-    const loss = (f: (x: tf.Tensor2D, w: tf.Tensor3D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(tf.mul(f(a as tf.Tensor2D, b as tf.Tensor3D), weights)) as tf.Scalar;
-    const ours = tf.valueAndGrads(loss((a, b) => groupedMatMul(a, b, sizes)))([x, w]);
-    const reference = tf.valueAndGrads(loss(perGroup))([x, w]);
-    assert.ok(maxAbsDiff(groupedMatMul(x, w, sizes), perGroup(x, w)) < 1e-5);
-    assert.ok(maxAbsDiff(ours.grads[0]!, reference.grads[0]!) < 1e-5, 'gradient of x');
-    assert.ok(maxAbsDiff(ours.grads[1]!, reference.grads[1]!) < 1e-5, 'gradient of w');
-    // An empty group's weights get an exact zero gradient.
-    const grad = ours.grads[1]!.arraySync() as number[][][];
-    for (const g of [1, 4])
-      assert.ok(
-        grad[g]!.flat().every((v) => v === 0),
-        `group ${g}`,
+test('groupedMatMul: equals one tf.matMul per group, value and both gradients, empty groups included', () => {
+  const sizes = [3, 0, 5, 1, 0];
+  const [k, n] = [4, 6];
+  const rows = sizes.reduce((a, b) => a + b, 0);
+  const x = tf.randomNormal([rows, k], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const w = tf.randomNormal([sizes.length, k, n], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const weights = tf.randomNormal([rows, n], 0, 1, 'float32', 3);
+  const perGroup = (xs: tf.Tensor2D, ws: tf.Tensor3D) => {
+    let start = 0;
+    const parts = sizes.flatMap((size, g) => {
+      const part = tf.matMul(
+        tf.slice(xs, [start, 0], [size, k]),
+        tf.reshape(tf.slice(ws, [g, 0, 0], [1, k, n]), [k, n]),
       );
-  });
+      start += size;
+      return size > 0 ? [part] : [];
+    });
+    return tf.concat(parts);
+  };
+  const loss = (f: (x: tf.Tensor2D, w: tf.Tensor3D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(f(a as tf.Tensor2D, b as tf.Tensor3D), weights)) as tf.Scalar;
+  const ours = tf.valueAndGrads(loss((a, b) => groupedMatMul(a, b, sizes)))([x, w]);
+  const reference = tf.valueAndGrads(loss(perGroup))([x, w]);
+  assert.ok(maxAbsDiff(groupedMatMul(x, w, sizes), perGroup(x, w)) < 1e-5);
+  assert.ok(maxAbsDiff(ours.grads[0]!, reference.grads[0]!) < 1e-5, 'gradient of x');
+  assert.ok(maxAbsDiff(ours.grads[1]!, reference.grads[1]!) < 1e-5, 'gradient of w');
+  // An empty group's weights get an exact zero gradient.
+  const grad = ours.grads[1]!.arraySync() as number[][][];
+  for (const g of [1, 4])
+    assert.ok(
+      grad[g]!.flat().every((v) => v === 0),
+      `group ${g}`,
+    );
 });
