@@ -366,6 +366,8 @@ export async function bench(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
   }
   const wall = (Date.now() - started) / 1000;
+  // Printed now, so a bench stopped later (a timeout on a busy machine) still says how far it got.
+  console.log(`load phase: ${done}/${RUNS} runs succeeded in ${wall.toFixed(1)} s`);
   // Quiet: one failing run at a time on the now idle operator, for the reaction time without a backlog;
   // then the same with CPU hogs, as on a busy node.
   const phaseOf = async (name: string): Promise<string | undefined> =>
