@@ -6,7 +6,8 @@ import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startApiServer } from '../../src/cluster/apiserver/server.js';
-import { startTestServer, TOKEN, widgetCrd, type TestServer } from './apiserverTestkit.js';
+import { TEST_TOKEN, type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { widgetCrd } from './widgetCrd.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -15,10 +16,10 @@ const JOBS = '/apis/batch/v1/namespaces/default/jobs';
 const CMS = '/api/v1/namespaces/default/configmaps';
 const W = '/apis/test.btx.ai/v1/namespaces/default/widgets';
 
-let t: TestServer;
+let t: TestApiServer;
 
 before(async () => {
-  t = await startTestServer();
+  t = await startTestApiServer();
   const crd = await t.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', widgetCrd());
   assert.equal(crd.status, 201, JSON.stringify(crd.body));
 });
@@ -135,7 +136,7 @@ test('an integer field refuses numbers beyond 2^53 as kube-openapi does ("number
 async function createSecret(url: string): Promise<void> {
   const res = await fetch(`${url}/api/v1/namespaces/default/secrets`, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    headers: { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ metadata: { name: 's' }, stringData: { password: 'hunter2' } }),
   });
   assert.equal(res.status, 201);
@@ -143,7 +144,7 @@ async function createSecret(url: string): Promise<void> {
 
 test('the snapshot (every Secret) is 0600 in a 0700 data dir, and an old open data dir is closed at start', async () => {
   const fresh = join(t.dir, 'fresh');
-  const first = await startApiServer({ token: TOKEN, dataDir: fresh });
+  const first = await startApiServer({ token: TEST_TOKEN, dataDir: fresh });
   await createSecret(first.url);
   await first.stop();
   assert.equal(statSync(fresh).mode & 0o777, 0o700);
@@ -156,7 +157,7 @@ test('the snapshot (every Secret) is 0600 in a 0700 data dir, and an old open da
   const snapshot = join(dir, 'apiserver.json');
   writeFileSync(snapshot, JSON.stringify({ resourceVersion: 1, objects: [] }), { mode: 0o644 });
   chmodSync(snapshot, 0o644);
-  const server = await startApiServer({ token: TOKEN, dataDir: dir });
+  const server = await startApiServer({ token: TEST_TOKEN, dataDir: dir });
   try {
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     assert.equal(statSync(snapshot).mode & 0o777, 0o600);

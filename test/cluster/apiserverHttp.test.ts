@@ -7,17 +7,19 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { containerLogPath } from '../../src/cluster/podLogs.js';
 import { serverInternals } from '../../src/cluster/apiserver/server.js';
-import { eventually, startTestServer, TOKEN, widgetCrd, type TestServer } from './apiserverTestkit.js';
+import { TEST_TOKEN, type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { waitFor } from '../support/waitFor.js';
+import { widgetCrd } from './widgetCrd.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-let t: TestServer;
+let t: TestApiServer;
 const W = '/apis/test.btx.ai/v1/namespaces/default/widgets';
 const PODS = '/api/v1/namespaces/default/pods';
 const CMS = '/api/v1/namespaces/default/configmaps';
 
 before(async () => {
-  t = await startTestServer({ watchHistory: 50 });
+  t = await startTestApiServer({ watchHistory: 50 });
   const crd = await t.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', widgetCrd());
   assert.equal(crd.status, 201, JSON.stringify(crd.body));
 });
@@ -46,8 +48,8 @@ async function watchEvents(
   const timer = setTimeout(() => ctrl.abort(), timeoutMs);
   const events: Obj[] = [];
   try {
-    const res = await fetch(`${t.server.url}${path}`, {
-      headers: { Authorization: `Bearer ${TOKEN}` },
+    const res = await fetch(`${t.url}${path}`, {
+      headers: { Authorization: `Bearer ${TEST_TOKEN}` },
       signal: ctrl.signal,
     });
     assert.equal(res.status, 200);
@@ -72,7 +74,7 @@ async function watchEvents(
 }
 
 test('requests without the bearer token get a 401 Status; health and version are public', async () => {
-  const res = await fetch(`${t.server.url}/api/v1/namespaces`);
+  const res = await fetch(`${t.url}/api/v1/namespaces`);
   assert.equal(res.status, 401);
   assert.deepEqual(await res.json(), {
     kind: 'Status',
@@ -83,8 +85,8 @@ test('requests without the bearer token get a 401 Status; health and version are
     reason: 'Unauthorized',
     code: 401,
   });
-  assert.equal((await fetch(`${t.server.url}/healthz`)).status, 200);
-  assert.match(((await (await fetch(`${t.server.url}/version`)).json()) as Obj).gitVersion, /^v1\.35\./);
+  assert.equal((await fetch(`${t.url}/healthz`)).status, 200);
+  assert.match(((await (await fetch(`${t.url}/version`)).json()) as Obj).gitVersion, /^v1\.35\./);
 });
 
 test('errors are Status bodies shaped like Kubernetes: 404, 409 AlreadyExists, 422 Invalid, 415', async () => {
@@ -441,10 +443,11 @@ test('garbage collection: background deletes dependents, Orphan keeps them witho
     apiVersion: 'v1',
     propagationPolicy: 'Background',
   });
-  await eventually(
+  await waitFor(
+    'dependents to go',
     async () =>
       (await t.json('GET', `${CMS}/d1`)).status === 404 && (await t.json('GET', `${CMS}/d2`)).status === 404,
-    'dependents to go',
+    10_000,
   );
   const owner2 = await t.json<Obj>('POST', CMS, { metadata: { name: 'owner2' } });
   await t.json('POST', CMS, {
@@ -467,15 +470,17 @@ test('garbage collection: background deletes dependents, Orphan keeps them witho
   const fg = await t.json<Obj>('DELETE', `${CMS}/owner3`, { propagationPolicy: 'Foreground' });
   assert.equal(fg.status, 202);
   assert.deepEqual(fg.body.metadata.finalizers, ['foregroundDeletion']);
-  await eventually(
-    async () => (await t.json<Obj>('GET', `${CMS}/held`)).body.metadata.deletionTimestamp,
+  await waitFor(
     'the dependent to be deleting',
+    async () => (await t.json<Obj>('GET', `${CMS}/held`)).body.metadata.deletionTimestamp,
+    10_000,
   );
   assert.equal((await t.json('GET', `${CMS}/owner3`)).status, 200);
   await t.json('PATCH', `${CMS}/held`, { metadata: { finalizers: null } }, 'application/merge-patch+json');
-  await eventually(
-    async () => (await t.json('GET', `${CMS}/owner3`)).status === 404,
+  await waitFor(
     'the owner to go after its dependent',
+    async () => (await t.json('GET', `${CMS}/owner3`)).status === 404,
+    10_000,
   );
   // An object whose owners are all gone (a made-up uid here) is collected too.
   await t.json('POST', CMS, {
@@ -484,9 +489,10 @@ test('garbage collection: background deletes dependents, Orphan keeps them witho
       ownerReferences: [{ ...ref, uid: '00000000-0000-0000-0000-000000000000' }],
     },
   });
-  await eventually(
-    async () => (await t.json('GET', `${CMS}/dangling`)).status === 404,
+  await waitFor(
     'the dangling dependent to go',
+    async () => (await t.json('GET', `${CMS}/dangling`)).status === 404,
+    10_000,
   );
   await t.json('POST', CMS, { metadata: { name: 'other', labels: { gc: 'no' } } });
   const gone = await t.json<Obj>('DELETE', `${CMS}?labelSelector=gc%3Dyes`);
@@ -709,8 +715,8 @@ test('pod logs: the kubelet file, tailLines, and follow until the container term
 test('a restarted server with persistence keeps its objects and CRDs', async () => {
   const dir = join(t.dir, 'persist');
   const { startApiServer } = await import('../../src/cluster/apiserver/server.js');
-  const one = await startApiServer({ token: TOKEN, dataDir: dir });
-  const headers = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' };
+  const one = await startApiServer({ token: TEST_TOKEN, dataDir: dir });
+  const headers = { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' };
   await fetch(`${one.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
     method: 'POST',
     headers,
@@ -727,7 +733,7 @@ test('a restarted server with persistence keeps its objects and CRDs', async () 
     }),
   });
   await one.stop();
-  const two = await startApiServer({ token: TOKEN, dataDir: dir });
+  const two = await startApiServer({ token: TEST_TOKEN, dataDir: dir });
   try {
     const res = await fetch(`${two.url}${W}/kept`, { headers });
     assert.equal(res.status, 200);

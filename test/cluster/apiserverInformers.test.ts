@@ -14,16 +14,17 @@ import {
 } from '@kubernetes/client-node';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
 import { serverInternals } from '../../src/cluster/apiserver/server.js';
-import { eventually, startTestServer, type TestServer } from './apiserverTestkit.js';
+import { type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { waitFor } from '../support/waitFor.js';
 
-let t: TestServer;
+let t: TestApiServer;
 let core: CoreV1Api;
 let kc: KubeConfig;
 
 before(async () => {
-  t = await startTestServer({ watchHistory: 20 });
+  t = await startTestApiServer({ watchHistory: 20 });
   kc = new KubeConfig();
-  kc.loadFromString(kubeconfigYaml(t.server.url, t.server.token));
+  kc.loadFromString(kubeconfigYaml(t.url, t.token));
   assert.match(kc.getCurrentCluster()!.server, /^https:/);
   core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: 'inf' } } });
@@ -58,14 +59,18 @@ test('an informer lists, then sees ADDED, MODIFIED and DELETED; it reconnects af
   informer.on('delete', (o) => seen.push({ type: 'delete', name: o.metadata!.name! }));
   await informer.start();
   try {
-    await eventually(() => seen.some((s) => s.type === 'add' && s.name === 'before'), 'the listed object');
+    await waitFor(
+      'the listed object',
+      () => seen.some((s) => s.type === 'add' && s.name === 'before'),
+      10_000,
+    );
     await core.createNamespacedConfigMap({ namespace: 'inf', body: cm('a', {}, { v: '1' }) });
     await core.patchNamespacedConfigMap(
       { namespace: 'inf', name: 'a', body: { data: { v: '2' } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     await core.deleteNamespacedConfigMap({ namespace: 'inf', name: 'a' });
-    await eventually(() => seen.some((s) => s.type === 'delete' && s.name === 'a'), 'the delete event');
+    await waitFor('the delete event', () => seen.some((s) => s.type === 'delete' && s.name === 'a'), 10_000);
     assert.deepEqual(
       seen.filter((s) => s.name === 'a').map((s) => `${s.type}:${s.value ?? ''}`),
       ['add:1', 'update:2', 'delete:'],
@@ -73,9 +78,10 @@ test('an informer lists, then sees ADDED, MODIFIED and DELETED; it reconnects af
     // Drop every watch; the informer re-watches from its last resourceVersion and misses nothing.
     assert.ok(serverInternals(t.server).closeWatches() >= 1);
     await core.createNamespacedConfigMap({ namespace: 'inf', body: cm('after-drop', {}, { v: '3' }) });
-    await eventually(
-      () => seen.some((s) => s.type === 'add' && s.name === 'after-drop'),
+    await waitFor(
       'an event after the dropped stream',
+      () => seen.some((s) => s.type === 'add' && s.name === 'after-drop'),
+      10_000,
     );
     assert.deepEqual(
       informer
@@ -99,7 +105,7 @@ test('an informer whose resourceVersion was compacted gets 410 Gone and relists'
   informer.on('add', (o) => added.add(o.metadata!.name!));
   await informer.start();
   try {
-    await eventually(() => added.has('before'), 'the first list');
+    await waitFor('the first list', () => added.has('before'), 10_000);
     assert.equal(lists, 1);
     // In one tick: drop the stream and write more than the history holds, so the informer's
     // resourceVersion is compacted before it re-watches.
@@ -107,7 +113,7 @@ test('an informer whose resourceVersion was compacted gets 410 Gone and relists'
     const info = api.registry.get('', 'configmaps')!;
     serverInternals(t.server).closeWatches();
     for (let i = 0; i < 30; i++) api.create(info, 'v1', 'inf', { metadata: { name: `burst-${i}` } });
-    await eventually(() => lists >= 2 && added.has('burst-29'), 'a relist that finds the burst');
+    await waitFor('a relist that finds the burst', () => lists >= 2 && added.has('burst-29'), 10_000);
     assert.equal(informer.list('inf').filter((o) => o.metadata!.name!.startsWith('burst-')).length, 30);
   } finally {
     await informer.stop();
@@ -156,20 +162,20 @@ test('a label-selected informer sees an object leave the selector as DELETED and
   try {
     const obj = await core.createNamespacedConfigMap({ namespace: 'inf', body: cm('sel', { team: 'a' }) });
     await core.createNamespacedConfigMap({ namespace: 'inf', body: cm('other', { team: 'b' }) });
-    await eventually(() => seen.includes('add:sel'), 'the selected object');
+    await waitFor('the selected object', () => seen.includes('add:sel'), 10_000);
     const moved = await core.replaceNamespacedConfigMap({
       namespace: 'inf',
       name: 'sel',
       body: { ...obj, metadata: { ...obj.metadata, labels: { team: 'b' } } },
     });
-    await eventually(() => seen.includes('delete:sel'), 'the object leaving the selector');
+    await waitFor('the object leaving the selector', () => seen.includes('delete:sel'), 10_000);
     assert.equal(informer.get('sel', 'inf'), undefined);
     await core.replaceNamespacedConfigMap({
       namespace: 'inf',
       name: 'sel',
       body: { ...moved, metadata: { ...moved.metadata, labels: { team: 'a' } } },
     });
-    await eventually(() => seen.filter((s) => s === 'add:sel').length === 2, 'the object coming back');
+    await waitFor('the object coming back', () => seen.filter((s) => s === 'add:sel').length === 2, 10_000);
     assert.ok(!seen.includes('add:other'));
   } finally {
     await informer.stop();

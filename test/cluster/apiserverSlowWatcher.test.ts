@@ -4,12 +4,13 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { serverInternals } from '../../src/cluster/apiserver/server.js';
-import { eventually, startTestServer, TOKEN, type TestServer } from './apiserverTestkit.js';
+import { TEST_TOKEN, type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { waitFor } from '../support/waitFor.js';
 
-let t: TestServer;
+let t: TestApiServer;
 
 before(async () => {
-  t = await startTestServer({ watchBufferBytes: 256 * 1024 });
+  t = await startTestApiServer({ watchBufferBytes: 256 * 1024 });
 });
 
 after(async () => {
@@ -25,11 +26,11 @@ test('a watcher that does not read is dropped; a reading watcher gets every even
   slow.pause();
   let slowClosed = false;
   slow.on('close', () => (slowClosed = true));
-  slow.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+  slow.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TEST_TOKEN}\r\n\r\n`);
   // The reading one counts ADDED events.
   const ctrl = new AbortController();
-  const res = await fetch(`${t.server.url}${path}`, {
-    headers: { Authorization: `Bearer ${TOKEN}` },
+  const res = await fetch(`${t.url}${path}`, {
+    headers: { Authorization: `Bearer ${TEST_TOKEN}` },
     signal: ctrl.signal,
   });
   let added = 0;
@@ -48,7 +49,7 @@ test('a watcher that does not read is dropped; a reading watcher gets every even
       // aborted
     }
   })();
-  await eventually(() => serverInternals(t.server).api.store.watcherCount() === 2, 'both watchers');
+  await waitFor('both watchers', () => serverInternals(t.server).api.store.watcherCount() === 2, 10_000);
   const { api } = serverInternals(t.server);
   const info = api.registry.get('', 'configmaps')!;
   const data = { blob: 'x'.repeat(20_000) };
@@ -57,12 +58,12 @@ test('a watcher that does not read is dropped; a reading watcher gets every even
     api.create(info, 'v1', 'default', { metadata: { name: `big-${i}` }, data });
     if (i % 5 === 4) await new Promise((r) => setImmediate(r));
   }
-  await eventually(
-    () => added === total,
+  await waitFor(
     `the reading watcher to get all ${total} events (has ${added})`,
+    () => added === total,
     20_000,
   );
-  await eventually(() => slowClosed || api.store.watcherCount() === 1, 'the slow watcher to be dropped');
+  await waitFor('the slow watcher to be dropped', () => slowClosed || api.store.watcherCount() === 1, 10_000);
   assert.equal(api.store.watcherCount(), 1);
   ctrl.abort();
   slow.destroy();

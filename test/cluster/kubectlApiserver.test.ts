@@ -8,9 +8,11 @@ import { promisify } from 'node:util';
 import { helmPath } from '../support/tools.js';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { eventually, startTestServer, widgetCrdPath, type TestServer } from './apiserverTestkit.js';
+import { type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { waitFor } from '../support/waitFor.js';
+import { widgetCrdPath } from './widgetCrd.js';
 
-let t: TestServer;
+let t: TestApiServer;
 
 function manifest(name: string, text: string): string {
   const path = join(t.dir, name);
@@ -19,13 +21,13 @@ function manifest(name: string, text: string): string {
 }
 
 async function ok(...args: string[]): Promise<string> {
-  const r = await t.kubectl(...args);
+  const r = await t.tryKubectl(...args);
   assert.ok(r.ok, `kubectl ${args.join(' ')} failed: ${r.err}${r.out}`);
   return r.out;
 }
 
 before(async () => {
-  t = await startTestServer();
+  t = await startTestApiServer();
   await ok('apply', '-f', widgetCrdPath);
   await ok('wait', '--for=condition=Established', '--timeout=20s', 'crd/widgets.test.btx.ai');
 });
@@ -40,7 +42,7 @@ test('kubectl apply of a custom resource stores it with schema defaults', async 
     'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: w0\nspec:\n  parts:\n    - name: bolt\n  unknownField: dropped\n',
   );
   // kubectl asks for strict server-side field validation; --validate=false prunes silently.
-  const strict = await t.kubectl('apply', '-f', unknown);
+  const strict = await t.tryKubectl('apply', '-f', unknown);
   assert.equal(strict.ok, false);
   assert.match(
     strict.err,
@@ -73,7 +75,7 @@ test('kubectl apply of a kind no API serves ends in "no matches for kind", as on
     'wrong-kind.yaml',
     'apiVersion: test.btx.ai/v1\nkind: Widgit\nmetadata:\n  name: w9\nspec:\n  parts:\n    - name: bolt\n',
   );
-  const r = await t.kubectl('apply', '-f', wrong);
+  const r = await t.tryKubectl('apply', '-f', wrong);
   assert.equal(r.ok, false);
   assert.match(r.err, /no matches for kind "Widgit" in version "test.btx.ai\/v1"/);
   assert.doesNotMatch(r.err, /openapi|content type/);
@@ -110,7 +112,7 @@ test('kubectl patch --type merge and --type json change the spec and bump genera
     await ok('get', 'widget', 'w1', '-o', 'jsonpath={.spec.size} {.spec.color} {.metadata.generation}'),
     '5 blue 3',
   );
-  const failed = await t.kubectl(
+  const failed = await t.tryKubectl(
     'patch',
     'widget',
     'w1',
@@ -128,7 +130,7 @@ test('kubectl rejects an invalid custom resource with the usual error text', asy
     'bad.yaml',
     'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  size: 0\n  color: green\n  parts:\n    - name: Bad_Name\n',
   );
-  const r = await t.kubectl('apply', '-f', path);
+  const r = await t.tryKubectl('apply', '-f', path);
   assert.equal(r.ok, false);
   assert.match(r.err, /The Widget "bad" is invalid:/);
   assert.match(
@@ -140,7 +142,7 @@ test('kubectl rejects an invalid custom resource with the usual error text', asy
     r.err,
     /spec\.parts\[0\]\.name: Invalid value: "Bad_Name": spec\.parts\[0\]\.name in body should match '\^\[a-z0-9\]/,
   );
-  const missing = await t.kubectl(
+  const missing = await t.tryKubectl(
     'create',
     '-f',
     manifest('bad2.yaml', 'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: bad2\nspec: {}\n'),
@@ -149,7 +151,7 @@ test('kubectl rejects an invalid custom resource with the usual error text', asy
 });
 
 test('kubectl wait --for=condition=Ready returns once the status subresource says so', async () => {
-  const waiting = t.kubectl('wait', '--for=condition=Ready', '--timeout=20s', 'widget/w1');
+  const waiting = t.tryKubectl('wait', '--for=condition=Ready', '--timeout=20s', 'widget/w1');
   await new Promise((r) => setTimeout(r, 300));
   const cur = await t.json<{ metadata: { resourceVersion: string } }>(
     'GET',
@@ -195,9 +197,10 @@ test('kubectl delete of an owner cascades to its pods through garbage collection
   assert.equal((await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim().split('\n').length, 2);
   // Foreground: kubectl waits for the owner, which goes only after its pods.
   assert.match(await ok('delete', 'widget', 'w1', '--cascade=foreground'), /widget.test.btx.ai "w1" deleted/);
-  await eventually(
-    async () => (await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim() === '',
+  await waitFor(
     'owned pods to be collected',
+    async () => (await ok('get', 'pods', '-l', 'owner=w1', '-o', 'name')).trim() === '',
+    10_000,
   );
 });
 
@@ -213,9 +216,10 @@ test('kubectl get -w prints objects as they are added and changed', async () => 
     );
     await ok('apply', '-f', path);
     await ok('patch', 'widget', 'w2', '--type', 'merge', '-p', '{"spec":{"size":4}}');
-    await eventually(
-      () => /ADDED\s+w2\s+red\s+3/.test(out) && /MODIFIED\s+w2\s+red\s+4/.test(out),
+    await waitFor(
       `watch output, got: ${out}`,
+      () => /ADDED\s+w2\s+red\s+3/.test(out) && /MODIFIED\s+w2\s+red\s+4/.test(out),
+      10_000,
     );
   } finally {
     watch.kill();

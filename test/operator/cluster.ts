@@ -1,73 +1,26 @@
-// The embedded control plane for operator tests: a temp data dir, the BTXRun CRD installed, and
-// helpers to create runs and wait on them (every wait has a timeout and says what it waited for).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  BatchV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1Pod,
-} from '@kubernetes/client-node';
-import {
-  startControlPlane,
-  type ControlPlane,
-  type ControlPlaneOptions,
-} from '../../src/cluster/controlPlane.js';
+// The embedded control plane for operator tests (test/support/controlPlane.ts) with the BTXRun CRD
+// installed, and helpers to create runs and wait on them (every wait says what it waited for).
+import type { V1Pod } from '@kubernetes/client-node';
+import type { ControlPlane, ControlPlaneOptions } from '../../src/cluster/controlPlane.js';
 import { btxPodRuntime } from '../../src/cli/podRuntime.js';
 import { btxRunCRD } from '../../src/api/crd.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../../src/api/types.js';
 import type { BTXRunSpecInput } from '../../src/api/defaults.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
 import { waitFor } from '../support/waitFor.js';
 
-export interface TestCluster {
-  plane: ControlPlane;
-  kc: KubeConfig;
-  core: CoreV1Api;
-  batch: BatchV1Api;
-  custom: CustomObjectsApi;
-  dataDir: string;
-  stop(): Promise<void>;
-}
-
-export async function startCluster(opts: Partial<ControlPlaneOptions> = {}): Promise<TestCluster> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'btx-operator-'));
-  const plane = await startControlPlane({
-    dataDir,
-    ...btxPodRuntime(),
-    jobBackoffBaseMs: 100,
-    restartBackoffBaseMs: 100,
-    stopGraceSeconds: 2,
-    ...opts,
-  });
-  const kc = plane.kubeConfig();
-  await installCrd(plane);
-  return {
-    plane,
-    kc,
-    dataDir,
-    core: kc.makeApiClient(CoreV1Api),
-    batch: kc.makeApiClient(BatchV1Api),
-    custom: kc.makeApiClient(CustomObjectsApi),
-    stop: async () => {
-      await plane.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+export type TestCluster = TestControlPlane & { plane: ControlPlane };
 
 /**
- * POST the CRD as plain JSON: client-node's typed serializer drops `x-kubernetes-*` keys (it knows
- * them as x_kubernetes_* attributes), which would prune spec.expert.template to {}.
+ * The whole embedded control plane (test/support/controlPlane.ts) with the BTXRun CRD installed, POSTed
+ * as plain JSON: client-node's typed serializer drops `x-kubernetes-*` keys (it knows them as
+ * x_kubernetes_* attributes), which would prune spec.expert.template to {}.
  */
-async function installCrd(plane: ControlPlane): Promise<void> {
-  const res = await fetch(`${plane.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${plane.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(btxRunCRD()),
-  });
+export async function startCluster(opts: Partial<ControlPlaneOptions> = {}): Promise<TestCluster> {
+  const c = await startTestControlPlane({ name: 'operator', controllers: { ...btxPodRuntime(), ...opts } });
+  const res = await c.req('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', btxRunCRD());
   if (!res.ok) throw new Error(`CRD install failed: ${res.status} ${await res.text()}`);
+  return { ...c, plane: c.plane! };
 }
 
 export async function createRun(

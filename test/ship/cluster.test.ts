@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { validateRun } from '../../src/api/validation.js';
 import type { BTXRun } from '../../src/api/types.js';
 import { helmPath, repoRoot } from '../support/tools.js';
-import { startCluster } from './embeddedCluster.js';
+import { startTestControlPlane } from '../support/controlPlane.js';
 import { checkFields } from './k8sSchema.js';
 import { CHART_DIR, parseManifests } from './deployManifests.js';
 
@@ -46,7 +46,7 @@ async function helmTemplateText(args: string[]): Promise<string> {
 }
 
 test('helm template output, with the defaults and with everything on, passes kubectl apply --dry-run=server', async () => {
-  const c = await startCluster();
+  const c = await startTestControlPlane({ name: 'ship' });
   try {
     await c.createNamespaces(['ops', 'team-a', 'team-b', 'team-c', 'monitoring']);
     await c.kubectl(['apply', '-f', '-'], SERVICE_MONITOR_CRD);
@@ -95,7 +95,7 @@ test('examples/btxrun-gpu.yaml passes the CRD schema on the API server and valid
   assert.equal(pvc?.metadata.name, spec.storage.persistentVolumeClaim.claimName);
   assert.deepEqual(checkFields(pvc, 'V1PersistentVolumeClaim', 'pvc'), []);
 
-  const c = await startCluster();
+  const c = await startTestControlPlane({ name: 'ship' });
   try {
     await c.createNamespaces(['ml']);
     await c.kubectl(['apply', '-f', join(repoRoot, 'crds/btx.ai_btxruns.yaml')]);
@@ -121,11 +121,11 @@ test('examples/btxrun-gpu.yaml passes the CRD schema on the API server and valid
 });
 
 test('helm install, then helm upgrade with a changed CRD, leaves the new CRD; helm uninstall keeps it; a reinstall adopts it', async () => {
-  const c = await startCluster();
+  const c = await startTestControlPlane({ name: 'ship' });
   const home = join(c.dir, 'helm');
   const env = {
     ...process.env,
-    KUBECONFIG: c.kubeconfig,
+    KUBECONFIG: c.kubeconfigPath,
     HELM_CACHE_HOME: join(home, 'cache'),
     HELM_CONFIG_HOME: join(home, 'config'),
     HELM_DATA_HOME: join(home, 'data'),

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../support/tools.js';
 import { helmTemplate, type Manifest } from './deployManifests.js';
-import { startCluster, writePlainKubeconfig } from './embeddedCluster.js';
-import { startRecordingProxy } from './recordingProxy.js';
+import { startRecordingProxy, writePlainKubeconfig } from './recordingProxy.js';
+import { startTestControlPlane } from '../support/controlPlane.js';
 import { waitFor } from '../support/waitFor.js';
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
@@ -91,8 +91,8 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
   test(`the operator runs with the chart's args (${mode}) and every API request it makes is allowed by the chart's RBAC`, async () => {
-    const c = await startCluster();
-    const proxy = await startRecordingProxy(c.server.url, c.server.token);
+    const c = await startTestControlPlane({ name: 'ship' });
+    const proxy = await startRecordingProxy(c.url, c.token);
     const kubectl = c.kubectl;
     const operatorConfig = join(c.dir, 'kubeconfig-operator');
     writePlainKubeconfig(operatorConfig, proxy.url);

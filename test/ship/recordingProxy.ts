@@ -1,5 +1,6 @@
 // A plain-HTTP proxy in front of the embedded API server that adds the bearer token and records every
 // request, so a test can hold what a client really asked for against the RBAC the chart grants it.
+import { writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -44,4 +45,16 @@ export async function startRecordingProxy(target: string, token: string): Promis
       server.close(() => resolve());
     });
   return proxy;
+}
+
+/**
+ * A kubeconfig without credentials for a plain-HTTP URL (the recording proxy adds the token). client-node
+ * refuses http:// unless skipTLSVerify is set; there is no TLS to verify.
+ */
+export function writePlainKubeconfig(path: string, url: string): void {
+  writeFileSync(
+    path,
+    `apiVersion: v1\nkind: Config\nclusters: [{name: s, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]\n` +
+      `users: [{name: s, user: {}}]\ncontexts: [{name: s, context: {cluster: s, user: s}}]\ncurrent-context: s\n`,
+  );
 }

@@ -1,0 +1,180 @@
+// The one test harness that starts a Kubernetes API (before: four, in test/cluster, test/operator,
+// test/ship and test/cli): the embedded API server alone, or the whole control plane (API server,
+// kubelet, Job controller), in this process, in a temp folder, with what a test talks to it with:
+// client-node APIs, an authenticated fetch, and a real kubectl on a kubeconfig written for it.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
+import { startApiServer, type ApiServer, type ApiServerOptions } from '../../src/cluster/apiserver/server.js';
+import {
+  startControlPlane,
+  type ControlPlane,
+  type ControlPlaneOptions,
+} from '../../src/cluster/controlPlane.js';
+import { kubectlPath } from './tools.js';
+
+export interface TestControlPlaneOptions {
+  /** Start the kubelet and the Job controller too (these options), or only the API server (absent). */
+  controllers?: Partial<ControlPlaneOptions>;
+  /** API server options when it runs alone (watch history, buffers). */
+  apiServer?: Partial<ApiServerOptions>;
+  /** The temp folder's name prefix (it shows in leftover folders and pod environments). */
+  name?: string;
+}
+
+/** The bearer token of an API server started alone (the whole control plane makes its own). */
+export const TEST_TOKEN = 'test-token-0123456789';
+
+export interface TestControlPlane {
+  /** The whole control plane, when `controllers` was given. */
+  plane?: ControlPlane;
+  /** The API server, when it runs alone. */
+  server?: ApiServer;
+  url: string;
+  token: string;
+  /** A temporary folder, removed by stop(); the API server's data is under it. */
+  dir: string;
+  dataDir: string;
+  kubeconfigPath: string;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  batch: BatchV1Api;
+  custom: CustomObjectsApi;
+  /** fetch with the bearer token; a body that is not a string is sent as JSON. */
+  req(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
+  /** req, then the answer's status and parsed JSON body. */
+  json<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<{ status: number; body: T }>;
+  /** kubectl on the test's kubeconfig; rejects with its stderr when it fails. */
+  kubectl(args: string[], input?: string): Promise<string>;
+  /** kubectl that never rejects: whether it succeeded, and what it printed. */
+  tryKubectl(...args: string[]): Promise<{ ok: boolean; out: string; err: string }>;
+  kubectlSpawn(...args: string[]): ChildProcess;
+  createNamespaces(names: string[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestControlPlane(opts: TestControlPlaneOptions = {}): Promise<TestControlPlane> {
+  const dir = mkdtempSync(join(tmpdir(), `btx-${opts.name ?? 'test'}-`));
+  const dataDir = join(dir, 'data');
+  let plane: ControlPlane | undefined;
+  let server: ApiServer | undefined;
+  let url: string;
+  let token: string;
+  let caCert: string | undefined;
+  if (opts.controllers) {
+    plane = await startControlPlane({
+      dataDir,
+      jobBackoffBaseMs: 100,
+      restartBackoffBaseMs: 100,
+      stopGraceSeconds: 2,
+      ...opts.controllers,
+    });
+    ({ url, token } = plane);
+  } else {
+    server = await startApiServer({
+      token: 'test-token-0123456789',
+      dataDir,
+      persist: false,
+      ...opts.apiServer,
+    });
+    ({ url, token, caCert } = server);
+  }
+  const kubeconfigPath = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfigPath, kubeconfigYaml(url, token, 'btx-test', caCert));
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const env = { ...process.env, HOME: dir, KUBECONFIG: kubeconfigPath };
+
+  const req = (
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+    headers: Record<string, string> = {},
+  ) =>
+    fetch(`${url}${path}`, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'Content-Type': contentType } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  const runKubectl = async (args: string[], input?: string) => {
+    const child = execFile(kubectlPath(), args, { env, timeout: 60_000 });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdin!.end(input ?? '');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { ok: code === 0, code, out, err };
+  };
+  const kubectl = async (args: string[], input?: string): Promise<string> => {
+    const r = await runKubectl(args, input);
+    if (!r.ok) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}:\n${r.err}${r.out}`);
+    return r.out;
+  };
+
+  return {
+    plane,
+    server,
+    url,
+    token,
+    dir,
+    dataDir,
+    kubeconfigPath,
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    batch: kc.makeApiClient(BatchV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    req,
+    async json<T>(method: string, path: string, body?: unknown, contentType?: string) {
+      const res = await req(method, path, body, contentType);
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    },
+    kubectl,
+    async tryKubectl(...args: string[]) {
+      const { ok, out, err } = await runKubectl(args);
+      return { ok, out, err };
+    },
+    kubectlSpawn(...args: string[]) {
+      return spawn(kubectlPath(), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    },
+    async createNamespaces(names: string[]) {
+      const docs = names
+        .map((n) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${n}\n`)
+        .join('---\n');
+      await kubectl(['apply', '-f', '-'], docs);
+    },
+    async stop() {
+      await (plane ?? server)!.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type TestApiServer = TestControlPlane & { server: ApiServer };
+
+/** The API server alone (the API server's own tests). */
+export async function startTestApiServer(opts: Partial<ApiServerOptions> = {}): Promise<TestApiServer> {
+  const t = await startTestControlPlane({ name: 'apiserver', apiServer: opts });
+  return { ...t, server: t.server! };
+}
