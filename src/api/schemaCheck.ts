@@ -27,17 +27,26 @@ function show(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
+/**
+ * An integer as the API server counts one (kube-openapi): within ±2^53, where a float64 holds every
+ * integer exactly. `Number.isInteger(1e30)` is true, but 1e30 is a "number" to Kubernetes, and
+ * `steps: 1e30` would otherwise reach the trainer as a step count it can never reach.
+ */
+function isApiInteger(value: number): boolean {
+  return Number.isInteger(value) && Math.abs(value) <= 2 ** 53;
+}
+
 function typeOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  if (typeof value === 'number') return isApiInteger(value) ? 'integer' : 'number';
   return typeof value;
 }
 
 function matchesType(value: unknown, schema: JSONSchema): boolean {
   if (value === null) return schema.nullable === true;
   if (schema['x-kubernetes-int-or-string']) {
-    return typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value));
+    return typeof value === 'string' || (typeof value === 'number' && isApiInteger(value));
   }
   const actual = typeOf(value);
   switch (schema.type) {
@@ -55,7 +64,11 @@ export function checkSchema(value: unknown, schema: JSONSchema, path: string): F
   const fail = (field: string, message: string) => errors.push({ field, message: `${field}: ${message}` });
   if (!matchesType(value, schema)) {
     const expected = schema['x-kubernetes-int-or-string'] ? 'integer or string' : schema.type;
-    fail(path, `Invalid value: "${typeOf(value)}": must be of type ${expected}`);
+    const beyond = typeof value === 'number' && Number.isInteger(value) && expected !== 'number';
+    fail(
+      path,
+      `Invalid value: "${typeOf(value)}": must be of type ${expected}${beyond ? ` (${value} is beyond ±2^53, where integers stop being exact)` : ''}`,
+    );
     return errors;
   }
   if (value === null) return errors;

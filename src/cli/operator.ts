@@ -27,7 +27,11 @@ through seed -> experts -> mix -> finetune -> eval.`,
       value: 'N',
       help: 'serve /metrics, /healthz and /readyz on this port (0: a free port; default 8080)',
     },
-    { name: 'metrics-host', value: 'HOST', help: 'address to listen on (default 0.0.0.0)' },
+    {
+      name: 'metrics-host',
+      value: 'HOST',
+      help: 'address /metrics and the probes listen on (default 0.0.0.0: every interface, for scraping and kubelet probes; 127.0.0.1 keeps them on this machine)',
+    },
     { name: 'no-metrics', help: 'no HTTP server' },
     { name: 'leader-elect', help: 'run leader election on a Lease (for more than one replica)' },
     { name: 'no-leader-elect', help: 'act without leader election (the default; wins over --leader-elect)' },
@@ -100,7 +104,10 @@ export async function run(parsed: Flags): Promise<number> {
         }
       : false,
   });
-  log.info('operator started', { metricsUrl: operator.metricsUrl, leaderElection: flags.leaderElect });
+  log.info('operator started', {
+    metricsAddress: operator.metricsAddress,
+    leaderElection: flags.leaderElect,
+  });
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log.info('shutting down', { signal });

@@ -14,7 +14,7 @@ export async function startHttpServer(
   port: number,
   host: string,
   probes: Probes,
-): Promise<{ url: string; close(): Promise<void> }> {
+): Promise<{ address: string; url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const plain = (code: number, body: string) => {
@@ -41,10 +41,14 @@ export async function startHttpServer(
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  const { port: bound } = server.address() as AddressInfo;
-  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const { address, port: bound } = server.address() as AddressInfo;
+  const bracket = (h: string) => (h.includes(':') ? `[${h}]` : h);
+  // `address` is where it listens (0.0.0.0: every interface, what the log must say); `url` is where
+  // a client on this machine reaches it (the wildcard address is not one to connect to).
+  const local = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
   return {
-    url: `http://${shown}:${bound}/metrics`,
+    address: `${bracket(address)}:${bound}`,
+    url: `http://${bracket(local)}:${bound}/metrics`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

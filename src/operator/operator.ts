@@ -36,6 +36,9 @@ export interface OperatorOptions {
 }
 
 export interface RunningOperator {
+  /** Where /metrics and the probes listen (`0.0.0.0:8080`: every interface). */
+  metricsAddress?: string;
+  /** How a client on this machine reaches /metrics. */
   metricsUrl?: string;
   isLeader(): boolean;
   stop(): Promise<void>;
@@ -62,6 +65,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       healthy: () => controller.caches.healthy(),
       ready: () => controller.caches.synced(),
     });
+    log.info('serving /metrics, /healthz, /readyz', { address: http.address });
   }
   await controller.startCaches();
   log.info('caches synced', { namespaces: opts.namespaces?.join(',') || 'all', identity });
@@ -96,6 +100,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
 
   let stopping: Promise<void> | undefined;
   return {
+    metricsAddress: http?.address,
     metricsUrl: http?.url,
     metrics,
     isLeader: () => leading && controller.isActing(),
