@@ -1,11 +1,16 @@
-// Fields that cannot change once a run is created: every expert was trained on this storage, for
-// these domains, with this architecture. The CRD enforces it with `self == oldSelf`
-// rules where the API server runs CEL; the operator checks it with changedImmutableField() either way.
+// Fields that cannot change once a run is created: everything that determines what an expert is.
+// Every expert was trained on this storage, for these domains (names, data, steps), with this
+// architecture, branched from this seed: a new seed checkpoint mid-run would make later attempts
+// branch from another model, and the experts would no longer share the one seed BTX mixes. (A
+// tokenizer field, when the spec gets one, belongs here too.) The CRD enforces it with
+// `self == oldSelf` rules where the API server runs CEL; the operator checks it with
+// changedImmutableField() either way and keeps running with status.startedWith.
 import type { BTXRunSpec, StartedWith } from './types.js';
 
 export const IMMUTABLE_FIELDS = [
   'storage',
   'model',
+  'seed',
   'domains',
 ] as const satisfies readonly (keyof BTXRunSpec & keyof StartedWith)[];
 export type ImmutableField = (typeof IMMUTABLE_FIELDS)[number];
@@ -45,6 +50,7 @@ export function startedWithOf(spec: BTXRunSpec): StartedWith {
   const started: StartedWith = {
     domains: structuredClone(spec.domains),
     storage: structuredClone(spec.storage),
+    seed: structuredClone(spec.seed),
   };
   if (spec.model !== undefined) started.model = structuredClone(spec.model);
   return started;
@@ -59,6 +65,8 @@ export function changedImmutableField(
   current: Pick<BTXRunSpec, ImmutableField>,
 ): ImmutableChange | undefined {
   for (const field of IMMUTABLE_FIELDS) {
+    // A run started by an operator that did not record its seed yet: nothing to compare with.
+    if (field === 'seed' && startedWith.seed === undefined) continue;
     const path = firstDifference(startedWith[field], current[field], `spec.${field}`);
     if (path !== undefined) {
       return {

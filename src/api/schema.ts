@@ -474,7 +474,7 @@ const specSchema: JSONSchema = obj(
     ),
     storage: immutable(storageSchema, 'storage'),
     model: immutable(modelSchema, 'model'),
-    seed: seedSchema,
+    seed: immutable(seedSchema, 'seed'),
     domains: immutable(
       arr('The domains, one expert each. Names are unique.', domainSchema, {
         minItems: 1,
@@ -661,6 +661,7 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
       domains: arr('The domains the run started with.', domainSchema, { maxItems: MAX_DOMAINS }),
       model: modelSchema,
       storage: storageSchema,
+      seed: seedSchema,
     },
     { required: ['domains', 'storage'] },
   ),

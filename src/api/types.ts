@@ -248,6 +248,8 @@ export interface StartedWith {
   domains: DomainSpec[];
   model?: ModelSpec;
   storage: StorageSpec;
+  /** Absent only in runs started by an operator that did not record it yet. */
+  seed?: SeedSpec;
 }
 
 export interface BTXRun {

@@ -58,6 +58,8 @@ function planInvalid(p: Planner, problems: readonly Problem[]): void {
 /** The spec the run keeps going with: immutable fields as it started with them. */
 function effectiveSpec(p: Planner, spec: BTXRunSpec): BTXRunSpec {
   const started: StartedWith = p.status.startedWith ?? startedWithOf(spec);
+  // Runs started before the seed was recorded keep the seed they have now from here on.
+  started.seed ??= structuredClone(spec.seed);
   p.status.startedWith = structuredClone(started);
   const change = changedImmutableField(started, spec);
   const wasDrifting = (p.status.conditions ?? []).some(
@@ -75,7 +77,12 @@ function effectiveSpec(p: Planner, spec: BTXRunSpec): BTXRunSpec {
       message: 'the spec matches what the run started with',
     });
   }
-  const eff: BTXRunSpec = { ...spec, domains: started.domains, storage: started.storage };
+  const eff: BTXRunSpec = {
+    ...spec,
+    domains: started.domains,
+    storage: started.storage,
+    seed: started.seed,
+  };
   if (started.model) eff.model = started.model;
   else delete eff.model;
   return eff;

@@ -33,6 +33,10 @@ const model = {
   tieEmbeddings: false,
 };
 const storage = { persistentVolumeClaim: { claimName: 'btx-data' } };
+const fullRunSeed = {
+  checkpoint: '/btx/seed',
+  train: { data: '/btx/data', steps: 10, batchSize: 4, learningRate: 1e-3 },
+};
 const time = '2026-01-01T00:00:00Z';
 const stage = {
   job: 'run-mix-1',
@@ -55,10 +59,7 @@ export const fullRun: Full<BTXRun> = {
     podLabels: { 'kueue.x-k8s.io/queue-name': 'team-a' },
     storage,
     model,
-    seed: {
-      checkpoint: '/btx/seed',
-      train: { data: '/btx/data', steps: 10, batchSize: 4, learningRate: 1e-3 },
-    },
+    seed: fullRunSeed,
     domains: [domain],
     expert: {
       steps: 10,
@@ -154,6 +155,6 @@ export const fullRun: Full<BTXRun> = {
     eval: stage,
     results: [{ model: 'btx', domain: 'math', loss: 1.2, perplexity: 3.3 }],
     routing: [{ domain: 'math', expert: 'math', share: 0.7 }],
-    startedWith: { domains: [domain], model, storage },
+    startedWith: { domains: [domain], model, storage, seed: fullRunSeed },
   },
 };

@@ -18,8 +18,8 @@ const spec = applyDefaults({
   ],
 });
 
-test('the immutable fields are storage, model and domains', () => {
-  assert.deepEqual([...IMMUTABLE_FIELDS], ['storage', 'model', 'domains']);
+test('the immutable fields are storage, model, seed and domains', () => {
+  assert.deepEqual([...IMMUTABLE_FIELDS], ['storage', 'model', 'seed', 'domains']);
 });
 
 test('an unchanged spec (or a change to a mutable field) is no change', () => {
@@ -54,7 +54,27 @@ const cases: { name: string; change: (s: typeof spec) => void; field: string }[]
   },
   { name: 'the model width', change: (s) => (s.model!.dModel = 128), field: 'spec.model.dModel' },
   { name: 'the model removed', change: (s) => delete s.model, field: 'spec.model' },
+  {
+    name: 'the seed checkpoint set instead of training one',
+    change: (s) => {
+      delete s.seed.train;
+      s.seed.checkpoint = '/btx/models/other';
+    },
+    field: 'spec.seed.checkpoint',
+  },
+  {
+    name: 'the seed training data',
+    change: (s) => (s.seed.train!.data = '/btx/other'),
+    field: 'spec.seed.train.data',
+  },
 ];
+
+test('a run started before the seed was recorded compares everything else', () => {
+  const { seed: _seed, ...older } = startedWithOf(spec);
+  const current = structuredClone(spec);
+  current.seed = { checkpoint: '/btx/models/other' };
+  assert.equal(changedImmutableField(older, current), undefined);
+});
 
 for (const c of cases) {
   test(`changedImmutableField names ${c.name}`, () => {

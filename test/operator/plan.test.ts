@@ -534,3 +534,16 @@ test('when the run fails, an expert restarting in the same step starts no new po
     ['demo-expert-prose-1'],
   );
 });
+
+test('changing seed.checkpoint while experts train is reported naming the field, and later attempts branch from the original seed', () => {
+  const w = new World(makeRun({ seed: { checkpoint: '/btx/models/llama' } }));
+  w.step();
+  w.run = { ...w.run, spec: { ...w.run.spec, seed: { checkpoint: '/btx/models/other' } } };
+  w.setPod('demo-expert-code-1', { phase: 'Failed', reason: 'Evicted' });
+  const p = w.step(at(1));
+  const c = cond(w, 'SpecApplied');
+  assert.equal(c?.reason, 'ImmutableFieldChanged');
+  assert.match(c?.message ?? '', /^spec\.seed\.checkpoint /);
+  assert.deepEqual(createdPods(p.actions), ['demo-expert-code-2']);
+  assert.equal(env(w.pod('demo-expert-code-2')).BTX_INPUT, '/btx/models/llama');
+});
