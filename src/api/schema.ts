@@ -291,6 +291,63 @@ const tolerationSchema: JSONSchema = obj('A toleration, as in a pod spec.', {
   }),
 });
 
+/** An object that keeps the fields it does not describe (Kubernetes' own types: not ours to list). */
+function open(description: string, properties: Record<string, JSONSchema>, extra: Extra = {}): JSONSchema {
+  return { ...obj(description, properties, extra), 'x-kubernetes-preserve-unknown-fields': true };
+}
+
+const namedList = (description: string, item: string) =>
+  arr(
+    description,
+    open(`One ${item}.`, { name: str(`Name of the ${item}.`, { maxLength: 253 }) }, { required: ['name'] }),
+    {
+      maxItems: 64,
+    },
+  );
+
+/**
+ * spec.expert.template: a PodTemplateSpec. The parts the operator reads to merge it (labels,
+ * annotations, containers and their command, args, env and mounts, volumes, the scheduling fields)
+ * are typed, so a string where a list or map belongs is refused when the run is created (before:
+ * accepted, then every reconcile failed with `.find is not a function`); the rest is Kubernetes'
+ * PodSpec, checked by the API server when the pod is created.
+ */
+const podTemplateSchema: JSONSchema = open(
+  'A PodTemplateSpec merged under each generated expert pod: extra labels, annotations, volumes, env, sidecars. Generated fields win.',
+  {
+    metadata: open('Labels and annotations added to each expert pod.', {
+      labels: stringMap('Extra labels.', str('Label value.', { maxLength: 63 })),
+      annotations: stringMap('Extra annotations.', str('Annotation value.')),
+    }),
+    spec: open('A PodSpec; the fields below are the ones merged with the generated pod.', {
+      containers: arr(
+        'The trainer container (named trainer, or the first) may set command, args, image, env and mounts; the others run as sidecars.',
+        open(
+          'One container.',
+          {
+            name: str('Container name.', { maxLength: 63 }),
+            image: str('Image.', { maxLength: 1024 }),
+            command: arr('Entrypoint.', str('One word.'), { maxItems: 256 }),
+            args: arr('Arguments.', str('One argument.'), { maxItems: 256 }),
+            env: namedList("Extra environment (the stage contract's names win).", 'variable'),
+            volumeMounts: namedList('Extra mounts (the /btx mount wins).', 'mount'),
+          },
+          { required: ['name'] },
+        ),
+        { maxItems: 16 },
+      ),
+      volumes: namedList('Extra volumes (the btx volume wins).', 'volume'),
+      nodeSelector: stringMap(
+        'Node labels (spec.expert.nodeSelector wins).',
+        str('Label value.', { maxLength: 63 }),
+      ),
+      tolerations: arr('Tolerations (spec.expert.tolerations win).', open('One toleration.', {}), {
+        maxItems: 32,
+      }),
+    }),
+  },
+);
+
 const expertSchema: JSONSchema = obj(
   'Defaults for every expert pod (one per domain).',
   {
@@ -325,12 +382,7 @@ const expertSchema: JSONSchema = obj(
     tolerations: arr('Tolerations of every expert pod.', tolerationSchema, { maxItems: 32 }),
     priorityClassName: str('PriorityClass of expert pods.', { maxLength: 253 }),
     schedulerName: str('Scheduler of expert pods (e.g. a gang scheduler).', { maxLength: 253 }),
-    template: {
-      type: 'object',
-      description:
-        'A PodTemplateSpec merged under each generated expert pod: extra labels, annotations, volumes, env, sidecars. Generated fields win.',
-      'x-kubernetes-preserve-unknown-fields': true,
-    },
+    template: podTemplateSchema,
   },
   { default: {} },
 );
@@ -623,7 +675,7 @@ function stageStatus(stage: string): JSONSchema {
 const statusSchema: JSONSchema = obj('The observed state of the run, written by the operator.', {
   phase: str('Where the run stands.', { enum: [...PHASES] }),
   conditions: arr(
-    'ExpertsReady, Mixed, Finetuned, Evaluated, Suspended, Restarting, Succeeded, Failed.',
+    'ExpertsReady, Mixed, Finetuned, Evaluated, Suspended, Restarting, Succeeded, Failed, SpecApplied, ChildFailure.',
     conditionSchema,
     {
       maxItems: 16,

@@ -162,6 +162,12 @@ export const CONDITION_TYPES = [
   'Failed',
   /** False (reason ImmutableFieldChanged) while the spec asks for a change the run cannot make. */
   'SpecApplied',
+  /**
+   * True while the API server refuses a child the run needs (reason CreateRefused, message the API
+   * server's) or the operator cannot plan the run (PlanFailed); a refused object fails the run after
+   * a bounded number of attempts.
+   */
+  'ChildFailure',
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 

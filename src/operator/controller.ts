@@ -13,13 +13,42 @@ import { Caches } from './informers.js';
 import { Expectations } from './expectations.js';
 import type { OperatorMetrics } from './metrics.js';
 import { LABELS, RUN_NAME_ANNOTATION, runLabelValue } from './names.js';
-import { plan, type Problem } from './plan.js';
+import { plan, type Plan, type Problem, type Refusal } from './plan.js';
+import { statusCode } from '../util/apiErrors.js';
+import { errorFields, log } from '../util/log.js';
 import { runWorkers, WorkQueue } from '../util/workQueue.js';
 
 /** At most one status write per run this often when only training progress changed. */
 export const PROGRESS_WRITE_INTERVAL_MS = 5000;
 /** Every run is reconciled at least this often, events or not. */
 export const RESYNC_PERIOD_MS = 5 * 60_000;
+/** A run whose objects the API server refuses (400/413/422), or that plan() throws on, fails after this many attempts. */
+export const MAX_REFUSED_ATTEMPTS = 5;
+/** Wait between attempts after a refusal: 1 s doubling, at most 5 minutes (about 15 s to give up). */
+const REFUSAL_BACKOFF_MS = 1000;
+const REFUSAL_BACKOFF_MAX_MS = 5 * 60_000;
+
+interface RefusalRecord extends Refusal {
+  retryAt: number;
+}
+
+/**
+ * What a failed child write means. 400/413/422: the API server refuses the object itself (a
+ * template of the wrong shape, an invalid sidecar), which no retry fixes: the run fails after
+ * MAX_REFUSED_ATTEMPTS. 403/404 (a quota, a missing namespace or ServiceAccount): reported the same
+ * way but retried for good, since they are fixed outside the run. Anything else is retried with
+ * backoff as before (the API server down, 429, 5xx).
+ */
+function refusalOf(err: unknown): { failsRun: boolean; message: string } | undefined {
+  const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  const code = statusCode(cause);
+  if (code === undefined || ![400, 403, 404, 413, 422].includes(code)) return undefined;
+  const fields = errorFields(err);
+  return {
+    failsRun: code !== 403 && code !== 404,
+    message: `${fields.error}: ${fields.statusMessage ?? `HTTP ${code}`}`,
+  };
+}
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -66,6 +95,8 @@ export class Controller {
   /** Run key -> the resourceVersion our last status write replaced: the cache is behind until it moves. */
   private readonly staleVersion = new Map<string, string>();
   private readonly lastProgressWrite = new Map<string, number>();
+  /** Runs whose last attempt was refused (kept in memory: a restarted operator counts afresh). */
+  private readonly refusals = new Map<string, RefusalRecord>();
   private workers: Promise<void> = Promise.resolve();
   private acting = false;
   private resync: NodeJS.Timeout | undefined;
@@ -86,6 +117,7 @@ export class Controller {
           this.expectations.forget(key);
           this.staleVersion.delete(key);
           this.lastProgressWrite.delete(key);
+          this.refusals.delete(key);
           return;
         }
         this.queue.add(key);
@@ -162,6 +194,10 @@ export class Controller {
     if (!this.expectations.satisfied(key)) {
       return { result: 'skipped', requeueAfterMs: Math.max(1000, this.expectations.expiresIn(key)) };
     }
+    const refused = this.refusals.get(key);
+    if (refused && refused.retryAt > Date.now()) {
+      return { result: 'skipped', requeueAfterMs: refused.retryAt - Date.now() };
+    }
 
     const label = runLabelValue(name);
     const mine = (o: KubernetesObject) =>
@@ -180,7 +216,18 @@ export class Controller {
       defaulted = run;
     }
     const now = new Date();
-    const result = plan({ run: defaulted, observed, now, problems });
+    let result: Plan;
+    let planThrew = false;
+    try {
+      result = plan({ run: defaulted, observed, now, problems, ...(refused ? { refusal: refused } : {}) });
+    } catch (err) {
+      // A bug or a spec shape the checks missed: say so in the run's status instead of retrying blind.
+      const message = `the operator could not plan this run: ${errorFields(err).error}`;
+      planThrew = true;
+      const refusal = this.noteRefusal(key, 'PlanFailed', message, true);
+      result = plan({ run: defaulted, observed, now, problems, refusal: { ...refusal, skipStages: true } });
+      result.requeueAfterMs = Math.min(result.requeueAfterMs ?? Infinity, refusal.retryAt - now.getTime());
+    }
     let requeueAfterMs = result.requeueAfterMs;
 
     const old = run.status ?? {};
@@ -200,10 +247,38 @@ export class Controller {
       }
     }
     if (!this.acting) return { result: 'skipped' };
-    await this.applier.children(key, namespace, result.actions);
+    try {
+      await this.applier.children(key, namespace, result.actions);
+    } catch (err) {
+      const refusal = refusalOf(err);
+      if (!refusal) throw err;
+      const noted = this.noteRefusal(key, 'CreateRefused', refusal.message, refusal.failsRun);
+      this.applier.events(run, result.actions);
+      return { result: 'requeue', requeueAfterMs: Math.max(1, noted.retryAt - Date.now()) };
+    }
+    if (!planThrew) this.refusals.delete(key);
     this.applier.events(run, result.actions);
     this.opts.metrics.observeRun({ ...run, status: result.status });
     return requeueAfterMs !== undefined ? { result: 'requeue', requeueAfterMs } : { result: 'success' };
+  }
+
+  /** Count one more refused attempt for the run; the next one waits the backoff. */
+  private noteRefusal(key: string, reason: string, message: string, failsRun: boolean): RefusalRecord {
+    const [namespace, name] = key.split('/');
+    const attempts = (this.refusals.get(key)?.attempts ?? 0) + 1;
+    // The attempt that reaches the limit fails the run at once: nothing left to wait for.
+    const last = failsRun && attempts >= MAX_REFUSED_ATTEMPTS;
+    const wait = last ? 0 : Math.min(REFUSAL_BACKOFF_MAX_MS, REFUSAL_BACKOFF_MS * 2 ** (attempts - 1));
+    const record: RefusalRecord = {
+      reason,
+      message,
+      attempts,
+      retryAt: Date.now() + wait,
+      ...(failsRun ? { maxAttempts: MAX_REFUSED_ATTEMPTS } : {}),
+    };
+    this.refusals.set(key, record);
+    log.warn('run refused', { namespace, name, reason, attempts, retryMs: wait, refusal: message });
+    return record;
   }
 
   /** Metrics that count transitions: restarts and stage durations. */

@@ -21,6 +21,22 @@ export {
   type Problem,
 } from './planner.js';
 
+/**
+ * The API server keeps refusing what this run needs (a child create answered 400/422, or plan()
+ * itself threw): counted by the controller, reported here so the status says why.
+ */
+export interface Refusal {
+  /** CreateRefused or PlanFailed. */
+  reason: string;
+  /** What was refused and the API server's message. */
+  message: string;
+  attempts: number;
+  /** Fail the run once attempts reach this; undefined: never (403 quota, 404: not the spec's fault). */
+  maxAttempts?: number;
+  /** plan() threw on this run: do not walk the stages again in this call. */
+  skipStages?: boolean;
+}
+
 export interface PlanInput {
   /** The run with defaults applied. */
   run: BTXRun;
@@ -28,6 +44,35 @@ export interface PlanInput {
   now: Date;
   /** What validation found wrong with the spec (the schema cannot say everything). */
   problems?: readonly Problem[];
+  refusal?: Refusal;
+}
+
+/**
+ * A refusal becomes condition ChildFailure (True, the API server's message) and a Warning Event per
+ * attempt; at maxAttempts the run fails with it. Returns true when the stages are not to be walked.
+ */
+function planRefusal(p: Planner, refusal: Refusal | undefined): boolean {
+  const was = (p.status.conditions ?? []).find((c) => c.type === 'ChildFailure');
+  if (!refusal) {
+    if (was?.status === 'True')
+      p.condition({
+        type: 'ChildFailure',
+        status: 'False',
+        reason: 'ChildrenAccepted',
+        message: 'the API server accepts what the run needs again',
+      });
+    return false;
+  }
+  const limit = refusal.maxAttempts;
+  const tries = limit !== undefined ? `attempt ${refusal.attempts}/${limit}` : `attempt ${refusal.attempts}`;
+  const message = `${refusal.message} (${tries})`;
+  p.condition({ type: 'ChildFailure', status: 'True', reason: refusal.reason, message });
+  if (limit !== undefined && refusal.attempts >= limit) {
+    p.fail(refusal.reason, `${refusal.message} (gave up after ${refusal.attempts} attempts)`);
+    return true;
+  }
+  p.event('Warning', refusal.reason, message);
+  return refusal.skipStages === true;
 }
 
 /** Terminal runs: nothing is re-derived; leftovers stop; ttlSecondsAfterFinished removes the children. */
@@ -159,7 +204,9 @@ export function plan(input: PlanInput): Plan {
   }
   const eff = effectiveSpec(p, spec);
   const experts = initExperts(p, eff);
-  if (eff.suspend) {
+  if (planRefusal(p, input.refusal)) {
+    // stopped here: the run failed with the refusal, or plan() threw on it and must not walk again
+  } else if (eff.suspend) {
     planSuspend(p, experts);
   } else {
     resumeIfSuspended(p);

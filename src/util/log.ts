@@ -29,8 +29,11 @@ export interface ErrorFields {
   code?: number | string;
   /** The Kubernetes Status reason (AlreadyExists, Invalid, Unauthorized, ...). */
   reason?: string;
-  /** The Kubernetes Status message: what the API server said was wrong. */
-  message?: string;
+  /**
+   * The Kubernetes Status message: what the API server said was wrong. (Not `message`: winston
+   * appends a `message` key to the line's constant message.)
+   */
+  statusMessage?: string;
 }
 
 function statusOf(body: unknown): { reason?: unknown; message?: unknown } | undefined {
@@ -60,10 +63,10 @@ export function errorFields(err: unknown): ErrorFields {
   if (typeof source.code === 'number' || typeof source.code === 'string') fields.code = source.code;
   const status = statusOf(source.body);
   if (typeof status?.reason === 'string') fields.reason = status.reason;
-  if (typeof status?.message === 'string') fields.message = status.message;
-  if (source !== e && fields.message === undefined) {
+  if (typeof status?.message === 'string') fields.statusMessage = status.message;
+  if (source !== e && fields.statusMessage === undefined) {
     const cause = errorFields(source);
-    if (cause.error) fields.message = cause.error;
+    if (cause.error) fields.statusMessage = cause.error;
   }
   return fields;
 }

@@ -295,3 +295,25 @@ test('ttlSecondsAfterFinished removes the children of a finished run and keeps t
   assert.equal(cond(run, 'Failed')?.reason, 'ExpertFailed');
   await deleteRun('shortlived');
 });
+
+test('a pod the API server refuses (422) reaches the status with its message and a Warning Event, and the run fails after bounded attempts', async () => {
+  const template = fakeExpertTemplate({});
+  // A sidecar without an image: the CRD and the operator's checks accept it, the pod create is a 422.
+  template.spec.containers.push({ name: 'sidecar' } as (typeof template.spec.containers)[number]);
+  await createRun(c, 'refused', spec({}, { expert: { steps: 3, template } }));
+  const refused = await waitForRun(c, 'refused', (r) => r.status?.phase === 'Failed', 'phase Failed', 90_000);
+  const failed = cond(refused, 'Failed');
+  assert.equal(failed?.reason, 'CreateRefused');
+  assert.match(failed?.message ?? '', /spec\.containers\[1\]\.image: Required value/);
+  assert.match(failed?.message ?? '', /gave up after 5 attempts/);
+  assert.equal(cond(refused, 'ChildFailure')?.status, 'True');
+  const events = await c.core.listNamespacedEvent({
+    namespace: 'default',
+    fieldSelector: 'involvedObject.name=refused',
+  });
+  const warnings = events.items.filter((e) => e.reason === 'CreateRefused');
+  assert.ok(warnings.length >= 1 && warnings.length <= 5, `${warnings.length} CreateRefused Events`);
+  assert.equal(warnings[0]?.type, 'Warning');
+  assert.equal((await podsOf(c, 'refused')).length, 0);
+  await deleteRun('refused');
+});

@@ -25,7 +25,7 @@ test('client-node errors log as code and Status reason, never the body or header
     error: 'HTTP-Code: 409',
     code: 409,
     reason: 'AlreadyExists',
-    message: 'pods "x" already exists',
+    statusMessage: 'pods "x" already exists',
   });
   assert.doesNotMatch(JSON.stringify(fields), /secret|Headers|Body/);
   assert.deepEqual(errorFields(new Error('boom')), { error: 'boom' });
@@ -38,7 +38,7 @@ test('an error wrapping a client-node error logs its own message with the cause 
     error: 'create demo-expert-code-1 failed',
     code: 409,
     reason: 'AlreadyExists',
-    message: 'pods "x" already exists',
+    statusMessage: 'pods "x" already exists',
   });
 });
 
