@@ -193,6 +193,8 @@ test('watchNamespaces: a Role and RoleBinding per watched namespace and no clust
 });
 
 test('trainer pods get a ServiceAccount that may only get and patch pods, in each namespace where runs live', () => {
+  // The Role is there only with the admission policy that pins it to the pod's own name (see trainerRbac.test.ts).
+  const withPolicy = ['--api-versions', 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy'];
   const check = (objects: Manifest[], namespaces: string[]) => {
     assert.deepEqual(
       find(objects, 'ServiceAccount', 'btx-trainer')
@@ -206,10 +208,16 @@ test('trainer pods get a ServiceAccount that may only get and patch pods, in eac
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'btx-trainer', namespace: ns }]);
     }
   };
-  check(helmTemplate([], 'btx-operator', 'ops'), ['ops']);
-  check(helmTemplate(['--set', 'watchNamespaces={x,y}'], 'btx-operator', 'ops'), ['x', 'y']);
-  check(helmTemplate(['--values', ALL_ON], 'btx-operator', 'ops'), ['team-a', 'team-b', 'team-c']);
-  check(helmTemplate(['--set', 'trainer.rbac.create=false']), []);
+  // Never in the release namespace by default (the operator runs there): none when watching the cluster.
+  check(helmTemplate(withPolicy, 'btx-operator', 'ops'), []);
+  check(helmTemplate(['--set', 'watchNamespaces={x,y}', ...withPolicy], 'btx-operator', 'ops'), ['x', 'y']);
+  check(helmTemplate(['--set', 'watchNamespaces={x,ops}', ...withPolicy], 'btx-operator', 'ops'), ['x']);
+  check(helmTemplate(['--values', ALL_ON, ...withPolicy], 'btx-operator', 'ops'), [
+    'team-a',
+    'team-b',
+    'team-c',
+  ]);
+  check(helmTemplate(['--set', 'trainer.rbac.create=false', ...withPolicy]), []);
 });
 
 test('the metrics Service selects the operator pods; ServiceMonitor and PDB only when enabled', () => {
@@ -299,12 +307,22 @@ test('values.schema.json rejects unknown keys and bad values', () => {
 test('NOTES.txt tells the user what to do next: an example, kubectl get btx -w, metrics and the dashboard', () => {
   const out = execFileSync(
     helmPath(),
-    ['install', 'btx-operator', CHART_DIR, '--namespace', 'ops', '--dry-run=client'],
+    // Runs live where the trainer ServiceAccount is: a watched namespace, never the release namespace.
+    [
+      'install',
+      'btx-operator',
+      CHART_DIR,
+      '--namespace',
+      'ops',
+      '--set',
+      'watchNamespaces={ml}',
+      '--dry-run=client',
+    ],
     { encoding: 'utf8' },
   );
   const notes = out.slice(out.indexOf('NOTES:'));
-  assert.match(notes, /kubectl -n ops apply -f examples\/btxrun-gpu\.yaml/);
-  assert.match(notes, /kubectl -n ops get btx -w/);
+  assert.match(notes, /kubectl -n ml apply -f examples\/btxrun-gpu\.yaml/);
+  assert.match(notes, /kubectl -n ml get btx -w/);
   assert.match(notes, /btx-operator-metrics/);
   assert.match(notes, /dashboard/i);
   assert.match(notes, /btx-trainer/);

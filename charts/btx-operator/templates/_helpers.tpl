@@ -49,13 +49,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* Namespaces where the trainer ServiceAccount and Role go, as a JSON list. */}}
+{{- /*
+  Where the trainer ServiceAccount goes: trainer.namespaces, else the watched namespaces, never the
+  release namespace by default (the operator runs there; its stage pods should not live beside it).
+*/}}
 {{- define "btx-operator.trainerNamespaces" -}}
 {{- if .Values.trainer.namespaces }}
 {{- .Values.trainer.namespaces | uniq | toJson }}
-{{- else if .Values.watchNamespaces }}
-{{- .Values.watchNamespaces | uniq | toJson }}
 {{- else }}
-{{- list .Release.Namespace | toJson }}
+{{- without (.Values.watchNamespaces | uniq) .Release.Namespace | toJson }}
 {{- end }}
 {{- end }}
 
