@@ -51,6 +51,8 @@ export interface SaveOptions {
   extraTensorFiles?: Record<string, NamedTensor[]>;
   /** Cut model tensors into shards of at most this many bytes (+ index). Default: one file. */
   shardSize?: number;
+  /** More files by name, e.g. the tokenizer's (tokenizer.json, tokenizer_config.json); hashed like the rest. */
+  files?: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface LoadedCheckpoint {
@@ -181,6 +183,17 @@ export async function saveCheckpoint(
         throw new Error(`extra tensor file name ${JSON.stringify(file)} is not allowed`);
       }
       written.push(await writeSafetensors(join(tmp, file), extra, 'F32'));
+    }
+    for (const [file, bytes] of opts.files ?? []) {
+      if (
+        file.includes('/') ||
+        file === TRAINER_STATE_FILE ||
+        file === CONFIG_FILE ||
+        written.some((w) => basename(w.path) === file)
+      ) {
+        throw new Error(`extra file name ${JSON.stringify(file)} is not allowed`);
+      }
+      written.push(await writeFileSynced(join(tmp, file), bytes));
     }
     const savedConfig = { ...config, torch_dtype: TORCH_DTYPE[dtype] };
     written.push(await writeFileSynced(join(tmp, CONFIG_FILE), `${JSON.stringify(savedConfig, null, 2)}\n`));

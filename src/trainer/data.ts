@@ -6,17 +6,21 @@
 // A batch is a pure function of (seed, batch index): resuming at batch N replays the same data.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { encode } from './tokenizer.js';
+import { byteTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 import { hashInts, hashString, mulberry32 } from './prng.js';
 
 const EXTENSIONS = new Set(['.txt', '.md', '.jsonl']);
 const HELD_OUT_BUCKETS = 10; // 1 in 10 documents is held out
 const SEPARATOR = '\n\n';
 
+/** Token ids; 32-bit when the vocabulary does not fit 16 bits. */
+export type TokenStream = Uint16Array | Uint32Array;
+
 export interface Domain {
   name: string;
-  train: Uint16Array;
-  heldOut: Uint16Array;
+  train: TokenStream;
+  heldOut: TokenStream;
   documents: number;
   heldOutDocuments: number;
 }
@@ -57,9 +61,10 @@ function documentsOf(file: string, text: string): string[] {
   return text.split(/\n[ \t]*\n/).filter((p) => p.trim() !== '');
 }
 
-function concatTokens(docs: string[]): Uint16Array {
-  const parts = docs.map((d) => encode(d + SEPARATOR));
-  const out = new Uint16Array(parts.reduce((n, p) => n + p.length, 0));
+async function concatTokens(docs: string[], tokenizer: TextTokenizer): Promise<TokenStream> {
+  const parts = await tokenizer.encodeBatch(docs.map((d) => d + SEPARATOR));
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  const out = tokenizer.vocabSize <= 65536 ? new Uint16Array(length) : new Uint32Array(length);
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
@@ -69,7 +74,11 @@ function concatTokens(docs: string[]): Uint16Array {
 }
 
 /** Read a domain from `path` (a host path) and split it into train and held-out token streams. */
-export async function loadDomain(name: string, path: string): Promise<Domain> {
+export async function loadDomain(
+  name: string,
+  path: string,
+  tokenizer: TextTokenizer = byteTokenizer(),
+): Promise<Domain> {
   const files = await listFiles(path);
   const docs: string[] = [];
   for (const f of files) docs.push(...documentsOf(f, await readFile(f, 'utf8')));
@@ -82,8 +91,8 @@ export async function loadDomain(name: string, path: string): Promise<Domain> {
   if (train.length === 0 && heldOut.length > 1) train.push(heldOut.pop()!);
   return {
     name,
-    train: concatTokens(train),
-    heldOut: concatTokens(heldOut.length > 0 ? heldOut : train),
+    train: await concatTokens(train, tokenizer),
+    heldOut: await concatTokens(heldOut.length > 0 ? heldOut : train, tokenizer),
     documents: docs.length,
     heldOutDocuments: heldOut.length,
   };
@@ -108,7 +117,7 @@ export interface BatchSource {
   weights?: number[];
 }
 
-function checkLength(stream: Uint16Array, window: number, what: string): void {
+function checkLength(stream: TokenStream, window: number, what: string): void {
   if (stream.length < window + 1) {
     throw new Error(`${what} has ${stream.length} tokens, fewer than one window of ${window}`);
   }

@@ -13,7 +13,8 @@ import { heldOutWindows, loadDomain } from './data.js';
 import type { Domain } from './data.js';
 import type { MixtralConfig } from './hfConfig.js';
 import { batchLoss, disposeParams, modelDims, paramsFromTensors } from './model.js';
-import { checkByteVocab } from './tokenizer.js';
+import { loadCheckpointTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 import { DEFAULT_MAX_SEQ_LEN } from './trainStage.js';
 
 export interface EvalSettings {
@@ -72,23 +73,39 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
   if (s.checkpoints.length === 0) throw new Error('eval needs at least one --checkpoint NAME=DIR');
   if (s.data.length === 0) throw new Error('eval needs at least one --data DOMAIN=PATH');
   const loaded = [];
-  for (const c of s.checkpoints)
-    loaded.push({ name: c.name, ckpt: await loadModelCheckpoint(hostPath(c.dir)) });
+  for (const c of s.checkpoints) {
+    const ckpt = await loadModelCheckpoint(hostPath(c.dir));
+    const tokenizer = await loadCheckpointTokenizer(ckpt.dir, modelDims(ckpt.config).vocab);
+    loaded.push({ name: c.name, ckpt, tokenizer });
+  }
   // One window length for every model, so every model sees the same tokens.
   const seqLen =
     s.seqLen ??
     Math.min(DEFAULT_MAX_SEQ_LEN, ...loaded.map((l) => Number(l.ckpt.config.max_position_embeddings)));
-  const domains: Domain[] = await Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path))));
-  const windows = domains.map((d) => heldOutWindows(d, seqLen, s.batches * s.batchSize));
+  // Each tokenizer sees the same text; models sharing a tokenizer share the token windows.
+  const byTokenizer = new Map<string, Promise<{ domains: Domain[]; windows: Int32Array[] }>>();
+  const dataFor = (tokenizer: TextTokenizer) => {
+    let entry = byTokenizer.get(tokenizer.sha256);
+    if (!entry) {
+      entry = Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path), tokenizer))).then(
+        (domains) => ({
+          domains,
+          windows: domains.map((d) => heldOutWindows(d, seqLen, s.batches * s.batchSize)),
+        }),
+      );
+      byTokenizer.set(tokenizer.sha256, entry);
+    }
+    return entry;
+  };
   const report: EvalReport = {
     seqLen,
     tokensPerDomain: s.batches * s.batchSize * seqLen,
     results: [],
     routing: [],
   };
-  for (const { name, ckpt } of loaded) {
+  for (const { name, ckpt, tokenizer } of loaded) {
     const dims = modelDims(ckpt.config);
-    checkByteVocab(dims.vocab, name);
+    const { domains, windows } = await dataFor(tokenizer);
     const params = paramsFromTensors(dims, ckpt.tensors);
     const expertNames = Array.from(
       { length: dims.experts },

@@ -24,7 +24,8 @@ import {
 } from './model.js';
 import type { Params } from './model.js';
 import { ProgressReporter } from './progress.js';
-import { checkByteVocab } from './tokenizer.js';
+import { byteTokenizer, checkTokenizerFits, loadCheckpointTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 import { trainLoop } from './train.js';
 
 export type TrainStage = Extract<Stage, 'seed' | 'expert' | 'finetune'>;
@@ -79,30 +80,39 @@ function applyRoutingOverrides(config: ModelConfig, s: TrainStageSettings): Mode
 async function startingPoint(
   s: TrainStageSettings,
   resume: LoadedCheckpoint | null,
-): Promise<{ config: ModelConfig; params: Params; from: string }> {
+): Promise<{ config: ModelConfig; params: Params; from: string; tokenizer: TextTokenizer }> {
   if (resume) {
     // Flags win on a restart too (the router of a finetune may be changed between attempts).
     const config = applyRoutingOverrides(resume.config, s);
-    return { config, params: paramsFromTensors(modelDims(config), resume.tensors), from: resume.dir };
+    const tokenizer = await loadCheckpointTokenizer(resume.dir, modelDims(config).vocab);
+    return {
+      config,
+      params: paramsFromTensors(modelDims(config), resume.tensors),
+      from: resume.dir,
+      tokenizer,
+    };
   }
   if (s.stage === 'seed') {
     if (!s.spec) throw new Error('seed needs --model-config (or BTX_MODEL_CONFIG)');
     const config = llamaConfigFromSpec({ ...s.spec, vocabSize: s.spec.vocabSize || BYTE_VOCAB_SIZE });
-    return { config, params: initParams(modelDims(config), s.seed), from: 'random init' };
+    // A model trained from scratch here speaks bytes; its checkpoints carry the byte tokenizer's files.
+    const tokenizer = byteTokenizer();
+    checkTokenizerFits(tokenizer, config.vocab_size, '--model-config');
+    return { config, params: initParams(modelDims(config), s.seed), from: 'random init', tokenizer };
   }
   if (!s.input) throw new Error(`${s.stage} needs --input (or BTX_INPUT)`);
   const loaded = await loadModelCheckpoint(hostPath(s.input));
   const config = applyRoutingOverrides(loaded.config, s);
-  return { config, params: paramsFromTensors(modelDims(config), loaded.tensors), from: s.input };
+  const tokenizer = await loadCheckpointTokenizer(loaded.dir, modelDims(config).vocab);
+  return { config, params: paramsFromTensors(modelDims(config), loaded.tensors), from: s.input, tokenizer };
 }
 
 export async function runTrainStage(s: TrainStageSettings): Promise<TerminationMessage> {
   if (s.data.length === 0) throw new Error(`${s.stage} needs --data (or BTX_DATA)`);
   const outHost = hostPath(s.out);
   const resume = await findLatestCheckpoint(outHost);
-  const { config, params, from } = await startingPoint(s, resume);
+  const { config, params, from, tokenizer } = await startingPoint(s, resume);
   const dims = modelDims(config);
-  checkByteVocab(dims.vocab, from);
   const trainable: Params = new Map(
     [...params].filter(([name]) => !(s.freezeExperts && isExpertWeight(name))),
   );
@@ -130,7 +140,7 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
       });
     }
   }
-  const domains = await Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path))));
+  const domains = await Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path), tokenizer)));
   const source: BatchSource = { domains, ...(s.weights ? { weights: s.weights } : {}) };
   const seqLen = s.seqLen ?? Math.min(Number(config.max_position_embeddings), DEFAULT_MAX_SEQ_LEN);
   log.info('training stage starting', {
@@ -173,7 +183,11 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
         time: new Date().toISOString(),
         ...(s.stage === 'expert' && s.data[0] ? { domain: s.data[0].name } : {}),
       },
-      { dtype: s.dtype, extraTensorFiles: { [OPTIMIZER_FILE]: await optimizer.toTensors() } },
+      {
+        dtype: s.dtype,
+        extraTensorFiles: { [OPTIMIZER_FILE]: await optimizer.toTensors() },
+        files: tokenizer.files,
+      },
     );
     newest = `${s.out.replace(/\/+$/, '')}/${name}`;
     progress.checkpointWritten(newest);

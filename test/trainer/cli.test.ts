@@ -9,6 +9,7 @@ import { helpText, parseFlags } from '../../src/cli/flags.js';
 import { EVAL_COMMAND, TRAIN_COMMAND } from '../../src/cli/trainArgs.js';
 import { runBtxProcess } from '../support/btx.js';
 import { backend, tempDir, tinyLlama, writeCorpus } from './trainerFixtures.js';
+import { byteTokenizer } from '../../src/trainer/tokenizer.js';
 
 const tmp = tempDir('cli');
 const volume = join(tmp.dir, 'volume');
@@ -20,15 +21,21 @@ before(async () => {
   writeCorpus(join(volume, 'data'), 'apples');
   const config = tinyLlama();
   const params = initParams(modelDims(config), 3);
-  await saveCheckpoint(join(volume, 'seed', 'step-10'), await paramsToTensors(params), config, {
-    stage: 'seed',
-    step: 10,
-    totalSteps: 10,
-    loss: null,
-    dataPosition: 10,
-    randomSeed: 3,
-    time: new Date().toISOString(),
-  });
+  await saveCheckpoint(
+    join(volume, 'seed', 'step-10'),
+    await paramsToTensors(params),
+    config,
+    {
+      stage: 'seed',
+      step: 10,
+      totalSteps: 10,
+      loss: null,
+      dataPosition: 10,
+      randomSeed: 3,
+      time: new Date().toISOString(),
+    },
+    { files: byteTokenizer().files },
+  );
   disposeParams(params);
 });
 after(tmp.cleanup);

@@ -3,7 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { heldOutWindows, loadDomain, trainingBatch } from '../../src/trainer/data.js';
-import { decode, encode } from '../../src/trainer/tokenizer.js';
+import { byteTokenizer, encodeBytes as encode } from '../../src/trainer/tokenizer.js';
+
+const decode = (ids: ArrayLike<number>) => byteTokenizer().decode(Array.from(ids));
 import { REPO_SAMPLES, tempDir, writeCorpus } from './trainerFixtures.js';
 
 const tmp = tempDir('data');

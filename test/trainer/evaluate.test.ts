@@ -7,6 +7,7 @@ import type { EvalReport } from '../../src/trainer/evaluate.js';
 import type { ModelConfig } from '../../src/trainer/hfConfig.js';
 import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
 import { backend, tempDir, tinyLlama, tinyMixtral, writeCorpus } from './trainerFixtures.js';
+import { byteTokenizer } from '../../src/trainer/tokenizer.js';
 
 const tmp = tempDir('eval');
 before(backend);
@@ -15,15 +16,21 @@ after(tmp.cleanup);
 async function checkpoint(name: string, config: ModelConfig): Promise<string> {
   const params = initParams(modelDims(config), 2);
   const dir = join(tmp.dir, name);
-  await saveCheckpoint(dir, await paramsToTensors(params), config, {
-    stage: 'test',
-    step: 0,
-    totalSteps: 0,
-    loss: null,
-    dataPosition: 0,
-    randomSeed: 2,
-    time: new Date().toISOString(),
-  });
+  await saveCheckpoint(
+    dir,
+    await paramsToTensors(params),
+    config,
+    {
+      stage: 'test',
+      step: 0,
+      totalSteps: 0,
+      loss: null,
+      dataPosition: 0,
+      randomSeed: 2,
+      time: new Date().toISOString(),
+    },
+    { files: byteTokenizer().files },
+  );
   disposeParams(params);
   return dir;
 }

@@ -14,7 +14,9 @@ import {
 import { mixExperts, type MixOptions } from '../../src/trainer/mix/mixExperts.js';
 import { encodeFloats, type FloatDType } from '../../src/trainer/safetensors.js';
 import { INDEX_FILE, readShardIndex, ShardedReader } from '../../src/trainer/shardedCheckpoint.js';
+import { byteTokenizer, loadTokenizer } from '../../src/trainer/tokenizer.js';
 import { log } from '../../src/util/log.js';
+import { llama3TokenizerDir } from '../../scripts/llama3TokenizerDir.js';
 import { writeLlamaCheckpoint, type LlamaShape } from './mixFixtures.js';
 
 log.level = 'warn';
@@ -22,6 +24,8 @@ log.level = 'warn';
 const root = await mkdtemp(join(tmpdir(), 'btx-mix-'));
 after(() => rm(root, { recursive: true, force: true }));
 
+// Every expert carries Llama 3's real tokenizer files (the mix checks they agree and copies them).
+const tokenizer = llama3TokenizerDir();
 const shape: LlamaShape = { vocab: 32, hidden: 8, intermediate: 12, layers: 2, heads: 2, kvHeads: 1 };
 const experts: string[] = [];
 let generalist = '';
@@ -29,11 +33,25 @@ let generalist = '';
 before(async () => {
   // Three BF16/F16 experts with different shard layouts, and an F32 generalist.
   experts.push(
-    await writeLlamaCheckpoint(join(root, 'in', 'math'), shape, { dtype: 'BF16', seed: 1, tokenizer: true }),
-    await writeLlamaCheckpoint(join(root, 'in', 'code'), shape, { dtype: 'BF16', seed: 2, shardSize: 600 }),
-    await writeLlamaCheckpoint(join(root, 'in', 'prose'), shape, { dtype: 'F16', seed: 3, shardSize: 1500 }),
+    await writeLlamaCheckpoint(join(root, 'in', 'math'), shape, { dtype: 'BF16', seed: 1, tokenizer }),
+    await writeLlamaCheckpoint(join(root, 'in', 'code'), shape, {
+      dtype: 'BF16',
+      seed: 2,
+      shardSize: 600,
+      tokenizer,
+    }),
+    await writeLlamaCheckpoint(join(root, 'in', 'prose'), shape, {
+      dtype: 'F16',
+      seed: 3,
+      shardSize: 1500,
+      tokenizer,
+    }),
   );
-  generalist = await writeLlamaCheckpoint(join(root, 'in', 'seed'), shape, { dtype: 'F32', seed: 4 });
+  generalist = await writeLlamaCheckpoint(join(root, 'in', 'seed'), shape, {
+    dtype: 'F32',
+    seed: 4,
+    tokenizer,
+  });
 });
 
 /** Every input's tensors as float32 (the exact values their dtype holds). */
@@ -143,8 +161,10 @@ test('mixing 3 sharded BF16/F16 experts: stacked experts equal the inputs bit-ex
     await reader.close();
   }
 
-  // Tokenizer files from the first expert; trainer_state.json verifies.
-  assert.equal(await readFile(join(out, 'tokenizer.json'), 'utf8'), '{"version":"1.0"}');
+  // Tokenizer files from the first expert, byte for byte; they load as Llama 3's; trainer_state.json verifies.
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    assert.ok((await readFile(join(out, f))).equals(await readFile(join(tokenizer, f))), f);
+  assert.equal((await loadTokenizer(out)).vocabSize, 128256);
   const state = await readTrainerState(out);
   assert.equal(state?.stage, 'mix');
   assert.equal(state?.step, 0);
@@ -214,19 +234,20 @@ test('an expert given as a training output folder uses its newest step-N that ve
     time: new Date(0).toISOString(),
   };
   const tensors = [...math.tensors.values()];
+  const { files } = await loadTokenizer(tokenizer);
   await saveCheckpoint(
     join(parent, 'step-1'),
     tensors,
     math.config,
     { ...state, step: 1 },
-    { dtype: 'BF16' },
+    { dtype: 'BF16', files },
   );
   await saveCheckpoint(
     join(parent, 'step-2'),
     tensors,
     math.config,
     { ...state, step: 2 },
-    { dtype: 'BF16' },
+    { dtype: 'BF16', files },
   );
   const file = join(parent, 'step-2', 'config.json');
   await writeFile(file, (await readFile(file, 'utf8')).replace('"vocab_size": 32', '"vocab_size": 33'));
@@ -240,6 +261,15 @@ test('an expert given as a training output folder uses its newest step-N that ve
 test('mismatched experts are refused with the folder and the reason', async () => {
   const bad = join(root, 'bad');
   const cases: [string, () => Promise<string>, RegExp][] = [
+    [
+      'tokenizer',
+      async () => {
+        const dir = await writeLlamaCheckpoint(join(bad, 'bytes'), shape, { dtype: 'BF16', seed: 5 });
+        for (const [name, bytes] of byteTokenizer().files) await writeFile(join(dir, name), bytes);
+        return dir;
+      },
+      /expert .*bad\/bytes: its tokenizer.json \(sha256 [0-9a-f]{16}\.\.\.\) differs from the one in .*in\/math \(sha256 [0-9a-f]{16}\.\.\.\); experts must share one tokenizer/,
+    ],
     [
       'hidden size',
       () => writeLlamaCheckpoint(join(bad, 'hidden'), { ...shape, hidden: 16 }, { dtype: 'BF16', seed: 5 }),

@@ -1,6 +1,6 @@
 // Synthetic Llama-shaped checkpoints (random tensors, HF names, any dtype and shard layout) for the
 // mix tests and bench/mix.ts.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FloatDType, TensorSpec } from '../../src/trainer/safetensors.js';
 import { ShardedWriter } from '../../src/trainer/shardedCheckpoint.js';
@@ -85,7 +85,8 @@ export interface FixtureOptions {
   config?: Record<string, unknown>;
   /** Change the tensor list before writing (drop one, reshape one...). */
   editSpecs?: (specs: TensorSpec[]) => TensorSpec[];
-  tokenizer?: boolean;
+  /** A folder whose tokenizer.json + tokenizer_config.json the checkpoint carries. */
+  tokenizer?: string;
 }
 
 /** Write a random Llama checkpoint folder; returns its path. */
@@ -110,7 +111,8 @@ export async function writeLlamaCheckpoint(
   await writer.close();
   await writeFile(join(dir, 'config.json'), JSON.stringify(llamaConfig(shape, opts.config ?? {}), null, 2));
   if (opts.tokenizer) {
-    await writeFile(join(dir, 'tokenizer.json'), '{"version":"1.0"}');
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      await copyFile(join(opts.tokenizer, f), join(dir, f));
     await writeFile(join(dir, 'generation_config.json'), '{"bos_token_id":1}');
   }
   return dir;

@@ -12,6 +12,7 @@ import { runTrainStage } from '../../src/trainer/trainStage.js';
 import type { ModelConfig } from '../../src/trainer/hfConfig.js';
 import type { TrainStageSettings } from '../../src/trainer/trainStage.js';
 import { backend, tempDir, tinyLlama, tinyMixtral, writeCorpus } from './trainerFixtures.js';
+import { byteTokenizer } from '../../src/trainer/tokenizer.js';
 
 const tmp = tempDir('train');
 before(backend);
@@ -44,15 +45,21 @@ function settings(over: Partial<TrainStageSettings>): TrainStageSettings {
 async function seedCheckpoint(name: string, config: ModelConfig = tinyLlama()): Promise<string> {
   const params = initParams(modelDims(config), 5);
   const dir = join(tmp.dir, name);
-  await saveCheckpoint(dir, await paramsToTensors(params), config, {
-    stage: 'seed',
-    step: 0,
-    totalSteps: 0,
-    loss: null,
-    dataPosition: 0,
-    randomSeed: 5,
-    time: new Date().toISOString(),
-  });
+  await saveCheckpoint(
+    dir,
+    await paramsToTensors(params),
+    config,
+    {
+      stage: 'seed',
+      step: 0,
+      totalSteps: 0,
+      loss: null,
+      dataPosition: 0,
+      randomSeed: 5,
+      time: new Date().toISOString(),
+    },
+    { files: byteTokenizer().files },
+  );
   disposeParams(params);
   return dir;
 }

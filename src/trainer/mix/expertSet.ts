@@ -7,6 +7,7 @@ import { CONFIG_FILE, listCheckpoints, readTrainerState, verifyCheckpointFiles }
 import { parseModelConfig, type LlamaConfig } from '../hfConfig.js';
 import { isFloatDType } from '../safetensors.js';
 import { ShardedReader } from '../shardedCheckpoint.js';
+import { sha256Hex, TOKENIZER_FILE } from '../tokenizer.js';
 
 export class MixError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -28,6 +29,8 @@ export interface OpenExpert {
   /** Parsed, with HF's Llama defaults filled in; unknown keys kept. */
   config: LlamaConfig;
   reader: ShardedReader;
+  /** sha256 of its tokenizer.json, null when it has none: experts must speak the same ids. */
+  tokenizerSha256: string | null;
 }
 
 /** The feed-forward projections that become each layer's experts, with Mixtral's names for them. */
@@ -131,7 +134,9 @@ async function openOne(source: ExpertSource, verify: boolean): Promise<OpenExper
   } catch (err) {
     throw new MixError(`expert ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  return { name: source.name ?? defaultName(source.dir), dir, config, reader };
+  const tokenizerJson = await readFile(join(dir, TOKENIZER_FILE)).catch(() => null);
+  const tokenizerSha256 = tokenizerJson ? sha256Hex(tokenizerJson) : null;
+  return { name: source.name ?? defaultName(source.dir), dir, config, reader, tokenizerSha256 };
 }
 
 function show(v: unknown): string {
@@ -183,6 +188,15 @@ export function checkCompatible(experts: readonly OpenExpert[]): void {
           `expert ${e.dir}: feed-forward tensor ${t.name} has no Mixtral counterpart (only gate_proj, up_proj, down_proj weights)`,
         );
       }
+    }
+  }
+  // Last, so a structural difference is reported first: experts must give ids the same meaning.
+  for (const e of rest) {
+    if (e.tokenizerSha256 !== first.tokenizerSha256) {
+      const sha = (v: string | null) => (v ? `sha256 ${v.slice(0, 16)}...` : 'none');
+      throw new MixError(
+        `expert ${e.dir}: its ${TOKENIZER_FILE} (${sha(e.tokenizerSha256)}) differs from the one in ${first.dir} (${sha(first.tokenizerSha256)}); experts must share one tokenizer`,
+      );
     }
   }
   const layers = first.config.num_hidden_layers;
