@@ -98,6 +98,7 @@ export function e2eStages(
     over: Partial<TrainStageSettings> & Pick<TrainStageSettings, 'stage' | 'out' | 'steps' | 'learningRate'>,
   ): TrainStageSettings => ({
     data: DOMAINS,
+    tokens: join(work, 'tokens'),
     batchSize: 8,
     warmupSteps: Math.max(1, Math.round(over.steps / 10)),
     minLrRatio: 0.1,
@@ -198,6 +199,7 @@ async function main(): Promise<void> {
         { name: 'BTX', dir: btx.checkpoint! },
       ],
       data: DOMAINS,
+      tokens: join(work, 'tokens'),
       batches: o.evalBatches,
       batchSize: 8,
     }),

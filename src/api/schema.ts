@@ -694,7 +694,7 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
   experts: arr('One entry per domain.', expertStatusSchema, { maxItems: MAX_DOMAINS }),
   ...Object.fromEntries(JOB_STAGES.map((stage) => [stage, stageStatus(stage)])),
   results: arr(
-    'Held-out loss and perplexity per model (seed, each expert, the BTX model) and domain.',
+    'Held-out loss, perplexity and bits per byte per model (seed, each expert, the BTX model) and domain.',
     obj(
       'One evaluation.',
       {
@@ -702,6 +702,9 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
         domain: str("Which domain's held-out data.", { maxLength: DNS_LABEL_MAX_LENGTH }),
         loss: num('Mean cross-entropy per token (nats).'),
         perplexity: num('exp(loss).'),
+        bitsPerByte: num(
+          'loss / ln 2 x tokens per UTF-8 byte of the held-out text: comparable across tokenizers.',
+        ),
       },
       { required: ['model', 'domain', 'loss', 'perplexity'] },
     ),

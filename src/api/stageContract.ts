@@ -31,6 +31,17 @@ export const ENV = {
   domain: 'BTX_DOMAIN',
   /** seed/expert: one data path. finetune/eval: comma-separated `DOMAIN=PATH`. */
   data: 'BTX_DATA',
+  /**
+   * Token shards: `<BTX_TOKENS>/<domain>/manifest.json` + shards (docs/stage-contract.md). The tokenize
+   * stage writes them; seed/expert/finetune/eval read them (and make them first if missing or stale).
+   */
+  tokens: 'BTX_TOKENS',
+  /** tokenize: the checkpoint folder whose tokenizer to use (absent: the built-in byte tokenizer). */
+  tokenizer: 'BTX_TOKENIZER',
+  /** tokenize: `i/n`, this pod's part of the domain (or JOB_COMPLETION_INDEX of an Indexed Job + BTX_PARTS). */
+  part: 'BTX_PART',
+  /** tokenize: how many parts (the Indexed Job's completions) when the index comes from JOB_COMPLETION_INDEX. */
+  parts: 'BTX_PARTS',
   /** The checkpoint a stage starts from: the seed for an expert, the mixed model for finetune. */
   input: 'BTX_INPUT',
   /** mix: comma-separated expert checkpoint folders, in expert order. */
@@ -104,6 +115,8 @@ export interface EvalResult {
   domain: string;
   loss: number;
   perplexity: number;
+  /** loss / ln 2 x held-out tokens / held-out UTF-8 bytes: comparable across tokenizers. */
+  bitsPerByte?: number;
 }
 
 /** Share of a domain's tokens routed to an expert, averaged over the MoE layers. */
@@ -111,6 +124,19 @@ export interface RoutingShare {
   domain: string;
   expert: string;
   share: number;
+}
+
+/** What a tokenize pod did for one domain (its part of it, for an Indexed Job). */
+export interface TokenizeSummary {
+  domain: string;
+  /** `i/n` for one pod of an Indexed Job. */
+  part?: string;
+  documents: number;
+  tokens: number;
+  bytes: number;
+  heldOutTokens: number;
+  /** Shards were current: nothing was tokenized. */
+  reused: boolean;
 }
 
 export interface TerminationMessage {
@@ -121,6 +147,8 @@ export interface TerminationMessage {
   results?: EvalResult[];
   /** eval only (MoE models). */
   routing?: RoutingShare[];
+  /** tokenize only. */
+  tokenized?: TokenizeSummary[];
 }
 
 /** The architecture of a model trained from scratch (the seed), in BTXRun's terms. */

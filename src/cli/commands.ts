@@ -30,6 +30,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: 'run a whole BTX pipeline on this machine (control plane + operator + trainer)',
     load: () => import('./local.js'),
   },
+  tokenize: {
+    summary: "turn domains into token shards with a checkpoint's tokenizer (once; reused while current)",
+    load: () => import('./tokenize.js'),
+  },
   train: {
     summary: 'run a training stage: seed | expert | finetune',
     load: () => import('./train.js'),
@@ -40,7 +44,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import('./mix.js'),
   },
   eval: {
-    summary: 'held-out loss, perplexity and routing of checkpoints per domain',
+    summary: 'held-out loss, perplexity, bits per byte and routing of checkpoints per domain',
     load: () => import('./eval.js'),
   },
   generate: {

@@ -16,7 +16,7 @@ export async function run(f: Flags): Promise<number> {
   if (runningAsStage()) await writeTerminationMessage(message);
   for (const r of report.results) {
     process.stdout.write(
-      `${r.model.padEnd(16)} ${r.domain.padEnd(12)} loss ${r.loss.toFixed(4)}  ppl ${r.perplexity.toFixed(3)}\n`,
+      `${r.model.padEnd(16)} ${r.domain.padEnd(12)} loss ${r.loss.toFixed(4)}  ppl ${r.perplexity.toFixed(3)}  bpb ${(r.bitsPerByte ?? NaN).toFixed(4)}\n`,
     );
   }
   process.stdout.write(`results: ${file}\n`);

@@ -1,6 +1,7 @@
 // The flags of `btx train seed|expert|finetune` and `btx eval`, each with its BTX_* variable (the stage
 // contract's, plus trainer knobs the operator need not set), and their reading into the trainer's
 // plain TrainStageSettings. Apart from the commands so they can be tested without training.
+import { dirname } from 'node:path';
 import { ENV } from '../api/stageContract.js';
 import type { ModelSpec } from '../api/stageContract.js';
 import type { DType } from '../trainer/checkpoint.js';
@@ -54,6 +55,12 @@ export const TRAIN_COMMAND: CommandSpec = {
       help: 'expert: seed checkpoint; finetune: mixed MoE checkpoint',
     },
     { name: 'out', value: 'DIR', env: ENV.output, help: 'folder for checkpoints step-N (required)' },
+    {
+      name: 'tokens',
+      value: 'DIR',
+      env: ENV.tokens,
+      help: 'token shards DIR/<domain>/ (made if missing or stale; default OUT/tokens)',
+    },
     { name: 'steps', value: 'N', env: ENV.steps, help: 'total optimizer steps (default 200)' },
     { name: 'batch-size', value: 'N', env: ENV.batchSize, help: 'windows per step (default 8)' },
     {
@@ -147,8 +154,9 @@ export const TRAIN_COMMAND: CommandSpec = {
 export const EVAL_COMMAND: CommandSpec = {
   name: 'btx eval',
   usage: 'btx eval --checkpoint NAME=DIR [...] --data DOMAIN=PATH [...] --out results.json [--batches N]',
-  about: `Held-out loss and perplexity of each checkpoint on each domain (the same windows for every model),
-and for MoE checkpoints the share of each domain's tokens routed to each expert.`,
+  about: `Held-out loss, perplexity and bits per byte of each checkpoint on each domain (the same windows
+for every model sharing a tokenizer), and for MoE checkpoints the share of each domain's tokens
+routed to each expert. Bits per byte = loss / ln 2 x held-out tokens / held-out UTF-8 bytes.`,
   flags: [
     {
       name: 'checkpoint',
@@ -165,6 +173,12 @@ and for MoE checkpoints the share of each domain's tokens routed to each expert.
       help: 'held-out data of a domain',
     },
     { name: 'out', value: 'PATH', env: ENV.output, help: 'results file (.json) or folder for results.json' },
+    {
+      name: 'tokens',
+      value: 'DIR',
+      env: ENV.tokens,
+      help: 'token shards DIR/<domain>/ (made if missing or stale; default tokens/ beside the results)',
+    },
     { name: 'batches', value: 'N', env: ENV.evalBatches, help: 'held-out batches per domain (default 4)' },
     { name: 'batch-size', value: 'N', env: ENV.batchSize, help: 'windows per batch (default 8)' },
     {
@@ -217,6 +231,7 @@ export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageS
   const dtype = DTYPES[f.oneOf('dtype', Object.keys(DTYPES)) ?? 'f32']!;
   const specRaw = f.string('model-config');
   const input = f.string('input');
+  const tokens = f.string('tokens');
   const seqLen = f.optionalNumber('seq-len', { integer: true, min: 1 });
   const k = f.optionalNumber('k', { integer: true, min: 1 });
   const loadBalancingCoef = f.optionalNumber('load-balancing-coef', { min: 0 });
@@ -225,6 +240,7 @@ export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageS
     data,
     ...(weights ? { weights } : {}),
     ...(input ? { input } : {}),
+    ...(tokens ? { tokens } : {}),
     out: f.required('out'),
     steps,
     batchSize: f.number('batch-size', 8, { integer: true, min: 1 }),
@@ -249,10 +265,12 @@ export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageS
 /** `btx eval`'s settings (runEval's input). */
 export function evalSettingsFromFlags(f: Flags) {
   const seqLen = f.optionalNumber('seq-len', { integer: true, min: 1 });
+  const out = f.required('out');
   return {
+    tokens: f.string('tokens') ?? `${out.endsWith('.json') ? dirname(out) : out}/tokens`,
     checkpoints: f.named('checkpoint').map((c) => ({ name: c.name, dir: c.value })),
     data: f.named('data').map((d) => ({ name: d.name, path: d.value })),
-    out: f.required('out'),
+    out,
     batches: f.number('batches', 4, { integer: true, min: 1 }),
     batchSize: f.number('batch-size', 8, { integer: true, min: 1 }),
     ...(seqLen !== undefined ? { seqLen } : {}),

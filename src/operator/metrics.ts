@@ -13,6 +13,7 @@ export const METRIC_NAMES = [
   'btx_stage_duration_seconds',
   'btx_eval_loss',
   'btx_eval_perplexity',
+  'btx_eval_bits_per_byte',
   'btx_routing_share',
   'btx_reconcile_total',
   'btx_reconcile_duration_seconds',
@@ -40,6 +41,7 @@ export class OperatorMetrics {
   private readonly restarts: Counter<'namespace' | 'run' | 'expert' | 'reason'>;
   private readonly stageDuration: Histogram<'stage'>;
   private readonly evalLoss: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
+  private readonly evalBitsPerByte: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
   private readonly evalPerplexity: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
   private readonly routingShare: Gauge<'namespace' | 'run' | 'domain' | 'expert'>;
   private readonly reconciles: Counter<'result'>;
@@ -98,6 +100,12 @@ export class OperatorMetrics {
     this.evalPerplexity = new Gauge({
       name: 'btx_eval_perplexity',
       help: 'Held-out perplexity per model and domain.',
+      labelNames: evalLabels,
+      registers,
+    });
+    this.evalBitsPerByte = new Gauge({
+      name: 'btx_eval_bits_per_byte',
+      help: 'Held-out bits per byte of text per model and domain (comparable across tokenizers).',
       labelNames: evalLabels,
       registers,
     });
@@ -161,6 +169,7 @@ export class OperatorMetrics {
       s.results.add(`${r.model}\0${r.domain}`);
       this.evalLoss.set(labels, r.loss);
       this.evalPerplexity.set(labels, r.perplexity);
+      if (r.bitsPerByte !== undefined) this.evalBitsPerByte.set(labels, r.bitsPerByte);
     }
     for (const r of run.status?.routing ?? []) {
       s.routing.add(`${r.domain}\0${r.expert}`);
@@ -197,6 +206,7 @@ export class OperatorMetrics {
       const [model = '', domain = ''] = k.split('\0');
       this.evalLoss.remove({ namespace, run: name, model, domain });
       this.evalPerplexity.remove({ namespace, run: name, model, domain });
+      this.evalBitsPerByte.remove({ namespace, run: name, model, domain });
     }
     for (const k of s.routing) {
       const [domain = '', expert = ''] = k.split('\0');

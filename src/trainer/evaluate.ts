@@ -9,7 +9,8 @@ import { hostPath } from '../util/containerPaths.js';
 import { log } from '../util/log.js';
 import * as tf from './tfjs.js';
 import { loadModelCheckpoint } from './checkpointInput.js';
-import { heldOutWindows, loadDomain } from './data.js';
+import { heldOutWindows } from './data.js';
+import { closeDomain, loadDomain } from './tokenize.js';
 import type { Domain } from './data.js';
 import type { MixtralConfig } from './hfConfig.js';
 import { batchLoss, disposeParams, modelDims, paramsFromTensors } from './model.js';
@@ -24,6 +25,11 @@ export interface EvalSettings {
   batches: number;
   batchSize: number;
   seqLen?: number;
+  /**
+   * Token shards `<tokens>/<domain>/` (container path) for the first model's tokenizer; models with
+   * another tokenizer get `<tokens>/by-tokenizer/<sha256 prefix>/<domain>/`.
+   */
+  tokens: string;
 }
 
 export interface LayerRouting {
@@ -83,16 +89,16 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
     s.seqLen ??
     Math.min(DEFAULT_MAX_SEQ_LEN, ...loaded.map((l) => Number(l.ckpt.config.max_position_embeddings)));
   // Each tokenizer sees the same text; models sharing a tokenizer share the token windows.
-  const byTokenizer = new Map<string, Promise<{ domains: Domain[]; windows: Int32Array[] }>>();
-  const dataFor = (tokenizer: TextTokenizer) => {
+  const byTokenizer = new Map<string, { domains: Domain[]; windows: Int32Array[] }>();
+  const dataFor = async (tokenizer: TextTokenizer) => {
     let entry = byTokenizer.get(tokenizer.sha256);
     if (!entry) {
-      entry = Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path), tokenizer))).then(
-        (domains) => ({
-          domains,
-          windows: domains.map((d) => heldOutWindows(d, seqLen, s.batches * s.batchSize)),
-        }),
-      );
+      const first = byTokenizer.size === 0;
+      const root = first ? s.tokens : `${s.tokens}/by-tokenizer/${tokenizer.sha256.slice(0, 16)}`;
+      const domains: Domain[] = [];
+      for (const d of s.data)
+        domains.push(await loadDomain(d.name, d.path, hostPath(d.path), hostPath(root), tokenizer));
+      entry = { domains, windows: domains.map((d) => heldOutWindows(d, seqLen, s.batches * s.batchSize)) };
       byTokenizer.set(tokenizer.sha256, entry);
     }
     return entry;
@@ -114,8 +120,15 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
     try {
       for (const [i, domain] of domains.entries()) {
         const { loss, shares } = await scoreDomain(params, dims, windows[i]!, { ...s, seqLen });
-        report.results.push({ model: name, domain: domain.name, loss, perplexity: Math.exp(loss) });
-        log.info('eval result', { model: name, domain: domain.name, loss, perplexity: Math.exp(loss) });
+        const result = {
+          model: name,
+          domain: domain.name,
+          loss,
+          perplexity: Math.exp(loss),
+          bitsPerByte: bitsPerByte(loss, domain),
+        };
+        report.results.push(result);
+        log.info('eval result', result);
         if (shares.length > 0) {
           shares.forEach((layerShares, layer) =>
             report.routing.push({
@@ -140,7 +153,18 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
       disposeParams(params);
     }
   }
+  for (const { domains } of byTokenizer.values()) domains.forEach(closeDomain);
   return report;
+}
+
+/**
+ * Bits per byte: the mean loss (nats per predicted token) in bits, times the held-out stream's
+ * tokens per UTF-8 byte of document text (separator tokens count as tokens, not bytes). It compares
+ * models with different tokenizers, which loss per token cannot.
+ */
+export function bitsPerByte(loss: number, domain: Domain): number {
+  const { heldOutTokens, heldOutBytes } = domain.manifest;
+  return (loss / Math.LN2) * (heldOutTokens / Math.max(1, heldOutBytes));
 }
 
 /** Where results.json goes: `out` itself if it names a .json file, else `out/results.json`. */
@@ -167,7 +191,12 @@ export function evalTerminationMessage(report: EvalReport, resultsFile: string):
   const routing: RoutingShare[] = report.routing
     .filter((r) => r.layer === -1 && r.model === moeModel)
     .flatMap((r) => r.experts.map((expert, e) => ({ domain: r.domain, expert, share: round(r.shares[e]!) })));
-  const results = report.results.map((r) => ({ ...r, loss: round(r.loss), perplexity: round(r.perplexity) }));
+  const results = report.results.map((r) => ({
+    ...r,
+    loss: round(r.loss),
+    perplexity: round(r.perplexity),
+    ...(r.bitsPerByte !== undefined ? { bitsPerByte: round(r.bitsPerByte) } : {}),
+  }));
   const bytes = (x: unknown) => Buffer.byteLength(JSON.stringify(x));
   const message: TerminationMessage = { checkpoint: resultsFile, results, routing: [] };
   while (bytes(message) >= TERMINATION_MESSAGE_MAX_BYTES && results.length > 0) results.pop();

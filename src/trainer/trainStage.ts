@@ -10,7 +10,7 @@ import { AdamW, ADAMW_DEFAULTS, OPTIMIZER_KIND } from './adamw.js';
 import { checkpointDirName, findLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { DType, LoadedCheckpoint } from './checkpoint.js';
 import { loadModelCheckpoint } from './checkpointInput.js';
-import { loadDomain } from './data.js';
+import { closeDomain, loadDomain } from './tokenize.js';
 import type { BatchSource } from './data.js';
 import { BYTE_VOCAB_SIZE, llamaConfigFromSpec } from './hfConfig.js';
 import type { ModelConfig, RouterType } from './hfConfig.js';
@@ -37,6 +37,8 @@ export interface TrainStageSettings {
   stage: TrainStage;
   /** Container paths, mapped through hostPath() when opened. */
   data: { name: string; path: string }[];
+  /** Token shards: `<tokens>/<domain>/` (container path; default `<out>/tokens`). */
+  tokens?: string;
   /** Per data entry; default equal. */
   weights?: number[];
   input?: string;
@@ -140,7 +142,11 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
       });
     }
   }
-  const domains = await Promise.all(s.data.map((d) => loadDomain(d.name, hostPath(d.path), tokenizer)));
+  // Shards are made once per (sources, tokenizer) and reused by restarts and later stages.
+  const tokensDir = hostPath(s.tokens ?? `${s.out.replace(/\/+$/, '')}/tokens`);
+  const domains = [];
+  for (const d of s.data)
+    domains.push(await loadDomain(d.name, d.path, hostPath(d.path), tokensDir, tokenizer));
   const source: BatchSource = { domains, ...(s.weights ? { weights: s.weights } : {}) };
   const seqLen = s.seqLen ?? Math.min(Number(config.max_position_embeddings), DEFAULT_MAX_SEQ_LEN);
   log.info('training stage starting', {
@@ -236,6 +242,7 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
     log.info('training stage finished', { stage: s.stage, step: result.step, loss, checkpoint: newest });
     return { ...(newest ? { checkpoint: newest } : {}), step: result.step, loss };
   } finally {
+    domains.forEach(closeDomain);
     optimizer.dispose();
     disposeParams(params);
   }

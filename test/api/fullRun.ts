@@ -153,7 +153,7 @@ export const fullRun: Full<BTXRun> = {
     mix: stage,
     finetune: stage,
     eval: stage,
-    results: [{ model: 'btx', domain: 'math', loss: 1.2, perplexity: 3.3 }],
+    results: [{ model: 'btx', domain: 'math', loss: 1.2, perplexity: 3.3, bitsPerByte: 1.7 }],
     routing: [{ domain: 'math', expert: 'math', share: 0.7 }],
     startedWith: { domains: [domain], model, storage, seed: fullRunSeed },
   },

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { initBackend } from '../../src/trainer/backend.js';
 import type { LlamaConfig, MixtralConfig, RouterType } from '../../src/trainer/hfConfig.js';
 import { BYTE_VOCAB_SIZE, llamaConfigFromSpec } from '../../src/trainer/hfConfig.js';
+import { loadDomain, type Domain } from '../../src/trainer/tokenize.js';
+import { byteTokenizer } from '../../src/trainer/tokenizer.js';
+import { hashString } from '../../src/trainer/prng.js';
 import { log } from '../../src/util/log.js';
 
 // Step-by-step training logs would bury the test report; BTX_LOG_LEVEL=info brings them back.
@@ -58,4 +61,13 @@ export function writeCorpus(dir: string, name: string, paragraphs = 60): string 
   const file = join(dir, `${name}.txt`);
   writeFileSync(file, text);
   return file;
+}
+
+// Token shards of the tests' domains live in one temp folder, removed when the process exits.
+const TOKENS = mkdtempSync(join(tmpdir(), 'btx-tokens-'));
+process.on('exit', () => rmSync(TOKENS, { recursive: true, force: true }));
+
+/** A domain of `path` tokenized with the byte tokenizer (into a temp folder per path; reused there). */
+export async function byteDomain(name: string, path: string): Promise<Domain> {
+  return loadDomain(name, path, path, join(TOKENS, String(hashString(path))), byteTokenizer());
 }
