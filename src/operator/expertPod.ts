@@ -5,6 +5,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { BTXRun, BTXRunSpec, DomainSpec } from '../api/types.js';
 import { ENV, runLayout } from '../api/stageContract.js';
 import { expertPodName } from './names.js';
+import { tokensFolder } from './tokensFolder.js';
 import { childMeta, envFrom, mergeTemplate, ownerReference, stagePodTemplate } from './podTemplate.js';
 
 export interface ExpertPodInput {
@@ -31,6 +32,7 @@ export function buildExpertPod(input: ExpertPodInput): V1Pod {
     env: envFrom({
       [ENV.domain]: domain.name,
       [ENV.data]: domain.data,
+      [ENV.tokens]: tokensFolder(spec),
       [ENV.input]: input.seedCheckpoint,
       [ENV.output]: runLayout(namespace, runName).expert(domain.name),
       [ENV.steps]: domain.steps ?? spec.expert.steps,

@@ -4,6 +4,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import type { BTXRun, BTXRunSpec } from '../api/types.js';
 import { ENV, runLayout, type JobStage } from '../api/stageContract.js';
 import { stageJobName } from './names.js';
+import { tokensFolder } from './tokensFolder.js';
 import { childMeta, envFrom, ownerReference, stagePodTemplate } from './podTemplate.js';
 
 /** Pod retries inside one stage Job; small, because the trainer resumes from checkpoints. */
@@ -51,6 +52,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
       return {
         env: envFrom({
           [ENV.data]: train?.data,
+          [ENV.tokens]: tokensFolder(spec),
           [ENV.output]: layout.seed,
           [ENV.steps]: train?.steps,
           [ENV.batchSize]: train?.batchSize ?? spec.expert.batchSize,
@@ -91,6 +93,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
         env: envFrom({
           [ENV.input]: inputs.mixCheckpoint,
           [ENV.data]: domainList(spec),
+          [ENV.tokens]: tokensFolder(spec),
           [ENV.dataWeights]: weights
             ? Object.entries(weights)
                 .map(([d, w]) => `${d}=${w}`)
@@ -119,6 +122,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
       return {
         env: envFrom({
           [ENV.data]: domainList(spec),
+          [ENV.tokens]: tokensFolder(spec),
           [ENV.checkpoints]: checkpoints.join(','),
           [ENV.evalBatches]: spec.eval.batches,
           [ENV.router]: spec.mix.router.type,
