@@ -8,7 +8,9 @@ checkpoint folders. For every case it loads the folder with the class named in i
 (LlamaForCausalLM or MixtralForCausalLM), refusing missing, unexpected or mismatched weights, runs
 input_ids through it in float32 (eager and sdpa attention), and prints the largest absolute
 difference from our logits; it also compares the LM loss, Mixtral's load-balancing loss and which
-experts each token was routed to. `sameFunction` pairs are compared inside transformers (the mix of
+experts each token was routed to. A case with `text` (the Mixtral mixed from experts that carry
+Llama 3's tokenizer) also loads AutoTokenizer from its folder and requires the ids our tokenizer
+gave for that text (its `inputKey` tensor). `sameFunction` pairs are compared inside transformers (the mix of
 identical experts against the dense model). Exit status 1 when any logit difference exceeds
 --tol x max(1, largest |logit|).
 
@@ -66,6 +68,17 @@ def main():
     for case in manifest["cases"]:
         cls = getattr(transformers, case["architecture"])
         ref = ours[case["logitsKey"]]
+        ids = ours[case.get("inputKey", "input_ids")].round().to(torch.long)
+        batch, seq = ids.shape
+        if "text" in case:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(case["dir"])
+            hf_ids = tokenizer(case["text"], add_special_tokens=False)["input_ids"]
+            same_ids = hf_ids == ids[0].tolist()
+            failed |= not same_ids
+            print(
+                f"{case['name']:<16} AutoTokenizer ({type(tokenizer).__name__}, {len(tokenizer)} tokens): "
+                + (f"same {len(hf_ids)} ids as ours" if same_ids else f"ids differ: {hf_ids} vs ours {ids[0].tolist()}  <-- MISMATCH")
+            )
         for attn in ("eager", "sdpa"):
             model = load_model(cls, case["dir"], attn)
             assert type(model).__name__ == case["architecture"], type(model).__name__

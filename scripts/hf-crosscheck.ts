@@ -31,12 +31,19 @@ import {
 import { loadBalancingLoss } from '../src/trainer/moe.js';
 import { writeSafetensors } from '../src/trainer/safetensors.js';
 import * as tf from '../src/trainer/tfjs.js';
+import { loadTokenizer, type TextTokenizer } from '../src/trainer/tokenizer.js';
+import { llama3TokenizerDir } from './llama3TokenizerDir.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Token ids [BATCH, SEQ], fixed. */
-const BATCH = 2;
-const SEQ = 16;
+const DEFAULT_BATCH = 2;
+const DEFAULT_SEQ = 16;
+const BATCH = DEFAULT_BATCH;
+const SEQ = DEFAULT_SEQ;
+/** The Llama 3 case's input: text through our tokenizer; the Python side checks AutoTokenizer agrees. */
+const LLAMA3_TEXT =
+  'Hello world! Café crème, 日本語 and 🤗 emoji.\n    def f(x): return x * 2  <|end_of_text|>';
 
 /** mulberry32 uniforms + Box-Muller normals: deterministic and backend-independent. */
 function normals(n: number, seed: number): Float32Array {
@@ -81,17 +88,28 @@ function randomTensors(config: LlamaConfig, seed: number): NamedTensor[] {
 }
 
 /** Through the trainer's own path: tensors -> tf variables -> paramsToTensors -> saveCheckpoint. */
-async function saveExpert(dir: string, config: LlamaConfig, tensors: NamedTensor[]): Promise<void> {
+async function saveExpert(
+  dir: string,
+  config: LlamaConfig,
+  tensors: NamedTensor[],
+  tokenizer?: TextTokenizer,
+): Promise<void> {
   const params = paramsFromTensors(modelDims(config), new Map(tensors.map((t) => [t.name, t])));
-  await saveCheckpoint(dir, await paramsToTensors(params), config, {
-    stage: 'expert',
-    step: 0,
-    totalSteps: 0,
-    loss: null,
-    dataPosition: 0,
-    randomSeed: 0,
-    time: new Date().toISOString(),
-  });
+  await saveCheckpoint(
+    dir,
+    await paramsToTensors(params),
+    config,
+    {
+      stage: 'expert',
+      step: 0,
+      totalSteps: 0,
+      loss: null,
+      dataPosition: 0,
+      randomSeed: 0,
+      time: new Date().toISOString(),
+    },
+    tokenizer ? { files: tokenizer.files } : {},
+  );
   disposeParams(params);
 }
 
@@ -114,6 +132,10 @@ interface CaseResult {
   auxLoss: number | null;
   /** Per MoE layer, the tensor holding our [N, E] 0/1 selection mask. */
   maskKeys: string[];
+  /** The tensor of this case's input ids (default input_ids, [BATCH, SEQ]). */
+  inputKey?: string;
+  /** The text those ids are our tokenizer's encoding of (checked against AutoTokenizer). */
+  text?: string;
 }
 
 /** Load a checkpoint folder back with the trainer's loader and run our forward pass on `ids`. */
@@ -122,6 +144,7 @@ async function ourLogits(
   dir: string,
   ids: Int32Array,
   out: NamedTensor[],
+  [BATCH, SEQ]: [number, number] = [DEFAULT_BATCH, DEFAULT_SEQ],
 ): Promise<CaseResult> {
   const ckpt = await loadCheckpoint(dir);
   const d = modelDims(ckpt.config);
@@ -257,6 +280,39 @@ async function main(): Promise<number> {
   const mixedIdentical = join(work, 'mixed-identical');
   await btxMix([...copies.flatMap((e) => ['--expert', e]), '--out', mixedIdentical, '--k', '2']);
 
+  // (4): experts that carry Llama 3's tokenizer (128,256 ids): the mix copies it, AutoTokenizer must load
+  // it from the mixed folder and give the ids our tokenizer gives, and MixtralForCausalLM our logits.
+  const llama3 = await loadTokenizer(llama3TokenizerDir());
+  const small = {
+    ...llamaConfigFromSpec({
+      vocabSize: llama3.vocabSize,
+      dModel: 16,
+      layers: 2,
+      heads: 2,
+      kvHeads: 1,
+      ffnHidden: 32,
+      seqLen: 64,
+      ropeTheta: 500000,
+      tieEmbeddings: true,
+    }),
+    bos_token_id: llama3.bosId ?? undefined,
+    eos_token_id: llama3.eosId ?? undefined,
+  };
+  const llamaExperts = ['x', 'y', 'z'].map((name) => join(work, 'llama3-experts', name));
+  for (const [i, dir] of llamaExperts.entries())
+    await saveExpert(dir, small, randomTensors(small, 31 + i), llama3);
+  const mixedLlama3 = join(work, 'mixed-llama3');
+  await btxMix([
+    ...llamaExperts.flatMap((e) => ['--expert', e]),
+    '--out',
+    mixedLlama3,
+    '--k',
+    '2',
+    '--seed',
+    '5',
+  ]);
+  const llamaIds = Int32Array.from(await llama3.encode(LLAMA3_TEXT));
+
   const ids = fixedIds(gqa.vocab_size);
   const tensors: NamedTensor[] = [{ name: 'input_ids', shape: [BATCH, SEQ], data: Float32Array.from(ids) }];
   const cases = [
@@ -264,7 +320,13 @@ async function main(): Promise<number> {
     await ourLogits('dense-tied', join(work, 'dense-tied'), ids, tensors),
     await ourLogits('mixed', mixed, ids, tensors),
     await ourLogits('mixed-identical', mixedIdentical, ids, tensors),
+    {
+      ...(await ourLogits('mixed-llama3', mixedLlama3, llamaIds, tensors, [1, llamaIds.length])),
+      inputKey: 'llama3_input_ids',
+      text: LLAMA3_TEXT,
+    },
   ];
+  tensors.push({ name: 'llama3_input_ids', shape: [1, llamaIds.length], data: Float32Array.from(llamaIds) });
   await writeSafetensors(join(work, 'tfjs-logits.safetensors'), tensors, 'F32');
   const manifest = {
     backend,

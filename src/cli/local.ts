@@ -53,6 +53,22 @@ function copySamples(claimFolder: string): string[] {
   return copied;
 }
 
+/**
+ * Every model folder made by scripts/make-example-checkpoint.ts (data/models/<name>) goes to
+ * <claim folder>/models/<name>, so examples/btxrun-checkpoint.yaml finds its seed at /btx/models/.
+ */
+function copyModels(claimFolder: string): string[] {
+  const models = join(projectRoot, 'data', 'models');
+  if (!existsSync(models)) return [];
+  const copied: string[] = [];
+  for (const entry of readdirSync(models, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    cpSync(join(models, entry.name), join(claimFolder, 'models', entry.name), { recursive: true });
+    copied.push(entry.name);
+  }
+  return copied;
+}
+
 /** Logs go to a file: the terminal belongs to the progress view. */
 function logToFile(path: string): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -130,6 +146,8 @@ export async function run(flags: Flags): Promise<number> {
     const claimFolder = cluster.claimFolder(namespace, claimName);
     const copied = copySamples(claimFolder);
     if (copied.length > 0) out.write(`  samples    ${copied.join(', ')} -> ${join(claimFolder, 'data')}\n`);
+    const models = copyModels(claimFolder);
+    if (models.length > 0) out.write(`  models     ${models.join(', ')} -> ${join(claimFolder, 'models')}\n`);
     for (const obj of objects) {
       if (obj.kind !== KIND) await cluster.applyObject(obj, namespace);
     }
