@@ -77,7 +77,7 @@ async function scrapeOperatorMetrics(): Promise<Map<string, Set<string>>> {
       experts: [
         { name: 'math', phase: 'Running', attempt: 2, restarts: 1, step: 10, totalSteps: 100, loss: 2.5 },
       ],
-      results: [{ model: 'btx', domain: 'math', loss: 1.5, perplexity: 4.48 }],
+      results: [{ model: 'btx', domain: 'math', loss: 1.5, perplexity: 4.48, bitsPerByte: 2.1 }],
       routing: [{ domain: 'math', expert: 'math', share: 0.7 }],
     } as BTXRun['status'],
   };
