@@ -2,7 +2,7 @@
 // continuation the library samples (same seed, same text, in another process), works on a mixed
 // (MoE) checkpoint and a training output folder, and refuses bad flags naming the flag.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { command, generateOptions } from '../../src/cli/generate.js';
@@ -12,6 +12,8 @@ import { saveCheckpoint } from '../../src/trainer/checkpoint.js';
 import { disposeLanguageModel, generateText, loadLanguageModel } from '../../src/trainer/generate.js';
 import type { ModelConfig } from '../../src/trainer/hfConfig.js';
 import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
+import { byteTokenizer } from '../../src/trainer/tokenizer.js';
+import { llama3TokenizerDir } from '../../scripts/llama3TokenizerDir.js';
 import { runBtxInProcess, runBtxProcess } from '../support/btx.js';
 import { backend, tempDir, tinyLlama, tinyMixtral } from '../trainer/trainerFixtures.js';
 
@@ -111,30 +113,25 @@ test('btx generate: fails with one line naming the folder when there is no check
   await save(wide, tinyLlama({ vocab_size: 300 }));
   const r = await btx(['--checkpoint', wide, '--prompt', 'x']);
   assert.equal(r.code, 1);
-  assert.match(
-    r.stderr,
-    /wide: vocab_size 300 is not the byte tokenizer's 259 and it has no tokenizer\.json/,
-  );
+  assert.match(r.stderr, /wide has no tokenizer\.json/);
 });
 
-test('btx generate: decodes a byte-level checkpoint that carries the byte tokenizer.json, refuses other tokenizers', async () => {
+test('btx generate: decodes with the tokenizer.json of the checkpoint, refuses one larger than vocab_size', async () => {
   const dir = join(tmp.dir, 'with-tokenizer');
   await save(dir, tinyLlama());
-  const byteJson = (vocab: number) => ({
-    model: {
-      type: 'BPE',
-      vocab: Object.fromEntries(Array.from({ length: vocab }, (_, b) => [`t${b}`, b])),
-    },
-    added_tokens: [256, 257, 258].map((id) => ({ id, special: true })),
-  });
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(256)));
+  for (const [name, bytes] of byteTokenizer().files) writeFileSync(join(dir, name), bytes);
   const model = await loadLanguageModel(dir);
   try {
     const tokenizer = await checkpointTokenizer(model);
     assert.deepEqual(await tokenizer.encode('hé'), [104, 195, 169]);
     assert.equal(tokenizer.decode([104, 195, 169, 257]), 'hé');
-    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteJson(300)));
-    await assert.rejects(checkpointTokenizer(model), /with-tokenizer\/tokenizer\.json: only the byte-level/);
+    // Llama 3's tokenizer (128,256 ids) in a checkpoint of 259 rows: refused with the folder and both sizes.
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      copyFileSync(join(llama3TokenizerDir(), f), join(dir, f));
+    await assert.rejects(
+      checkpointTokenizer(model),
+      /with-tokenizer: its tokenizer has 128256 tokens but config\.json vocab_size is 259/,
+    );
   } finally {
     disposeLanguageModel(model);
   }
