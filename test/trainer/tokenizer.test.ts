@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, test } from 'node:test';
 import { Tokenizer } from 'tokenizers';
 import {
   byteTokenizer,
@@ -50,85 +50,79 @@ const LLAMA3_IDS: [string, number[]][] = [
   ['Привет, мир!', [54745, 28089, 8341, 11, 115388, 0]],
 ];
 
-describe('Llama 3 tokenizer from a checkpoint folder', () => {
-  it('encodes a dozen strings to the ids an independent implementation gives, and decodes them back', async () => {
-    const tok = await loadTokenizer(LLAMA3_TOKENIZER_DIR);
-    assert.equal(tok.vocabSize, 128256);
-    assert.equal(tok.bosId, 128000);
-    assert.equal(tok.eosId, 128001);
-    for (const [text, ids] of LLAMA3_IDS) {
-      assert.deepEqual(await tok.encode(text), ids, JSON.stringify(text));
-      assert.equal(tok.decode(ids), text.replace(/<\|[a-z_]+\|>/g, ''), JSON.stringify(text));
-    }
-    const batch = await tok.encodeBatch(LLAMA3_IDS.map(([t]) => t));
-    assert.deepEqual(
-      batch,
-      LLAMA3_IDS.map(([, ids]) => ids),
-    );
-  });
+test('Llama 3 tokenizer from a checkpoint folder: encodes a dozen strings to the ids an independent implementation gives, and decodes them back', async () => {
+  const tok = await loadTokenizer(LLAMA3_TOKENIZER_DIR);
+  assert.equal(tok.vocabSize, 128256);
+  assert.equal(tok.bosId, 128000);
+  assert.equal(tok.eosId, 128001);
+  for (const [text, ids] of LLAMA3_IDS) {
+    assert.deepEqual(await tok.encode(text), ids, JSON.stringify(text));
+    assert.equal(tok.decode(ids), text.replace(/<\|[a-z_]+\|>/g, ''), JSON.stringify(text));
+  }
+  const batch = await tok.encodeBatch(LLAMA3_IDS.map(([t]) => t));
+  assert.deepEqual(
+    batch,
+    LLAMA3_IDS.map(([, ids]) => ids),
+  );
+});
 
-  it('is identified by the sha256 of tokenizer.json', async () => {
-    const a = await loadTokenizer(LLAMA3_TOKENIZER_DIR);
-    assert.match(a.sha256, /^[0-9a-f]{64}$/);
-    assert.notEqual(a.sha256, byteTokenizer().sha256);
-    assert.deepEqual([...a.files.keys()].sort(), ['tokenizer.json', 'tokenizer_config.json']);
+test('Llama 3 tokenizer from a checkpoint folder: is identified by the sha256 of tokenizer.json', async () => {
+  const a = await loadTokenizer(LLAMA3_TOKENIZER_DIR);
+  assert.match(a.sha256, /^[0-9a-f]{64}$/);
+  assert.notEqual(a.sha256, byteTokenizer().sha256);
+  assert.deepEqual([...a.files.keys()].sort(), ['tokenizer.json', 'tokenizer_config.json']);
+});
+
+test('byte tokenizer: round-trips UTF-8 text and drops specials when decoding', async () => {
+  const b = byteTokenizer();
+  const text = 'naïve ∑ code();';
+  assert.equal(b.decode([256, ...(await b.encode(text)), 257]), text);
+  assert.deepEqual(await b.encode('a<|eos|>'), [97, 257]);
+});
+
+test('byte tokenizer: is written as a tokenizer.json that HF tokenizers loads with the same ids and text', async () => {
+  const files = byteTokenizer().files;
+  const hf = Tokenizer.fromString(new TextDecoder().decode(files.get(TOKENIZER_FILE)!));
+  assert.equal(hf.getVocabSize(true), 259);
+  const everyByte = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
+  for (const text of [
+    'Hello world',
+    '  leading\tand\n\nblank',
+    'héllo 日本語 🤗',
+    '<|bos|>x<|pad|>',
+    everyByte,
+  ]) {
+    const ids = (await hf.encode(text, null, { addSpecialTokens: false })).getIds();
+    assert.deepEqual(ids, await byteTokenizer().encode(text), JSON.stringify(text));
+    assert.equal(await hf.decode(ids, true), byteTokenizer().decode(ids));
+  }
+  // And it comes back from a folder as the byte tokenizer itself.
+  const dir = join(tmp.dir, 'bytes');
+  mkdirSync(dir);
+  for (const [name, bytes] of files) writeFileSync(join(dir, name), bytes);
+  assert.equal(await loadTokenizer(dir), byteTokenizer());
+});
+
+test('refused checkpoints: a folder without tokenizer.json is named in the error', async () => {
+  const dir = join(tmp.dir, 'no-tokenizer');
+  mkdirSync(dir);
+  await assert.rejects(loadTokenizer(dir), (err: Error) => {
+    assert.ok(err.message.includes(dir) && err.message.includes('tokenizer.json'), err.message);
+    return true;
   });
 });
 
-describe('byte tokenizer', () => {
-  it('round-trips UTF-8 text and drops specials when decoding', async () => {
-    const b = byteTokenizer();
-    const text = 'naïve ∑ code();';
-    assert.equal(b.decode([256, ...(await b.encode(text)), 257]), text);
-    assert.deepEqual(await b.encode('a<|eos|>'), [97, 257]);
+test('refused checkpoints: a tokenizer larger than vocab_size names the folder and both sizes', async () => {
+  const dir = join(tmp.dir, 'llama3-small-vocab');
+  mkdirSync(dir);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(join(LLAMA3_TOKENIZER_DIR, f), join(dir, f));
+  await assert.rejects(loadCheckpointTokenizer(dir, 32000), (err: Error) => {
+    assert.match(err.message, /128256 tokens/);
+    assert.match(err.message, /vocab_size is 32000/);
+    assert.ok(err.message.includes(dir), err.message);
+    return true;
   });
-
-  it('is written as a tokenizer.json that HF tokenizers loads with the same ids and text', async () => {
-    const files = byteTokenizer().files;
-    const hf = Tokenizer.fromString(new TextDecoder().decode(files.get(TOKENIZER_FILE)!));
-    assert.equal(hf.getVocabSize(true), 259);
-    const everyByte = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
-    for (const text of [
-      'Hello world',
-      '  leading\tand\n\nblank',
-      'héllo 日本語 🤗',
-      '<|bos|>x<|pad|>',
-      everyByte,
-    ]) {
-      const ids = (await hf.encode(text, null, { addSpecialTokens: false })).getIds();
-      assert.deepEqual(ids, await byteTokenizer().encode(text), JSON.stringify(text));
-      assert.equal(await hf.decode(ids, true), byteTokenizer().decode(ids));
-    }
-    // And it comes back from a folder as the byte tokenizer itself.
-    const dir = join(tmp.dir, 'bytes');
-    mkdirSync(dir);
-    for (const [name, bytes] of files) writeFileSync(join(dir, name), bytes);
-    assert.equal(await loadTokenizer(dir), byteTokenizer());
-  });
-});
-
-describe('refused checkpoints', () => {
-  it('a folder without tokenizer.json is named in the error', async () => {
-    const dir = join(tmp.dir, 'no-tokenizer');
-    mkdirSync(dir);
-    await assert.rejects(loadTokenizer(dir), (err: Error) => {
-      assert.ok(err.message.includes(dir) && err.message.includes('tokenizer.json'), err.message);
-      return true;
-    });
-  });
-
-  it('a tokenizer larger than vocab_size names the folder and both sizes', async () => {
-    const dir = join(tmp.dir, 'llama3-small-vocab');
-    mkdirSync(dir);
-    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-      copyFileSync(join(LLAMA3_TOKENIZER_DIR, f), join(dir, f));
-    await assert.rejects(loadCheckpointTokenizer(dir, 32000), (err: Error) => {
-      assert.match(err.message, /128256 tokens/);
-      assert.match(err.message, /vocab_size is 32000/);
-      assert.ok(err.message.includes(dir), err.message);
-      return true;
-    });
-    assert.throws(() => checkTokenizerFits(byteTokenizer(), 258, 'x'), /259 tokens.*vocab_size is 258/);
-    checkTokenizerFits(byteTokenizer(), 259, 'x');
-  });
+  assert.throws(() => checkTokenizerFits(byteTokenizer(), 258, 'x'), /259 tokens.*vocab_size is 258/);
+  checkTokenizerFits(byteTokenizer(), 259, 'x');
 });
