@@ -3,13 +3,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ENV } from '../../src/api/stageContract.js';
-import { saveCheckpoint } from '../../src/trainer/checkpoint.js';
-import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
 import { helpText, parseFlags } from '../../src/cli/flags.js';
 import { EVAL_COMMAND, TRAIN_COMMAND } from '../../src/cli/trainArgs.js';
 import { runBtxProcess } from '../support/btx.js';
-import { backend, tempDir, tinyLlama, writeCorpus } from './trainerFixtures.js';
-import { byteTokenizer } from '../../src/trainer/tokenizer.js';
+import { backend, saveRandomCheckpoint, tempDir, tinyLlama, writeCorpus } from './trainerFixtures.js';
 
 const tmp = tempDir('cli');
 const volume = join(tmp.dir, 'volume');
@@ -19,24 +16,7 @@ before(async () => {
   await backend();
   mkdirSync(join(volume, 'data'), { recursive: true });
   writeCorpus(join(volume, 'data'), 'apples');
-  const config = tinyLlama();
-  const params = initParams(modelDims(config), 3);
-  await saveCheckpoint(
-    join(volume, 'seed', 'step-10'),
-    await paramsToTensors(params),
-    config,
-    {
-      stage: 'seed',
-      step: 10,
-      totalSteps: 10,
-      loss: null,
-      dataPosition: 10,
-      randomSeed: 3,
-      time: new Date().toISOString(),
-    },
-    { files: byteTokenizer().files },
-  );
-  disposeParams(params);
+  await saveRandomCheckpoint(join(volume, 'seed', 'step-10'), tinyLlama(), { randomSeed: 3, step: 10 });
 });
 after(tmp.cleanup);
 

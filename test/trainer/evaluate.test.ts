@@ -2,38 +2,24 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { saveCheckpoint } from '../../src/trainer/checkpoint.js';
 import { evalTerminationMessage, runEval } from '../../src/trainer/evaluate.js';
 import type { EvalReport } from '../../src/trainer/evaluate.js';
 import type { ModelConfig } from '../../src/trainer/hfConfig.js';
-import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
-import { backend, tempDir, tinyLlama, tinyMixtral, writeCorpus } from './trainerFixtures.js';
-import { byteTokenizer } from '../../src/trainer/tokenizer.js';
+import {
+  backend,
+  saveRandomCheckpoint,
+  tempDir,
+  tinyLlama,
+  tinyMixtral,
+  writeCorpus,
+} from './trainerFixtures.js';
 
 const tmp = tempDir('eval');
 before(backend);
 after(tmp.cleanup);
 
-async function checkpoint(name: string, config: ModelConfig): Promise<string> {
-  const params = initParams(modelDims(config), 2);
-  const dir = join(tmp.dir, name);
-  await saveCheckpoint(
-    dir,
-    await paramsToTensors(params),
-    config,
-    {
-      stage: 'test',
-      step: 0,
-      totalSteps: 0,
-      loss: null,
-      dataPosition: 0,
-      randomSeed: 2,
-      time: new Date().toISOString(),
-    },
-    { files: byteTokenizer().files },
-  );
-  disposeParams(params);
-  return dir;
+function checkpoint(name: string, config: ModelConfig): Promise<string> {
+  return saveRandomCheckpoint(join(tmp.dir, name), config, { randomSeed: 2, stage: 'test' });
 }
 
 test('eval: scores every model on every domain and reports MoE routing per layer and averaged', async () => {

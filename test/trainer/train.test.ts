@@ -3,14 +3,22 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
 import { AdamW } from '../../src/trainer/adamw.js';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint } from '../../src/trainer/checkpoint.js';
-import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
+import { listCheckpoints, loadCheckpoint } from '../../src/trainer/checkpoint.js';
+import { disposeParams, initParams, modelDims } from '../../src/trainer/model.js';
 import { trainLoop } from '../../src/trainer/train.js';
 import type { StepReport } from '../../src/trainer/train.js';
 import { runTrainStage } from '../../src/trainer/trainStage.js';
 import type { ModelConfig } from '../../src/trainer/hfConfig.js';
 import type { TrainStageSettings } from '../../src/trainer/trainStage.js';
-import { backend, tempDir, tinyLlama, tinyMixtral, writeCorpus, byteDomain } from './trainerFixtures.js';
+import {
+  backend,
+  byteDomain,
+  saveRandomCheckpoint,
+  tempDir,
+  tinyLlama,
+  tinyMixtral,
+  writeCorpus,
+} from './trainerFixtures.js';
 import { byteTokenizer } from '../../src/trainer/tokenizer.js';
 import { tokenizeDomain } from '../../src/trainer/tokenize.js';
 import { readManifest } from '../../src/trainer/tokenShards.js';
@@ -43,26 +51,8 @@ function settings(over: Partial<TrainStageSettings>): TrainStageSettings {
   };
 }
 
-async function seedCheckpoint(name: string, config: ModelConfig = tinyLlama()): Promise<string> {
-  const params = initParams(modelDims(config), 5);
-  const dir = join(tmp.dir, name);
-  await saveCheckpoint(
-    dir,
-    await paramsToTensors(params),
-    config,
-    {
-      stage: 'seed',
-      step: 0,
-      totalSteps: 0,
-      loss: null,
-      dataPosition: 0,
-      randomSeed: 5,
-      time: new Date().toISOString(),
-    },
-    { files: byteTokenizer().files },
-  );
-  disposeParams(params);
-  return dir;
+function seedCheckpoint(name: string, config: ModelConfig = tinyLlama()): Promise<string> {
+  return saveRandomCheckpoint(join(tmp.dir, name), config, { randomSeed: 5 });
 }
 
 function maxAbsDiff(a: Map<string, { data: Float32Array }>, b: Map<string, { data: Float32Array }>): number {

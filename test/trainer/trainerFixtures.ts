@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../../src/trainer/backend.js';
-import type { LlamaConfig, MixtralConfig, RouterType } from '../../src/trainer/hfConfig.js';
+import { saveCheckpoint } from '../../src/trainer/checkpoint.js';
+import type { LlamaConfig, MixtralConfig, ModelConfig, RouterType } from '../../src/trainer/hfConfig.js';
+import { disposeParams, initParams, modelDims, paramsToTensors } from '../../src/trainer/model.js';
 import { BYTE_VOCAB_SIZE, llamaConfigFromSpec } from '../../src/trainer/hfConfig.js';
 import { loadDomain, type Domain } from '../../src/trainer/tokenize.js';
 import { byteTokenizer } from '../../src/trainer/tokenizer.js';
@@ -70,4 +72,31 @@ process.on('exit', () => rmSync(TOKENS, { recursive: true, force: true }));
 /** A domain of `path` tokenized with the byte tokenizer (into a temp folder per path; reused there). */
 export async function byteDomain(name: string, path: string): Promise<Domain> {
   return loadDomain(name, path, path, join(TOKENS, String(hashString(path))), byteTokenizer());
+}
+
+/**
+ * A freshly initialised checkpoint at `dir` (weights from `randomSeed`, the byte tokenizer), as a
+ * seed or mix stage would leave it: what the stage tests start from.
+ */
+export async function saveRandomCheckpoint(
+  dir: string,
+  config: ModelConfig,
+  { randomSeed, stage = 'seed', step = 0 }: { randomSeed: number; stage?: string; step?: number },
+): Promise<string> {
+  const params = initParams(modelDims(config), randomSeed);
+  try {
+    const state = { stage, step, totalSteps: step, loss: null, dataPosition: step, randomSeed };
+    await saveCheckpoint(
+      dir,
+      await paramsToTensors(params),
+      config,
+      { ...state, time: new Date().toISOString() },
+      {
+        files: byteTokenizer().files,
+      },
+    );
+  } finally {
+    disposeParams(params);
+  }
+  return dir;
 }
