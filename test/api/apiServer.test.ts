@@ -3,22 +3,19 @@
 // columns and `kubectl explain` the descriptions.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+import { startTestApiServer, type TestApiServer } from '../support/controlPlane.js';
 import { kubectlPath, repoRoot } from '../support/tools.js';
 import { invalidManifests } from './invalidManifests.js';
 
 const run = promisify(execFile);
-let cp: ControlPlane;
-let dataDir: string;
+let api: TestApiServer;
 
 async function kubectl(...args: string[]): Promise<{ ok: boolean; out: string }> {
   try {
-    const { stdout, stderr } = await run(kubectlPath(), ['--kubeconfig', cp.kubeconfigPath, ...args], {
+    const { stdout, stderr } = await run(kubectlPath(), ['--kubeconfig', api.kubeconfigPath, ...args], {
       timeout: 30_000,
     });
     return { ok: true, out: stdout + stderr };
@@ -29,8 +26,7 @@ async function kubectl(...args: string[]): Promise<{ ok: boolean; out: string }>
 }
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'btx-api-'));
-  cp = await startControlPlane({ dataDir, kubelet: false, jobController: false });
+  api = await startTestApiServer();
   const applied = await kubectl('apply', '-f', join(repoRoot, 'crds', 'btx.ai_btxruns.yaml'));
   assert.ok(applied.ok, applied.out);
   const established = await kubectl(
@@ -43,8 +39,7 @@ before(async () => {
 });
 
 after(async () => {
-  await cp?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await api?.stop();
 });
 
 for (const m of invalidManifests().filter((f) => f.apiserver !== undefined)) {

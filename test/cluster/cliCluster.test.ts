@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { kubectlPath, repoRoot } from '../support/tools.js';
+import { waitFor } from '../support/waitFor.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'btx-cli-cluster-'));
@@ -118,14 +119,6 @@ async function startCluster(args: string[]): Promise<ClusterProcess> {
   return { child, exited };
 }
 
-async function waitUntil(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -158,10 +151,14 @@ test('btx cluster killed hard and restarted on its data dir keeps its token, end
       '-e',
       `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
     );
-    await waitUntil('the pod to run', async () => {
-      const phase = await kubectl(kubeconfig, 'get', 'pod', 'trainer', '-o', 'jsonpath={.status.phase}');
-      return phase.stdout === 'Running' && existsSync(pidFile);
-    });
+    await waitFor(
+      'the pod to run',
+      async () => {
+        const phase = await kubectl(kubeconfig, 'get', 'pod', 'trainer', '-o', 'jsonpath={.status.phase}');
+        return phase.stdout === 'Running' && existsSync(pidFile);
+      },
+      30_000,
+    );
     pid = Number(readFileSync(pidFile, 'utf8'));
     // What a client (say, a running operator) holds: the kubeconfig with its token.
     const held = join(dir, 'held-kubeconfig');
@@ -174,15 +171,19 @@ test('btx cluster killed hard and restarted on its data dir keeps its token, end
     assert.ok(alive(pid), 'a hard kill leaves the pod process running as an orphan');
 
     second = await startCluster(args);
-    await waitUntil("the previous incarnation's pod process to be gone", () => !alive(pid), 15_000);
+    await waitFor("the previous incarnation's pod process to be gone", () => !alive(pid), 15_000);
     // The old kubeconfig (the old token) still works.
     const ns = await kubectl(held, 'get', 'ns', 'default', '-o', 'jsonpath={.metadata.name}');
     assert.equal(ns.stdout, 'default');
     let pod: Record<string, any> = {}; // eslint-disable-line @typescript-eslint/no-explicit-any
-    await waitUntil('the pod to fail as node loss', async () => {
-      pod = JSON.parse((await kubectl(held, 'get', 'pod', 'trainer', '-o', 'json')).stdout);
-      return pod.status?.phase === 'Failed';
-    });
+    await waitFor(
+      'the pod to fail as node loss',
+      async () => {
+        pod = JSON.parse((await kubectl(held, 'get', 'pod', 'trainer', '-o', 'json')).stdout);
+        return pod.status?.phase === 'Failed';
+      },
+      30_000,
+    );
     assert.equal(pod.status.reason, 'NodeLost');
     assert.ok(
       pod.status.conditions.some(

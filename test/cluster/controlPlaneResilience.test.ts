@@ -1,6 +1,5 @@
 // The kubelet and the Job controller survive their API server going away and coming back (same port,
 // same data dir): informers restart, the work queue retries, and new pods and Jobs run afterwards.
-import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,20 +9,8 @@ import { startApiServer } from '../../src/cluster/apiserver/server.js';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
 import { JobController } from '../../src/cluster/jobs/jobController.js';
 import { Kubelet } from '../../src/cluster/kubelet/kubelet.js';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // The server may be down for a moment: keep asking.
-    }
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { testPod } from '../support/pods.js';
+import { waitFor } from '../support/waitFor.js';
 
 test('after an API server restart the kubelet and the Job controller carry on', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'btx-resilience-'));
@@ -45,18 +32,20 @@ test('after an API server restart the kubelet and the Job controller carry on', 
     await jobs.start();
     const core = kc.makeApiClient(CoreV1Api);
     const batch = kc.makeApiClient(BatchV1Api);
-    const podBody = (name: string): V1Pod => ({
-      metadata: { name },
-      spec: {
-        restartPolicy: 'Never',
+    const podBody = (name: string): V1Pod =>
+      testPod(name, {
         containers: [{ name: 'main', image: 'node', command: [process.execPath, '-e', '0'] }],
-      },
-    });
-    const succeeded = (name: string) =>
-      until(`pod ${name} Succeeded`, async () => {
-        const p = await core.readNamespacedPod({ name, namespace: 'default' });
-        return p.status?.phase === 'Succeeded' ? p : undefined;
       });
+    // The server may be down for a moment: waitFor asks again when a probe throws.
+    const succeeded = (name: string) =>
+      waitFor(
+        `pod ${name} Succeeded`,
+        async () => {
+          const p = await core.readNamespacedPod({ name, namespace: 'default' });
+          return p.status?.phase === 'Succeeded' ? p : undefined;
+        },
+        30_000,
+      );
 
     await core.createNamespacedPod({ namespace: 'default', body: podBody('before') });
     await succeeded('before');
@@ -75,10 +64,16 @@ test('after an API server restart the kubelet and the Job controller carry on', 
         spec: { template: { spec: podBody('x').spec } },
       },
     });
-    await until('Job after Complete', async () => {
-      const j = await batch.readNamespacedJob({ name: 'after', namespace: 'default' });
-      return j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? j : undefined;
-    });
+    await waitFor(
+      'Job after Complete',
+      async () => {
+        const j = await batch.readNamespacedJob({ name: 'after', namespace: 'default' });
+        return j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True')
+          ? j
+          : undefined;
+      },
+      30_000,
+    );
   } finally {
     await jobs.stop();
     await kubelet.stop();

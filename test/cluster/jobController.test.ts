@@ -1,14 +1,15 @@
 // The Job controller on the real embedded API server and kubelet, checked with client-node and kubectl.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { BatchV1Api, CoreV1Api, type V1Job } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+import type { BatchV1Api, CoreV1Api, V1Job } from '@kubernetes/client-node';
+import type { ControlPlane } from '../../src/cluster/controlPlane.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
 import { kubectlPath } from '../support/tools.js';
+import { waitFor } from '../support/waitFor.js';
 
 const run = promisify(execFile);
 const NS = 'default';
@@ -16,23 +17,21 @@ let plane: ControlPlane;
 let batch: BatchV1Api;
 let core: CoreV1Api;
 let dataDir: string;
+let cluster: TestControlPlane;
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'btx-jobs-'));
-  plane = await startControlPlane({
-    dataDir,
-    jobBackoffBaseMs: 100,
-    restartBackoffBaseMs: 100,
-    stopGraceSeconds: 2,
+  cluster = await startTestControlPlane({
+    name: 'jobs',
+    controllers: { jobBackoffBaseMs: 100, restartBackoffBaseMs: 100, stopGraceSeconds: 2 },
   });
-  const kc = plane.kubeConfig();
-  batch = kc.makeApiClient(BatchV1Api);
-  core = kc.makeApiClient(CoreV1Api);
+  plane = cluster.plane!;
+  batch = cluster.batch;
+  core = cluster.core;
+  dataDir = cluster.dataDir;
 });
 
 after(async () => {
-  await plane?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.stop();
 });
 
 function jobOf(name: string, script: string, spec: Partial<NonNullable<V1Job['spec']>> = {}): V1Job {
@@ -56,14 +55,15 @@ async function waitForJob(
   what: string,
   timeoutMs = 30_000,
 ): Promise<V1Job> {
-  const deadline = Date.now() + timeoutMs;
   let last: V1Job | undefined;
-  while (Date.now() < deadline) {
-    last = await batch.readNamespacedJob({ name, namespace: NS });
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`job ${name} never got ${what}; last status: ${JSON.stringify(last?.status)}`);
+  return waitFor(
+    () => `job ${name} to get ${what}; last status: ${JSON.stringify(last?.status)}`,
+    async () => {
+      last = await batch.readNamespacedJob({ name, namespace: NS });
+      return ok(last) && last;
+    },
+    timeoutMs,
+  );
 }
 
 const hasCondition = (type: string) => (j: V1Job) =>

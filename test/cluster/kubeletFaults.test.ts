@@ -1,39 +1,38 @@
 // Fault injection and deletion on the real embedded API server, on a node without GPUs.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+import type { CoreV1Api, V1Pod, V1PodSpec } from '@kubernetes/client-node';
+import type { ControlPlane } from '../../src/cluster/controlPlane.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
+import { nodeContainer as container, testPod } from '../support/pods.js';
+import { waitFor } from '../support/waitFor.js';
 
 const NS = 'default';
 let plane: ControlPlane;
 let core: CoreV1Api;
 let dataDir: string;
+let cluster: TestControlPlane;
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-faults-'));
-  plane = await startControlPlane({ dataDir, restartBackoffBaseMs: 100, stopGraceSeconds: 2 });
-  core = plane.kubeConfig().makeApiClient(CoreV1Api);
+  cluster = await startTestControlPlane({
+    name: 'kubelet-faults',
+    controllers: { restartBackoffBaseMs: 100, stopGraceSeconds: 2 },
+  });
+  plane = cluster.plane!;
+  core = cluster.core;
+  dataDir = cluster.dataDir;
 });
 
 after(async () => {
-  await plane?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.stop();
 });
 
 const SLEEPER = `setInterval(() => {}, 1000)`;
 
-function container(script: string, extra: Partial<V1Container> = {}): V1Container {
-  return { name: 'main', image: 'node:20', command: [process.execPath, '-e', script], ...extra };
-}
-
-async function createPod(name: string, spec: Partial<NonNullable<V1Pod['spec']>>): Promise<void> {
-  await core.createNamespacedPod({
-    namespace: NS,
-    body: { metadata: { name }, spec: { restartPolicy: 'Never', containers: [], ...spec } },
-  });
+async function createPod(name: string, spec: Partial<V1PodSpec>): Promise<void> {
+  await core.createNamespacedPod({ namespace: NS, body: testPod(name, spec) });
 }
 
 async function waitForPod(
@@ -42,19 +41,22 @@ async function waitForPod(
   what: string,
   timeoutMs = 20_000,
 ): Promise<V1Pod | undefined> {
-  const deadline = Date.now() + timeoutMs;
   let last: V1Pod | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await core.readNamespacedPod({ name, namespace: NS });
-    } catch (err) {
-      if ((err as { code?: number }).code !== 404) throw err;
-      last = undefined;
-    }
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`pod ${name} never got ${what}; last status: ${JSON.stringify(last?.status)}`);
+  const seen = await waitFor(
+    () => `pod ${name} to get ${what}; last status: ${JSON.stringify(last?.status)}`,
+    async () => {
+      try {
+        last = await core.readNamespacedPod({ name, namespace: NS });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+        last = undefined;
+      }
+      // Wrapped: "deleted" is a pod that is undefined, which waitFor would take for "not yet".
+      return ok(last) && { pod: last };
+    },
+    timeoutMs,
+  );
+  return seen.pod;
 }
 
 const running = (p: V1Pod | undefined) => p?.status?.phase === 'Running';

@@ -2,53 +2,51 @@
 // termination messages, env, volumes and GPU capacity as Kubernetes reports them.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../src/cluster/controlPlane.js';
+import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import type { ControlPlane } from '../../src/cluster/controlPlane.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
+import { nodeContainer, testPod } from '../support/pods.js';
 import { kubectlPath } from '../support/tools.js';
+import { waitFor } from '../support/waitFor.js';
 
 const run = promisify(execFile);
 const NS = 'default';
 let plane: ControlPlane;
 let core: CoreV1Api;
 let dataDir: string;
+let cluster: TestControlPlane;
 /** What the caller's image registry.example/greeter runs: it writes its args to the pod's volume. */
 const GREETER = `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/out'] + '/greeting.txt', process.argv.slice(1).join(' '))`;
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-pods-'));
-  plane = await startControlPlane({
-    dataDir,
-    gpus: 1,
-    cpu: '4',
-    memory: '8Gi',
-    restartBackoffBaseMs: 100,
-    stopGraceSeconds: 2,
-    imageCommands: (image) =>
-      image.startsWith('registry.example/greeter:') ? [process.execPath, '-e', GREETER] : undefined,
-    pathMapVariable: 'LOCAL_PATHS',
+  cluster = await startTestControlPlane({
+    name: 'kubelet-pods',
+    controllers: {
+      gpus: 1,
+      cpu: '4',
+      memory: '8Gi',
+      restartBackoffBaseMs: 100,
+      stopGraceSeconds: 2,
+      imageCommands: (image) =>
+        image.startsWith('registry.example/greeter:') ? [process.execPath, '-e', GREETER] : undefined,
+      pathMapVariable: 'LOCAL_PATHS',
+    },
   });
-  core = plane.kubeConfig().makeApiClient(CoreV1Api);
+  plane = cluster.plane!;
+  core = cluster.core;
+  dataDir = cluster.dataDir;
 });
 
 after(async () => {
-  await plane?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.stop();
 });
 
-function nodeContainer(script: string, extra: Partial<V1Container> = {}): V1Container {
-  return { name: 'main', image: 'node:20', command: [process.execPath, '-e', script], ...extra };
-}
-
 async function createPod(name: string, spec: V1Pod['spec'], labels?: Record<string, string>): Promise<void> {
-  await core.createNamespacedPod({
-    namespace: NS,
-    body: { metadata: { name, labels }, spec: { restartPolicy: 'Never', ...spec } as V1Pod['spec'] },
-  });
+  await core.createNamespacedPod({ namespace: NS, body: testPod(name, spec, { labels }) });
 }
 
 async function waitForPod(
@@ -57,14 +55,15 @@ async function waitForPod(
   what: string,
   timeoutMs = 20_000,
 ): Promise<V1Pod> {
-  const deadline = Date.now() + timeoutMs;
   let last: V1Pod | undefined;
-  while (Date.now() < deadline) {
-    last = await core.readNamespacedPod({ name, namespace: NS });
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`pod ${name} never got ${what}; last status: ${JSON.stringify(last?.status)}`);
+  return waitFor(
+    () => `pod ${name} to get ${what}; last status: ${JSON.stringify(last?.status)}`,
+    async () => {
+      last = await core.readNamespacedPod({ name, namespace: NS });
+      return ok(last) && last;
+    },
+    timeoutMs,
+  );
 }
 
 const phaseIs = (phase: string) => (p: V1Pod) => p.status?.phase === phase;
