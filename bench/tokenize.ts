@@ -67,6 +67,11 @@ async function measure(args: string[]): Promise<{ seconds: number; peakMiB: numb
   return { seconds: (performance.now() - started) / 1000, peakMiB: peakKiB / 1024, stdout };
 }
 
+/** `btx tokenize --data DOMAIN --out OUT [...extra]`, measured as its own process. */
+function tokenize(domain: string, out: string, extra: string[] = []): ReturnType<typeof measure> {
+  return measure([BIN, 'tokenize', ...extra, '--data', domain, '--out', out]);
+}
+
 const PLAIN_READ = `
 const fs = require('node:fs');
 const buf = Buffer.allocUnsafe(1 << 20);
@@ -106,38 +111,18 @@ export async function bench(): Promise<void> {
     // Interleaved: plain read, tokenize, plain read, so a change of machine load shows in the baseline.
     const read1 = await measure(['-e', PLAIN_READ, big]);
     console.log(row(`plain read (${mb.toFixed(0)} MB)`, mb, read1));
-    const bytes = await measure([
-      BIN,
-      'tokenize',
-      '--data',
-      `big=${big}`,
-      '--out',
-      join(root, 'tokens-bytes'),
-    ]);
+    const bytes = await tokenize(`big=${big}`, join(root, 'tokens-bytes'));
     console.log(row(`btx tokenize, byte tokenizer`, mb, bytes, tokensOf(bytes.stdout)));
     const read2 = await measure(['-e', PLAIN_READ, small]);
     console.log(row(`plain read (${smallMb.toFixed(0)} MB)`, smallMb, read2));
-    const llama = await measure([
-      BIN,
-      'tokenize',
+    const llama = await tokenize(`small=${small}`, join(root, 'tokens-llama3'), [
       '--tokenizer',
       llama3TokenizerDir(),
-      '--data',
-      `small=${small}`,
-      '--out',
-      join(root, 'tokens-llama3'),
     ]);
     console.log(
       row(`btx tokenize, Llama 3 (${smallMb.toFixed(0)} MB)`, smallMb, llama, tokensOf(llama.stdout)),
     );
-    const again = await measure([
-      BIN,
-      'tokenize',
-      '--data',
-      `big=${big}`,
-      '--out',
-      join(root, 'tokens-bytes'),
-    ]);
+    const again = await tokenize(`big=${big}`, join(root, 'tokens-bytes'));
     console.log(row('btx tokenize again (shards current)', mb, again));
     console.log(
       `peak RSS of tokenize over ${mb.toFixed(0)} MB: ${bytes.peakMiB.toFixed(0)} MiB (plain read: ${read1.peakMiB.toFixed(0)} MiB)`,

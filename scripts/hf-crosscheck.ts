@@ -283,8 +283,8 @@ async function main(): Promise<number> {
   // (4): experts that carry Llama 3's tokenizer (128,256 ids): the mix copies it, AutoTokenizer must load
   // it from the mixed folder and give the ids our tokenizer gives, and MixtralForCausalLM our logits.
   const llama3 = await loadTokenizer(llama3TokenizerDir());
-  const small = {
-    ...llamaConfigFromSpec({
+  const small = llamaConfigFromSpec(
+    {
       vocabSize: llama3.vocabSize,
       dModel: 16,
       layers: 2,
@@ -294,10 +294,9 @@ async function main(): Promise<number> {
       seqLen: 64,
       ropeTheta: 500000,
       tieEmbeddings: true,
-    }),
-    bos_token_id: llama3.bosId ?? undefined,
-    eos_token_id: llama3.eosId ?? undefined,
-  };
+    },
+    llama3,
+  );
   const llamaExperts = ['x', 'y', 'z'].map((name) => join(work, 'llama3-experts', name));
   for (const [i, dir] of llamaExperts.entries())
     await saveExpert(dir, small, randomTensors(small, 31 + i), llama3);

@@ -18,8 +18,8 @@ export const EXAMPLE_CHECKPOINT_DIR = join(import.meta.dirname, '..', 'data', 'm
 
 export async function makeExampleCheckpoint(out = EXAMPLE_CHECKPOINT_DIR): Promise<string> {
   const tokenizer = await loadTokenizer(llama3TokenizerDir());
-  const config = {
-    ...llamaConfigFromSpec({
+  const config = llamaConfigFromSpec(
+    {
       vocabSize: tokenizer.vocabSize,
       dModel: 16,
       layers: 2,
@@ -29,10 +29,9 @@ export async function makeExampleCheckpoint(out = EXAMPLE_CHECKPOINT_DIR): Promi
       seqLen: 32,
       ropeTheta: 500000,
       tieEmbeddings: true,
-    }),
-    bos_token_id: tokenizer.bosId ?? undefined,
-    eos_token_id: tokenizer.eosId ?? undefined,
-  };
+    },
+    tokenizer,
+  );
   await initBackend(process.env.BTX_BACKEND ?? 'cpu');
   const params = initParams(modelDims(config), 1);
   try {

@@ -44,7 +44,16 @@ export type ModelConfig = LlamaConfig | MixtralConfig;
 /** Byte-level tokenizer: 256 byte symbols + BOS, EOS, PAD. */
 export const BYTE_VOCAB_SIZE = 259;
 
-export function llamaConfigFromSpec(spec: ModelSpec): LlamaConfig {
+/** The special ids a config names; the default is the built-in byte tokenizer's BOS and EOS. */
+export interface SpecialTokenIds {
+  bosId: number | null;
+  eosId: number | null;
+}
+
+export function llamaConfigFromSpec(
+  spec: ModelSpec,
+  special: SpecialTokenIds = { bosId: 256, eosId: 257 },
+): LlamaConfig {
   return {
     model_type: 'llama',
     architectures: ['LlamaForCausalLM'],
@@ -60,8 +69,8 @@ export function llamaConfigFromSpec(spec: ModelSpec): LlamaConfig {
     tie_word_embeddings: spec.tieEmbeddings ?? false,
     hidden_act: 'silu',
     torch_dtype: 'float32',
-    bos_token_id: 256,
-    eos_token_id: 257,
+    bos_token_id: special.bosId ?? undefined,
+    eos_token_id: special.eosId ?? undefined,
   };
 }
 
