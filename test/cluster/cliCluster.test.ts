@@ -18,6 +18,22 @@ const btx = join(repoRoot, 'bin', 'btx.js');
 /** How long `btx cluster` may take to start (24.5 s measured on the shared 2-core machine at a load average of 26). */
 const STARTUP_MS = 90_000;
 
+/** `kubectl run` arguments for a pod that writes its process id to `pidFile`, then runs until killed. */
+function runPidPod(name: string, pidFile: string): string[] {
+  const script = `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`;
+  return [
+    'run',
+    name,
+    '--image=node:20',
+    '--restart=Never',
+    '--command',
+    '--',
+    process.execPath,
+    '-e',
+    script,
+  ];
+}
+
 test('btx cluster --help lists its flags', async () => {
   const { stdout } = await run(process.execPath, [btx, 'cluster', '--help']);
   for (const flag of ['--kubeconfig', '--port', '--data-dir', '--gpus', '--cpu', '--memory'])
@@ -58,17 +74,7 @@ test('btx cluster serves kubectl from the kubeconfig it writes, runs pods, and e
     assert.equal(nodes.stdout, 'btx-local 1');
 
     const pidFile = join(dir, 'pod.pid');
-    await kubectl(
-      'run',
-      'sleeper',
-      '--image=node:20',
-      '--restart=Never',
-      '--command',
-      '--',
-      process.execPath,
-      '-e',
-      `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
-    );
+    await kubectl(...runPidPod('sleeper', pidFile));
     while (!existsSync(pidFile)) {
       assert.ok(Date.now() < deadline + 30_000, 'the pod never ran');
       await new Promise((r) => setTimeout(r, 100));
@@ -139,18 +145,7 @@ test('btx cluster killed hard and restarted on its data dir keeps its token, end
   let pid = 0;
   try {
     const pidFile = join(dir, 'crash-pod.pid');
-    await kubectl(
-      kubeconfig,
-      'run',
-      'trainer',
-      '--image=node:20',
-      '--restart=Never',
-      '--command',
-      '--',
-      process.execPath,
-      '-e',
-      `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
-    );
+    await kubectl(kubeconfig, ...runPidPod('trainer', pidFile));
     await waitFor(
       'the pod to run',
       async () => {
