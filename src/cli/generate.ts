@@ -10,7 +10,7 @@ import {
 import { hostPath } from '../util/containerPaths.js';
 import { checkpointTokenizer } from './checkpointTokenizer.js';
 import { type CommandSpec, type Flags, UsageError } from './flags.js';
-import { BACKEND_FLAG } from './trainArgs.js';
+import { BACKEND_FLAG } from './sharedFlags.js';
 
 export const command: CommandSpec = {
   name: 'btx generate',

@@ -2,7 +2,6 @@
 // stage contract's BTX_* environment when the operator runs it as the mix stage; flags win.
 import { writeFile } from 'node:fs/promises';
 import { ENV, TERMINATION_MESSAGE_PATH, type TerminationMessage } from '../api/stageContract.js';
-import type { RouterType } from '../trainer/hfConfig.js';
 import {
   COMBINE_RULES,
   mixExperts,
@@ -11,16 +10,15 @@ import {
   type MixSummary,
 } from '../trainer/mix/mixExperts.js';
 import type { RouterInit } from '../trainer/mix/routerInit.js';
-import type { FloatDType } from '../trainer/safetensors.js';
+import { ROUTER_TYPES } from '../trainer/hfConfig.js';
 import { containerPath, hostPath } from '../util/containerPaths.js';
 import { type CommandSpec, type Flags, parseFlags, UsageError } from './flags.js';
+import { DTYPES, sharedFlag } from './sharedFlags.js';
 
 /** transformers' default max_shard_size ("5GB"). */
 const DEFAULT_SHARD_SIZE = 5_000_000_000;
 
-const ROUTERS: readonly RouterType[] = ['topK', 'switch', 'soft', 'sampleTop1'];
 const ROUTER_INITS: readonly RouterInit[] = ['normal', 'zeros'];
-const DTYPES: Record<string, FloatDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
 export const command: CommandSpec = {
   name: 'btx mix',
@@ -67,14 +65,9 @@ gets a new router.`,
       env: ENV.output,
       help: 'the output checkpoint folder (written to a temp folder, then renamed)',
     },
-    {
-      name: 'router',
-      value: 'TYPE',
-      env: ENV.router,
-      help: 'topK | switch | soft | sampleTop1 (default topK)',
-    },
-    { name: 'k', value: 'N', env: ENV.topK, help: 'experts per token for topK (default 2)' },
-    { name: 'dtype', value: 'D', env: ENV.dtype, help: "f32 | f16 | bf16 (default: the inputs' dtype)" },
+    sharedFlag('router', 'topK | switch | soft | sampleTop1 (default topK)'),
+    sharedFlag('k', 'experts per token for topK (default 2)'),
+    sharedFlag('dtype', "f32 | f16 | bf16 (default: the inputs' dtype)"),
     {
       name: 'shard-size',
       value: 'BYTES',
@@ -92,7 +85,7 @@ gets a new router.`,
       env: ENV.loadBalancingCoef,
       help: 'router_aux_loss_coef, the load-balancing loss weight (default 0.01)',
     },
-    { name: 'seed', value: 'N', env: ENV.randomSeed, help: 'random seed for the router init (default 0)' },
+    sharedFlag('seed', 'random seed for the router init (default 0)'),
     {
       name: 'expert-name',
       value: 'NAME',
@@ -152,7 +145,7 @@ function mixOptions(f: Flags): MixOptions {
     const name = names[expertDirs.length];
     opts.generalist = name ? { dir: generalistDir, name } : { dir: generalistDir };
   }
-  const router = f.oneOf('router', ROUTERS);
+  const router = f.oneOf('router', ROUTER_TYPES);
   if (router) opts.router = router;
   const topK = f.optionalNumber('k', { integer: true, min: 1 });
   if (topK !== undefined) opts.topK = topK;

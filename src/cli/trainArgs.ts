@@ -4,23 +4,13 @@
 import { dirname } from 'node:path';
 import { ENV } from '../api/stageContract.js';
 import type { ModelSpec } from '../api/stageContract.js';
-import type { DType } from '../trainer/checkpoint.js';
 import { parseNamedList } from '../trainer/data.js';
-import type { RouterType } from '../trainer/hfConfig.js';
-import { ROUTER_TYPES } from '../trainer/moe.js';
+import { ROUTER_TYPES, type RouterType } from '../trainer/hfConfig.js';
 import type { TrainStage, TrainStageSettings } from '../trainer/trainStage.js';
-import { BACKEND_ENV } from '../trainer/backend.js';
-import { type CommandSpec, type FlagSpec, type Flags, UsageError } from './flags.js';
+import { type CommandSpec, type Flags, UsageError } from './flags.js';
+import { BACKEND_FLAG, DTYPES, sharedFlag } from './sharedFlags.js';
 
 export const TRAIN_STAGES: readonly TrainStage[] = ['seed', 'expert', 'finetune'];
-
-export const BACKEND_FLAG: FlagSpec = {
-  name: 'backend',
-  value: 'NAME',
-  env: BACKEND_ENV,
-  help: 'tensorflow-gpu | tensorflow | wasm | cpu | auto (default auto)',
-};
-const SEQ_LEN_ENV = 'BTX_SEQ_LEN';
 
 export const TRAIN_COMMAND: CommandSpec = {
   name: 'btx train',
@@ -55,14 +45,9 @@ export const TRAIN_COMMAND: CommandSpec = {
       help: 'expert: seed checkpoint; finetune: mixed MoE checkpoint',
     },
     { name: 'out', value: 'DIR', env: ENV.output, help: 'folder for checkpoints step-N (required)' },
-    {
-      name: 'tokens',
-      value: 'DIR',
-      env: ENV.tokens,
-      help: 'token shards DIR/<domain>/ (made if missing or stale; default OUT/tokens)',
-    },
+    sharedFlag('tokens', 'token shards DIR/<domain>/ (made if missing or stale; default OUT/tokens)'),
     { name: 'steps', value: 'N', env: ENV.steps, help: 'total optimizer steps (default 200)' },
-    { name: 'batch-size', value: 'N', env: ENV.batchSize, help: 'windows per step (default 8)' },
+    sharedFlag('batch-size', 'windows per step (default 8)'),
     {
       name: 'learning-rate',
       value: 'X',
@@ -99,36 +84,16 @@ export const TRAIN_COMMAND: CommandSpec = {
       env: ENV.checkpointEvery,
       help: 'steps between checkpoints (default 50, 0 = end only)',
     },
-    {
-      name: 'seed',
-      value: 'N',
-      env: ENV.randomSeed,
-      help: 'random seed of initialisation and data order (default 1)',
-    },
+    sharedFlag('seed', 'random seed of initialisation and data order (default 1)'),
     {
       name: 'model-config',
       value: 'JSON',
       env: ENV.modelConfig,
       help: 'seed: architecture JSON {vocabSize,dModel,layers,heads,ffnHidden,seqLen,...}',
     },
-    {
-      name: 'seq-len',
-      value: 'N',
-      env: SEQ_LEN_ENV,
-      help: "window length (default the config's, at most 256)",
-    },
-    {
-      name: 'router',
-      value: 'TYPE',
-      env: ENV.router,
-      help: "finetune: topK | switch | soft | sampleTop1 (default the checkpoint's)",
-    },
-    {
-      name: 'k',
-      value: 'N',
-      env: ENV.topK,
-      help: "finetune: experts per token for topK (default the checkpoint's)",
-    },
+    sharedFlag('seq-len', "window length (default the config's, at most 256)"),
+    sharedFlag('router', "finetune: topK | switch | soft | sampleTop1 (default the checkpoint's)"),
+    sharedFlag('k', "finetune: experts per token for topK (default the checkpoint's)"),
     {
       name: 'load-balancing-coef',
       value: 'X',
@@ -140,12 +105,7 @@ export const TRAIN_COMMAND: CommandSpec = {
       env: ENV.freezeExperts,
       help: 'finetune: train only routers and shared weights (the variable: true | false)',
     },
-    {
-      name: 'dtype',
-      value: 'D',
-      env: ENV.dtype,
-      help: 'checkpoint dtype f32 | f16 | bf16 (default f32: exact resume)',
-    },
+    sharedFlag('dtype', 'checkpoint dtype f32 | f16 | bf16 (default f32: exact resume)'),
     BACKEND_FLAG,
     { name: 'log-every', value: 'N', env: 'BTX_LOG_EVERY', help: 'steps between loss log lines (default 1)' },
   ],
@@ -173,25 +133,16 @@ routed to each expert. Bits per byte = loss / ln 2 x held-out tokens / held-out 
       help: 'held-out data of a domain',
     },
     { name: 'out', value: 'PATH', env: ENV.output, help: 'results file (.json) or folder for results.json' },
-    {
-      name: 'tokens',
-      value: 'DIR',
-      env: ENV.tokens,
-      help: 'token shards DIR/<domain>/ (made if missing or stale; default tokens/ beside the results)',
-    },
+    sharedFlag(
+      'tokens',
+      'token shards DIR/<domain>/ (made if missing or stale; default tokens/ beside the results)',
+    ),
     { name: 'batches', value: 'N', env: ENV.evalBatches, help: 'held-out batches per domain (default 4)' },
-    { name: 'batch-size', value: 'N', env: ENV.batchSize, help: 'windows per batch (default 8)' },
-    {
-      name: 'seq-len',
-      value: 'N',
-      env: SEQ_LEN_ENV,
-      help: "window length (default the smallest config's, at most 256)",
-    },
+    sharedFlag('batch-size', 'windows per batch (default 8)'),
+    sharedFlag('seq-len', "window length (default the smallest config's, at most 256)"),
     BACKEND_FLAG,
   ],
 };
-
-const DTYPES: Record<string, DType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
 function parseSpec(raw: string): ModelSpec {
   let parsed: unknown;

@@ -3,7 +3,9 @@
 // so checkpoints move between this trainer and transformers unchanged.
 import type { ModelSpec } from '../api/stageContract.js';
 
-export type RouterType = 'topK' | 'switch' | 'soft' | 'sampleTop1';
+/** The routers the trainer implements (moe.ts); `btx train` and `btx mix` accept these words. */
+export const ROUTER_TYPES = ['topK', 'switch', 'soft', 'sampleTop1'] as const;
+export type RouterType = (typeof ROUTER_TYPES)[number];
 
 export interface LlamaConfig {
   model_type: 'llama';

@@ -23,8 +23,6 @@ import type { RouterType } from './hfConfig.js';
 import { groupedMatMul } from './batchMatMul.js';
 import { gatherRows, scatterRows } from './rows.js';
 
-export const ROUTER_TYPES: readonly RouterType[] = ['topK', 'switch', 'soft', 'sampleTop1'];
-
 export type Dispatch = 'dense' | 'sparse';
 export const DISPATCHES: readonly Dispatch[] = ['dense', 'sparse'];
 /** Environment override of the MoE dispatch (dense | sparse), for every stage and the benches. */
