@@ -51,38 +51,30 @@ export class OperatorMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.runs = new Gauge({ name: 'btx_runs', help: 'BTXRuns by phase.', labelNames: ['phase'], registers });
-    this.runPhase = new Gauge({
-      name: 'btx_run_phase',
-      help: 'The current phase of each BTXRun (1 for the current phase).',
-      labelNames: ['namespace', 'name', 'phase'],
-      registers,
-    });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name, help, labelNames, registers });
     const expertLabels = ['namespace', 'run', 'expert'] as const;
-    this.progress = new Gauge({
-      name: 'btx_expert_progress_ratio',
-      help: 'Training progress of each expert, step / totalSteps.',
-      labelNames: expertLabels,
-      registers,
-    });
-    this.loss = new Gauge({
-      name: 'btx_expert_loss',
-      help: 'Latest training loss of each expert.',
-      labelNames: expertLabels,
-      registers,
-    });
-    this.step = new Gauge({
-      name: 'btx_expert_step',
-      help: 'Latest training step of each expert.',
-      labelNames: expertLabels,
-      registers,
-    });
-    this.restarts = new Counter({
-      name: 'btx_expert_restarts_total',
-      help: 'Expert restarts seen by this operator, by failure reason (a bounded set).',
-      labelNames: ['namespace', 'run', 'expert', 'reason'],
-      registers,
-    });
+    const evalLabels = ['namespace', 'run', 'model', 'domain'] as const;
+    this.runs = gauge('btx_runs', 'BTXRuns by phase.', ['phase']);
+    this.runPhase = gauge('btx_run_phase', 'The current phase of each BTXRun (1 for the current phase).', [
+      'namespace',
+      'name',
+      'phase',
+    ]);
+    this.progress = gauge(
+      'btx_expert_progress_ratio',
+      'Training progress of each expert, step / totalSteps.',
+      expertLabels,
+    );
+    this.loss = gauge('btx_expert_loss', 'Latest training loss of each expert.', expertLabels);
+    this.step = gauge('btx_expert_step', 'Latest training step of each expert.', expertLabels);
+    this.restarts = counter(
+      'btx_expert_restarts_total',
+      'Expert restarts seen by this operator, by failure reason (a bounded set).',
+      ['namespace', 'run', 'expert', 'reason'],
+    );
     this.stageDuration = new Histogram({
       name: 'btx_stage_duration_seconds',
       help: 'How long stages took from start to success (experts: per expert).',
@@ -90,48 +82,34 @@ export class OperatorMetrics {
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
       registers,
     });
-    const evalLabels = ['namespace', 'run', 'model', 'domain'] as const;
-    this.evalLoss = new Gauge({
-      name: 'btx_eval_loss',
-      help: 'Held-out loss per model and domain.',
-      labelNames: evalLabels,
-      registers,
-    });
-    this.evalPerplexity = new Gauge({
-      name: 'btx_eval_perplexity',
-      help: 'Held-out perplexity per model and domain.',
-      labelNames: evalLabels,
-      registers,
-    });
-    this.evalBitsPerByte = new Gauge({
-      name: 'btx_eval_bits_per_byte',
-      help: 'Held-out bits per byte of text per model and domain (comparable across tokenizers).',
-      labelNames: evalLabels,
-      registers,
-    });
-    this.routingShare = new Gauge({
-      name: 'btx_routing_share',
-      help: "Share of a domain's tokens routed to each expert by the BTX model.",
-      labelNames: ['namespace', 'run', 'domain', 'expert'],
-      registers,
-    });
-    this.reconciles = new Counter({
-      name: 'btx_reconcile_total',
-      help: 'Reconciles by result: success, error, requeue (asked to come back), skipped (waiting on expectations).',
-      labelNames: ['result'],
-      registers,
-    });
+    this.evalLoss = gauge('btx_eval_loss', 'Held-out loss per model and domain.', evalLabels);
+    this.evalPerplexity = gauge(
+      'btx_eval_perplexity',
+      'Held-out perplexity per model and domain.',
+      evalLabels,
+    );
+    this.evalBitsPerByte = gauge(
+      'btx_eval_bits_per_byte',
+      'Held-out bits per byte of text per model and domain (comparable across tokenizers).',
+      evalLabels,
+    );
+    this.routingShare = gauge(
+      'btx_routing_share',
+      "Share of a domain's tokens routed to each expert by the BTX model.",
+      ['namespace', 'run', 'domain', 'expert'],
+    );
+    this.reconciles = counter(
+      'btx_reconcile_total',
+      'Reconciles by result: success, error, requeue (asked to come back), skipped (waiting on expectations).',
+      ['result'],
+    );
     this.reconcileDuration = new Histogram({
       name: 'btx_reconcile_duration_seconds',
       help: 'Time spent in one reconcile, I/O included.',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    this.queueDepth = new Gauge({
-      name: 'btx_workqueue_depth',
-      help: 'Run keys waiting in the work queue.',
-      registers,
-    });
+    this.queueDepth = gauge('btx_workqueue_depth', 'Run keys waiting in the work queue.');
     collectDefaultMetrics({ register: this.registry });
     for (const phase of PHASES) this.runs.set({ phase }, 0);
   }

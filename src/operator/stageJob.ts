@@ -44,6 +44,11 @@ export function mixWeights(spec: BTXRunSpec, experts: readonly string[]): number
   return [...weights, train ? train.steps * (train.batchSize ?? batch) : mean];
 }
 
+/** A stage Job's pod resources and deadline: the fields of the same name in its section of the spec. */
+function podLimits(section: Pick<BTXRunSpec['eval'], 'resources' | 'activeDeadlineSeconds'>) {
+  return { resources: section.resources, deadline: section.activeDeadlineSeconds };
+}
+
 function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageInputs) {
   const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '');
   switch (stage) {
@@ -60,8 +65,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
           [ENV.checkpointEvery]: spec.expert.checkpointEvery,
           [ENV.modelConfig]: spec.model ? JSON.stringify(spec.model) : undefined,
         }),
-        resources: spec.expert.resources,
-        deadline: spec.expert.activeDeadlineSeconds,
+        ...podLimits(spec.expert),
       };
     }
     case 'mix':
@@ -84,8 +88,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
           [ENV.dtype]: spec.mix.dtype,
           [ENV.output]: layout.mixed,
         }),
-        resources: spec.mix.resources,
-        deadline: spec.mix.activeDeadlineSeconds,
+        ...podLimits(spec.mix),
       };
     case 'finetune': {
       const weights = spec.finetune.dataWeights;
@@ -109,8 +112,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
           [ENV.topK]: spec.mix.router.k,
           [ENV.output]: layout.finetuned,
         }),
-        resources: spec.finetune.resources,
-        deadline: spec.finetune.activeDeadlineSeconds,
+        ...podLimits(spec.finetune),
       };
     }
     case 'eval': {
@@ -129,8 +131,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageI
           [ENV.topK]: spec.mix.router.k,
           [ENV.output]: layout.eval,
         }),
-        resources: spec.eval.resources,
-        deadline: spec.eval.activeDeadlineSeconds,
+        ...podLimits(spec.eval),
       };
     }
   }

@@ -433,6 +433,26 @@ test('finalizers hold a deleted object with a deletionTimestamp until the last o
   assert.ok(obj.body.metadata.uid);
 });
 
+test('delete preconditions: a wrong uid or resourceVersion is a 409 naming both values; matching ones delete', async () => {
+  const cm = await t.json<Obj>('POST', CMS, { metadata: { name: 'guarded' } });
+  const { uid, resourceVersion } = cm.body.metadata;
+  const wrongUid = await t.json<Obj>('DELETE', `${CMS}/guarded`, { preconditions: { uid: 'not-it' } });
+  assert.equal(wrongUid.status, 409);
+  assert.equal(
+    wrongUid.body.message,
+    `Operation cannot be fulfilled on configmaps "guarded": Precondition failed: UID in precondition: not-it, UID in object meta: ${uid}`,
+  );
+  const wrongRv = await t.json<Obj>('DELETE', `${CMS}/guarded`, { preconditions: { resourceVersion: '1' } });
+  assert.equal(wrongRv.status, 409);
+  assert.match(
+    wrongRv.body.message,
+    new RegExp(`ResourceVersion in precondition: 1, ResourceVersion in object meta: ${resourceVersion}$`),
+  );
+  const ok = await t.json('DELETE', `${CMS}/guarded`, { preconditions: { uid, resourceVersion } });
+  assert.equal(ok.status, 200);
+  assert.equal((await t.json('GET', `${CMS}/guarded`)).status, 404);
+});
+
 test('garbage collection: background deletes dependents, Orphan keeps them without the reference; delete by label selector', async () => {
   const owner = await t.json<Obj>('POST', CMS, { metadata: { name: 'owner' } });
   const ref = { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.body.metadata.uid };

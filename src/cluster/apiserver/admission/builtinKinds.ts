@@ -10,6 +10,14 @@ function obj(v: unknown): Obj {
   return isObject(v) ? v : {};
 }
 
+/** `o[key]` as an object, put there (an empty one) when it is missing or not an object, so defaulting
+ * can fill it in. */
+function objectAt(o: Record<string, unknown>, key: string): Obj {
+  const v = obj(o[key]);
+  o[key] = v;
+  return v;
+}
+
 function setDefault(o: Obj, key: string, value: unknown): void {
   if (o[key] === undefined || o[key] === null || o[key] === '') o[key] = value;
 }
@@ -67,8 +75,7 @@ function qosClass(spec: Obj): string {
 }
 
 export function defaultPod(pod: KObject, isCreate: boolean): void {
-  const spec = obj(pod.spec);
-  pod.spec = spec;
+  const spec = objectAt(pod, 'spec');
   defaultPodSpec(spec);
   // The ServiceAccount admission plugin.
   setDefault(spec, 'serviceAccountName', 'default');
@@ -205,8 +212,7 @@ export function validatePodUpdate(pod: KObject, old: KObject, errs: FieldError[]
 // --- jobs --------------------------------------------------------------------------------------
 
 export function defaultJob(job: KObject, isCreate: boolean): void {
-  const spec = obj(job.spec);
-  job.spec = spec;
+  const spec = objectAt(job, 'spec');
   setDefault(spec, 'parallelism', 1);
   setDefault(spec, 'completions', 1);
   setDefault(spec, 'backoffLimit', 6);
@@ -215,10 +221,8 @@ export function defaultJob(job: KObject, isCreate: boolean): void {
   if (spec.podFailurePolicy === undefined) setDefault(spec, 'podReplacementPolicy', 'TerminatingOrFailed');
   spec.manualSelector = spec.manualSelector === true ? true : undefined;
   if (spec.manualSelector === undefined) delete spec.manualSelector;
-  const template = obj(spec.template);
-  spec.template = template;
-  const tmeta = obj(template.metadata);
-  template.metadata = tmeta;
+  const template = objectAt(spec, 'template');
+  const tmeta = objectAt(template, 'metadata');
   if (isCreate && spec.manualSelector !== true) {
     // The real server generates the selector and template labels from the Job's uid.
     const uid = job.metadata.uid!;
@@ -232,8 +236,7 @@ export function defaultJob(job: KObject, isCreate: boolean): void {
       'job-name': name,
     };
   }
-  const tspec = obj(template.spec);
-  template.spec = tspec;
+  const tspec = objectAt(template, 'spec');
   defaultPodSpec(tspec);
   if (isCreate) job.status = {};
 }
@@ -278,8 +281,7 @@ export function defaultNamespace(ns: KObject, isCreate: boolean): void {
 let nextClusterIp = 1;
 
 export function defaultService(svc: KObject, old: KObject | undefined): void {
-  const spec = obj(svc.spec);
-  svc.spec = spec;
+  const spec = objectAt(svc, 'spec');
   setDefault(spec, 'type', 'ClusterIP');
   setDefault(spec, 'sessionAffinity', 'None');
   setDefault(spec, 'internalTrafficPolicy', 'Cluster');
@@ -302,8 +304,7 @@ export function defaultService(svc: KObject, old: KObject | undefined): void {
 }
 
 export function defaultDeployment(dep: KObject, isCreate: boolean): void {
-  const spec = obj(dep.spec);
-  dep.spec = spec;
+  const spec = objectAt(dep, 'spec');
   setDefault(spec, 'replicas', 1);
   setDefault(spec, 'revisionHistoryLimit', 10);
   setDefault(spec, 'progressDeadlineSeconds', 600);
@@ -311,10 +312,8 @@ export function defaultDeployment(dep: KObject, isCreate: boolean): void {
     type: 'RollingUpdate',
     rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' },
   });
-  const template = obj(spec.template);
-  spec.template = template;
-  const tspec = obj(template.spec);
-  template.spec = tspec;
+  const template = objectAt(spec, 'template');
+  const tspec = objectAt(template, 'spec');
   defaultPodSpec(tspec);
   if (isCreate) dep.status = {};
 }

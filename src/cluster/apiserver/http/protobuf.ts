@@ -198,6 +198,66 @@ const POD_TEMPLATE: Message = {
   2: ['spec', { message: POD_SPEC }],
 };
 
+const JOB_SPEC: Message = {
+  1: ['parallelism', 'int'],
+  2: ['completions', 'int'],
+  3: ['activeDeadlineSeconds', 'int'],
+  4: ['selector', { message: LABEL_SELECTOR }],
+  5: ['manualSelector', 'bool'],
+  6: ['template', { message: POD_TEMPLATE }],
+  7: ['backoffLimit', 'int'],
+  8: ['ttlSecondsAfterFinished', 'int'],
+  9: ['completionMode', 'string'],
+  10: ['suspend', 'bool'],
+};
+const DEPLOYMENT_SPEC: Message = {
+  1: ['replicas', 'int'],
+  2: ['selector', { message: LABEL_SELECTOR }],
+  3: ['template', { message: POD_TEMPLATE }],
+  4: [
+    'strategy',
+    {
+      message: {
+        1: ['type', 'string'],
+        2: [
+          'rollingUpdate',
+          { message: { 1: ['maxUnavailable', 'intOrString'], 2: ['maxSurge', 'intOrString'] } },
+        ],
+      },
+    },
+  ],
+  5: ['minReadySeconds', 'int'],
+  6: ['revisionHistoryLimit', 'int'],
+  7: ['paused', 'bool'],
+  9: ['progressDeadlineSeconds', 'int'],
+};
+const SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = {
+  1: [
+    'resourceAttributes',
+    {
+      message: {
+        1: ['namespace', 'string'],
+        2: ['verb', 'string'],
+        3: ['group', 'string'],
+        4: ['version', 'string'],
+        5: ['resource', 'string'],
+        6: ['subresource', 'string'],
+        7: ['name', 'string'],
+      },
+    },
+  ],
+  2: ['nonResourceAttributes', { message: { 1: ['path', 'string'], 2: ['verb', 'string'] } }],
+};
+
+/** A kind with a spec: metadata, spec and status are fields 1, 2 and 3 in every such k8s.io/api type. */
+function withSpec(spec: Message): Message {
+  return {
+    1: ['metadata', { message: OBJECT_META }],
+    2: ['spec', { message: spec }],
+    3: ['status', STATUS],
+  };
+}
+
 const KINDS: Record<string, Message> = {
   'v1/Secret': {
     1: ['metadata', { message: OBJECT_META }],
@@ -212,98 +272,17 @@ const KINDS: Record<string, Message> = {
     3: ['binaryData', { map: 'bytes' }],
     4: ['immutable', 'bool'],
   },
-  'v1/Namespace': {
-    1: ['metadata', { message: OBJECT_META }],
-    2: ['spec', { message: { 1: ['finalizers', 'string', 'repeated'] } }],
-    3: ['status', STATUS],
-  },
+  'v1/Namespace': withSpec({ 1: ['finalizers', 'string', 'repeated'] }),
   'v1/ServiceAccount': {
     1: ['metadata', { message: OBJECT_META }],
     3: ['imagePullSecrets', { message: { 1: ['name', 'string'] } }, 'repeated'],
     4: ['automountServiceAccountToken', 'bool'],
   },
-  'v1/Pod': {
-    1: ['metadata', { message: OBJECT_META }],
-    2: ['spec', { message: POD_SPEC }],
-    3: ['status', STATUS],
-  },
-  'batch/v1/Job': {
-    1: ['metadata', { message: OBJECT_META }],
-    2: [
-      'spec',
-      {
-        message: {
-          1: ['parallelism', 'int'],
-          2: ['completions', 'int'],
-          3: ['activeDeadlineSeconds', 'int'],
-          4: ['selector', { message: LABEL_SELECTOR }],
-          5: ['manualSelector', 'bool'],
-          6: ['template', { message: POD_TEMPLATE }],
-          7: ['backoffLimit', 'int'],
-          8: ['ttlSecondsAfterFinished', 'int'],
-          9: ['completionMode', 'string'],
-          10: ['suspend', 'bool'],
-        },
-      },
-    ],
-    3: ['status', STATUS],
-  },
-  'apps/v1/Deployment': {
-    1: ['metadata', { message: OBJECT_META }],
-    2: [
-      'spec',
-      {
-        message: {
-          1: ['replicas', 'int'],
-          2: ['selector', { message: LABEL_SELECTOR }],
-          3: ['template', { message: POD_TEMPLATE }],
-          4: [
-            'strategy',
-            {
-              message: {
-                1: ['type', 'string'],
-                2: [
-                  'rollingUpdate',
-                  { message: { 1: ['maxUnavailable', 'intOrString'], 2: ['maxSurge', 'intOrString'] } },
-                ],
-              },
-            },
-          ],
-          5: ['minReadySeconds', 'int'],
-          6: ['revisionHistoryLimit', 'int'],
-          7: ['paused', 'bool'],
-          9: ['progressDeadlineSeconds', 'int'],
-        },
-      },
-    ],
-    3: ['status', STATUS],
-  },
-  'authorization.k8s.io/v1/SelfSubjectAccessReview': {
-    1: ['metadata', { message: OBJECT_META }],
-    2: [
-      'spec',
-      {
-        message: {
-          1: [
-            'resourceAttributes',
-            {
-              message: {
-                1: ['namespace', 'string'],
-                2: ['verb', 'string'],
-                3: ['group', 'string'],
-                4: ['version', 'string'],
-                5: ['resource', 'string'],
-                6: ['subresource', 'string'],
-                7: ['name', 'string'],
-              },
-            },
-          ],
-          2: ['nonResourceAttributes', { message: { 1: ['path', 'string'], 2: ['verb', 'string'] } }],
-        },
-      },
-    ],
-    3: ['status', STATUS],
-  },
+  'v1/Pod': withSpec(POD_SPEC),
+  'batch/v1/Job': withSpec(JOB_SPEC),
+  'apps/v1/Deployment': withSpec(DEPLOYMENT_SPEC),
+  'authorization.k8s.io/v1/SelfSubjectAccessReview': withSpec(SELF_SUBJECT_ACCESS_REVIEW_SPEC),
+  // SelfSubjectReview has no spec: its status is field 2.
   'authentication.k8s.io/v1/SelfSubjectReview': {
     1: ['metadata', { message: OBJECT_META }],
     2: ['status', STATUS],

@@ -353,20 +353,17 @@ export class Api {
     const obj = this.store.get(key, ns, name);
     if (!obj) throw notFound(info.group, info.resource, name);
     const pre = opts.preconditions ?? {};
-    if (pre.uid && pre.uid !== obj.metadata.uid)
-      throw conflict(
-        info.group,
-        info.resource,
-        name,
-        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${obj.metadata.uid}`,
-      );
-    if (pre.resourceVersion && pre.resourceVersion !== obj.metadata.resourceVersion)
-      throw conflict(
-        info.group,
-        info.resource,
-        name,
-        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${obj.metadata.resourceVersion}`,
-      );
+    const precondition = (field: string, wanted: string | undefined, actual: string | undefined) => {
+      if (wanted && wanted !== actual)
+        throw conflict(
+          info.group,
+          info.resource,
+          name,
+          `Precondition failed: ${field} in precondition: ${wanted}, ${field} in object meta: ${actual}`,
+        );
+    };
+    precondition('UID', pre.uid, obj.metadata.uid);
+    precondition('ResourceVersion', pre.resourceVersion, obj.metadata.resourceVersion);
     if (opts.dryRun) return obj;
     // batch/v1 Jobs orphan their pods unless told otherwise, for backwards compatibility.
     const policy = opts.propagationPolicy ?? (key === storageKey('batch', 'jobs') ? 'Orphan' : 'Background');
