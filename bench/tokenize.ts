@@ -125,7 +125,9 @@ export async function bench(): Promise<void> {
     const again = await tokenize(`big=${big}`, join(root, 'tokens-bytes'));
     console.log(row('btx tokenize again (shards current)', mb, again));
     console.log(
-      `peak RSS of tokenize over ${mb.toFixed(0)} MB: ${bytes.peakMiB.toFixed(0)} MiB (plain read: ${read1.peakMiB.toFixed(0)} MiB)`,
+      `peak RSS of tokenize over ${mb.toFixed(0)} MB: ${bytes.peakMiB.toFixed(0)} MiB with the byte tokenizer, ` +
+        `${llama.peakMiB.toFixed(0)} MiB with Llama 3 over ${smallMb.toFixed(0)} MB (plain read: ${read1.peakMiB.toFixed(0)} MiB; ` +
+        `target < 300 MiB)`,
     );
   } finally {
     await rm(root, { recursive: true, force: true });
