@@ -9,7 +9,8 @@ import type { BatchV1Api, CoreV1Api, V1Job } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../src/cluster/controlPlane.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
 import { kubectlPath } from '../support/tools.js';
-import { waitFor } from '../support/waitFor.js';
+import { nodeContainer } from '../support/pods.js';
+import { waitFor, waitForState } from '../support/waitFor.js';
 
 const run = promisify(execFile);
 const NS = 'default';
@@ -39,12 +40,7 @@ function jobOf(name: string, script: string, spec: Partial<NonNullable<V1Job['sp
     metadata: { name },
     spec: {
       ...spec,
-      template: {
-        spec: {
-          restartPolicy: 'Never',
-          containers: [{ name: 'main', image: 'node:20', command: [process.execPath, '-e', script] }],
-        },
-      },
+      template: { spec: { restartPolicy: 'Never', containers: [nodeContainer(script)] } },
     },
   };
 }
@@ -55,13 +51,10 @@ async function waitForJob(
   what: string,
   timeoutMs = 30_000,
 ): Promise<V1Job> {
-  let last: V1Job | undefined;
-  return waitFor(
-    () => `job ${name} to get ${what}; last status: ${JSON.stringify(last?.status)}`,
-    async () => {
-      last = await batch.readNamespacedJob({ name, namespace: NS });
-      return ok(last) && last;
-    },
+  return waitForState(
+    `job ${name} to get ${what}`,
+    () => batch.readNamespacedJob({ name, namespace: NS }),
+    ok,
     timeoutMs,
   );
 }
@@ -121,13 +114,14 @@ test('activeDeadlineSeconds kills the running pod and fails the Job with Deadlin
   });
   const job = await waitForJob('too-slow', hasCondition('Failed'), 'condition Failed');
   assert.equal(job.status?.conditions?.find((c) => c.type === 'Failed')?.reason, 'DeadlineExceeded');
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=too-slow' });
-    if (pods.items.every((p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded')) break;
-    assert.ok(Date.now() < deadline, 'the pod was never stopped');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    'the pod to be stopped',
+    async () => {
+      const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=too-slow' });
+      return pods.items.every((p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded');
+    },
+    20_000,
+  );
 });
 
 test('podFailurePolicy Ignore on DisruptionTarget: a pod lost with its node is replaced without spending backoffLimit', async () => {
@@ -144,17 +138,18 @@ test('podFailurePolicy Ignore on DisruptionTarget: a pod lost with its node is r
       },
     }),
   });
-  const deadline = Date.now() + 20_000;
-  let first: string | undefined;
-  while (!first) {
-    const pods = await core.listNamespacedPod({
-      namespace: NS,
-      labelSelector: 'job-name=survives-node-loss',
-    });
-    if (existsSync(marker)) first = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name;
-    assert.ok(Date.now() < deadline, 'the first pod never ran');
-    if (!first) await new Promise((r) => setTimeout(r, 50));
-  }
+  const first = await waitFor(
+    'the first pod to run',
+    async () => {
+      const pods = await core.listNamespacedPod({
+        namespace: NS,
+        labelSelector: 'job-name=survives-node-loss',
+      });
+      return existsSync(marker) && pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name;
+    },
+    20_000,
+    50,
+  );
   await plane.kubelet.loseNode(NS, first);
   const job = await waitForJob('survives-node-loss', hasCondition('Complete'), 'condition Complete');
   assert.equal(job.status?.failed ?? 0, 0);
@@ -172,25 +167,25 @@ test('kubectl delete job cascades: the garbage collector deletes the pod and the
       `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
     ),
   });
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(pidFile)) {
-    assert.ok(Date.now() < deadline, 'the pod never ran');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor('the pod to run', () => existsSync(pidFile), 20_000, 50);
   const pid = Number(readFileSync(pidFile, 'utf8'));
   await run(kubectlPath(), ['--kubeconfig', plane.kubeconfigPath, 'delete', 'job', 'cascade', '--wait=true']);
-  for (;;) {
-    const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=cascade' });
-    let alive = true;
+  const isAlive = () => {
     try {
       process.kill(pid, 0);
+      return true;
     } catch {
-      alive = false;
+      return false;
     }
-    if (pods.items.length === 0 && !alive) break;
-    assert.ok(Date.now() < deadline, 'the pod or its process outlived the Job');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  await waitFor(
+    'the pod and its process to go with the Job',
+    async () => {
+      const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=cascade' });
+      return pods.items.length === 0 && !isAlive();
+    },
+    20_000,
+  );
 });
 
 test('an Indexed Job runs one pod per completion index with JOB_COMPLETION_INDEX and reports completedIndexes', async () => {

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import type { CoreV1Api, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../src/cluster/controlPlane.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
-import { nodeContainer as container, testPod } from '../support/pods.js';
+import { nodeContainer as container, testPod, waitForPod, waitForPodGone } from '../support/pods.js';
 import { waitFor } from '../support/waitFor.js';
 
 const NS = 'default';
@@ -35,38 +35,15 @@ async function createPod(name: string, spec: Partial<V1PodSpec>): Promise<void> 
   await core.createNamespacedPod({ namespace: NS, body: testPod(name, spec) });
 }
 
-async function waitForPod(
-  name: string,
-  ok: (p: V1Pod | undefined) => boolean,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<V1Pod | undefined> {
-  let last: V1Pod | undefined;
-  const seen = await waitFor(
-    () => `pod ${name} to get ${what}; last status: ${JSON.stringify(last?.status)}`,
-    async () => {
-      try {
-        last = await core.readNamespacedPod({ name, namespace: NS });
-      } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw err;
-        last = undefined;
-      }
-      // Wrapped: "deleted" is a pod that is undefined, which waitFor would take for "not yet".
-      return ok(last) && { pod: last };
-    },
-    timeoutMs,
-  );
-  return seen.pod;
-}
-
-const running = (p: V1Pod | undefined) => p?.status?.phase === 'Running';
-const failed = (p: V1Pod | undefined) => p?.status?.phase === 'Failed';
+const running = (p: V1Pod) => p?.status?.phase === 'Running';
+const failed = (p: V1Pod) => p?.status?.phase === 'Failed';
 
 test('a pod requesting nvidia.com/gpu on a 0-GPU node stays Pending with PodScheduled=False, Unschedulable', async () => {
   await createPod('wants-gpu', {
     containers: [container('0', { resources: { limits: { 'nvidia.com/gpu': '1' } } })],
   });
   const pod = await waitForPod(
+    core,
     'wants-gpu',
     (p) => p?.status?.conditions?.some((c) => c.type === 'PodScheduled') ?? false,
     'a PodScheduled condition',
@@ -81,9 +58,9 @@ test('a pod requesting nvidia.com/gpu on a 0-GPU node stays Pending with PodSche
 
 test('killPod fails the pod with exit code 137 and reason Error', async () => {
   await createPod('victim', { containers: [container(SLEEPER)] });
-  await waitForPod('victim', running, 'phase Running');
+  await waitForPod(core, 'victim', running, 'phase Running');
   await plane.kubelet.killPod(NS, 'victim');
-  const pod = await waitForPod('victim', failed, 'phase Failed');
+  const pod = await waitForPod(core, 'victim', failed, 'phase Failed');
   const term = pod?.status?.containerStatuses?.[0]?.state?.terminated;
   assert.equal(term?.exitCode, 137);
   assert.equal(term?.reason, 'Error');
@@ -91,9 +68,9 @@ test('killPod fails the pod with exit code 137 and reason Error', async () => {
 
 test('loseNode fails the pod with a DisruptionTarget condition, even with restartPolicy Always', async () => {
   await createPod('stranded', { restartPolicy: 'Always', containers: [container(SLEEPER)] });
-  await waitForPod('stranded', running, 'phase Running');
+  await waitForPod(core, 'stranded', running, 'phase Running');
   await plane.kubelet.loseNode(NS, 'stranded');
-  const pod = await waitForPod('stranded', failed, 'phase Failed');
+  const pod = await waitForPod(core, 'stranded', failed, 'phase Failed');
   const cond = pod?.status?.conditions?.find((c) => c.type === 'DisruptionTarget');
   assert.equal(cond?.status, 'True');
   assert.equal(cond?.reason, 'DeletionByTaintManager');
@@ -112,19 +89,18 @@ test('delete sends SIGTERM, waits for the process, then the pod is gone', async 
       ),
     ],
   });
-  await waitForPod('graceful', running, 'phase Running');
+  await waitForPod(core, 'graceful', running, 'phase Running');
   // The handler is installed once the script runs: like a real app, it is ready a little after Running.
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(ready) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the SIGTERM handler to be installed', () => existsSync(ready), 10_000, 50);
   await core.deleteNamespacedPod({ name: 'graceful', namespace: NS });
-  await waitForPod('graceful', (p) => p === undefined, 'deleted');
+  await waitForPodGone(core, 'graceful');
   assert.ok(existsSync(marker), 'the process saw SIGTERM');
   assert.equal(readFileSync(marker, 'utf8'), 'SIGTERM');
 });
 
 test('a pod past its activeDeadlineSeconds is stopped and fails with reason DeadlineExceeded', async () => {
   await createPod('overdue', { activeDeadlineSeconds: 1, containers: [container(SLEEPER)] });
-  const pod = await waitForPod('overdue', failed, 'phase Failed');
+  const pod = await waitForPod(core, 'overdue', failed, 'phase Failed');
   assert.equal(pod?.status?.reason, 'DeadlineExceeded');
   assert.ok(pod?.status?.containerStatuses?.[0]?.state?.terminated, 'the container was stopped');
 });
@@ -140,5 +116,5 @@ test('pods deleted while the scheduler binds them (binding 404) never stop later
     }),
   );
   await createPod('after-churn', { containers: [container('process.exit(0)')] });
-  await waitForPod('after-churn', (p) => p?.status?.phase === 'Succeeded', 'Succeeded');
+  await waitForPod(core, 'after-churn', (p) => p?.status?.phase === 'Succeeded', 'Succeeded');
 });

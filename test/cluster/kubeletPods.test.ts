@@ -9,9 +9,8 @@ import { after, before, test } from 'node:test';
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../src/cluster/controlPlane.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
-import { nodeContainer, testPod } from '../support/pods.js';
+import { nodeContainer, testPod, waitForPod } from '../support/pods.js';
 import { kubectlPath } from '../support/tools.js';
-import { waitFor } from '../support/waitFor.js';
 
 const run = promisify(execFile);
 const NS = 'default';
@@ -49,23 +48,6 @@ async function createPod(name: string, spec: V1Pod['spec'], labels?: Record<stri
   await core.createNamespacedPod({ namespace: NS, body: testPod(name, spec, { labels }) });
 }
 
-async function waitForPod(
-  name: string,
-  ok: (p: V1Pod) => boolean,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<V1Pod> {
-  let last: V1Pod | undefined;
-  return waitFor(
-    () => `pod ${name} to get ${what}; last status: ${JSON.stringify(last?.status)}`,
-    async () => {
-      last = await core.readNamespacedPod({ name, namespace: NS });
-      return ok(last) && last;
-    },
-    timeoutMs,
-  );
-}
-
 const phaseIs = (phase: string) => (p: V1Pod) => p.status?.phase === phase;
 
 test('a pod that prints and exits 3 shows exit code 3, reason Error, its logs and its termination message', async () => {
@@ -76,7 +58,7 @@ test('a pod that prints and exits 3 shows exit code 3, reason Error, its logs an
       ),
     ],
   });
-  const pod = await waitForPod('exit3', phaseIs('Failed'), 'phase Failed');
+  const pod = await waitForPod(core, 'exit3', phaseIs('Failed'), 'phase Failed');
   const cs = pod.status?.containerStatuses?.[0];
   assert.equal(cs?.state?.terminated?.exitCode, 3);
   assert.equal(cs?.state?.terminated?.reason, 'Error');
@@ -96,7 +78,7 @@ test('FallbackToLogsOnError puts the end of the log in the termination message o
       }),
     ],
   });
-  const pod = await waitForPod('fallback', phaseIs('Failed'), 'phase Failed');
+  const pod = await waitForPod(core, 'fallback', phaseIs('Failed'), 'phase Failed');
   assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.message, 'something broke\n');
 });
 
@@ -122,7 +104,7 @@ test('env fieldRefs and the path map reach the process: it writes under a PVC mo
     },
     { app: 'demo' },
   );
-  const pod = await waitForPod('writer', phaseIs('Succeeded'), 'phase Succeeded');
+  const pod = await waitForPod(core, 'writer', phaseIs('Succeeded'), 'phase Succeeded');
   assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.reason, 'Completed');
   const written = JSON.parse(readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'shared', 'who.json'), 'utf8'));
   assert.deepEqual(written, { name: 'writer', ns: NS, app: 'demo', arg: 'writer', kube: true });
@@ -141,7 +123,7 @@ test("an image without a command runs what the control plane's image command map
       },
     ],
   });
-  await waitForPod('greeter', phaseIs('Succeeded'), 'phase Succeeded');
+  await waitForPod(core, 'greeter', phaseIs('Succeeded'), 'phase Succeeded');
   assert.equal(
     readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'greetings', 'greeting.txt'), 'utf8'),
     'hello kubelet',
@@ -151,6 +133,7 @@ test("an image without a command runs what the control plane's image command map
     containers: [{ name: 'main', image: 'ghcr.io/btx-ai/btx-trainer:0.1.0' }],
   });
   const waiting = await waitForPod(
+    core,
     'unknown-image',
     (p) => p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImagePull',
     'ErrImagePull',
@@ -169,11 +152,12 @@ test('two 1-GPU pods on a 1-GPU node: the second stays Unschedulable until the f
       nodeContainer(`setTimeout(() => {}, 1500); console.log(process.env.CUDA_VISIBLE_DEVICES)`, gpu),
     ],
   });
-  await waitForPod('gpu-a', phaseIs('Running'), 'phase Running');
+  await waitForPod(core, 'gpu-a', phaseIs('Running'), 'phase Running');
   await createPod('gpu-b', {
     containers: [nodeContainer(`console.log(process.env.CUDA_VISIBLE_DEVICES)`, gpu)],
   });
   const waiting = await waitForPod(
+    core,
     'gpu-b',
     (p) => p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False') ?? false,
     'PodScheduled=False',
@@ -182,8 +166,8 @@ test('two 1-GPU pods on a 1-GPU node: the second stays Unschedulable until the f
   assert.equal(cond?.reason, 'Unschedulable');
   assert.match(cond?.message ?? '', /^0\/1 nodes are available: 1 Insufficient nvidia\.com\/gpu\./);
   assert.equal(waiting.status?.phase, 'Pending');
-  const a = await waitForPod('gpu-a', phaseIs('Succeeded'), 'phase Succeeded');
-  const b = await waitForPod('gpu-b', phaseIs('Succeeded'), 'phase Succeeded');
+  const a = await waitForPod(core, 'gpu-a', phaseIs('Succeeded'), 'phase Succeeded');
+  const b = await waitForPod(core, 'gpu-b', phaseIs('Succeeded'), 'phase Succeeded');
   assert.ok(
     new Date(b.status?.startTime ?? 0) >=
       new Date(a.status?.containerStatuses?.[0]?.state?.terminated?.finishedAt ?? 0),
@@ -202,7 +186,7 @@ test('OnFailure restarts a failing container: restartCount, lastState, and kubec
       ),
     ],
   });
-  const pod = await waitForPod('flaky', phaseIs('Succeeded'), 'phase Succeeded');
+  const pod = await waitForPod(core, 'flaky', phaseIs('Succeeded'), 'phase Succeeded');
   const cs = pod.status?.containerStatuses?.[0];
   assert.equal(cs?.restartCount, 1);
   assert.equal(cs?.lastState?.terminated?.exitCode, 4);
@@ -243,7 +227,7 @@ test('ConfigMaps and Secrets reach the process as env (keyRef, envFrom) and as f
       ),
     ],
   });
-  await waitForPod('configured', phaseIs('Succeeded'), 'phase Succeeded');
+  await waitForPod(core, 'configured', phaseIs('Succeeded'), 'phase Succeeded');
   const written = JSON.parse(
     readFileSync(join(dataDir, 'volumes', 'pvc', NS, 'shared', 'configured.json'), 'utf8'),
   );

@@ -42,3 +42,27 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * Reads an object (a pod, a Job) until `ok` holds for it, and resolves with it; on timeout the error
+ * says what was awaited and the status last read. `read` may answer undefined (the object is gone),
+ * which `ok` sees like any other state.
+ */
+export async function waitForState<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (o: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
+  let last: T | undefined;
+  const seen = await waitFor(
+    () => `${what}; last status: ${JSON.stringify((last as { status?: unknown } | undefined)?.status)}`,
+    async () => {
+      last = await read();
+      // Wrapped: an object that is undefined would be "not yet" to waitFor.
+      return ok(last) && { state: last };
+    },
+    timeoutMs,
+  );
+  return seen.state;
+}
