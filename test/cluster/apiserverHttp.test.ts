@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { containerLogPath } from '../../src/cluster/podLogs.js';
 import { serverInternals } from '../../src/cluster/apiserver/server.js';
 import { TEST_TOKEN, type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { podManifest } from '../support/pods.js';
 import { waitFor } from '../support/waitFor.js';
 import { widgetCrd } from './widgetCrd.js';
 
@@ -28,15 +29,13 @@ after(async () => {
   await t?.stop();
 });
 
-const pod = (name: string, extra: Obj = {}): Obj => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name, ...(extra.metadata ?? {}) },
-  spec: {
-    containers: [{ name: 'main', image: 'busybox', env: [{ name: 'A', value: '1' }] }],
-    ...(extra.spec ?? {}),
-  },
-});
+/** A pod with one busybox container (env A=1) and nothing else set, so the server's defaults show. */
+const pod = (name: string, extra: Obj = {}): Obj =>
+  podManifest(
+    name,
+    { containers: [{ name: 'main', image: 'busybox', env: [{ name: 'A', value: '1' }] }], ...extra.spec },
+    extra.metadata,
+  );
 
 /** Reads a watch stream's events until `until` says stop (or the stream ends). */
 async function watchEvents(

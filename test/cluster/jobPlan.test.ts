@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { planJob, type JobPlanOptions } from '../../src/cluster/jobs/jobPlan.js';
 import { formatIndexes, parseIndexes } from '../../src/cluster/jobs/completionIndexes.js';
+import { testPod } from '../support/pods.js';
 
 const opts: JobPlanOptions = { backoffBaseMs: 1000, backoffMaxMs: 60_000 };
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -28,7 +29,7 @@ function pod(
 ): V1Pod {
   n++;
   return {
-    metadata: { name: `j-${n}`, namespace: 'ns', uid: `p${n}`, creationTimestamp: new Date(T0) },
+    ...testPod(`j-${n}`, {}, { namespace: 'ns', uid: `p${n}`, creationTimestamp: new Date(T0) }),
     status: {
       phase,
       conditions: opts.conditions,

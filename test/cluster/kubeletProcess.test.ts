@@ -8,6 +8,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { containerLogPath } from '../../src/cluster/podLogs.js';
 import { PodWorker, type PodWorkerConfig } from '../../src/cluster/kubelet/podWorker.js';
 import { computePodStatus, nowRfc3339 } from '../../src/cluster/kubelet/podStatus.js';
+import { testPod } from '../support/pods.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-proc-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -37,7 +38,7 @@ const config: PodWorkerConfig = {
 let n = 0;
 function pod(spec: V1Pod['spec']): V1Pod {
   n++;
-  return { metadata: { name: `p${n}`, namespace: 'ns', uid: `uid-${n}`, labels: { team: 'a' } }, spec };
+  return testPod(`p${n}`, spec, { namespace: 'ns', uid: `uid-${n}`, labels: { team: 'a' } });
 }
 
 async function runToEnd(p: V1Pod): Promise<PodWorker> {

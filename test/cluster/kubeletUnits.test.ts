@@ -13,6 +13,7 @@ import {
 } from '../../src/cluster/kubelet/resources.js';
 import { containerPathMap, podVolumeFolders } from '../../src/cluster/kubelet/volumes.js';
 import { matchesNode } from '../../src/cluster/kubelet/nodeAffinity.js';
+import { podManifest } from '../support/pods.js';
 
 const noSources: EnvSources = {
   configMapKey: async () => undefined,
@@ -262,7 +263,7 @@ test('node affinity: nodeSelector and required terms (OR of ANDed expressions) d
     'nvidia.com/gpu.present': 'true',
     'nvidia.com/gpu.count': '2',
   };
-  const pod = (spec: Partial<NonNullable<V1Pod['spec']>>): V1Pod => ({ spec: { containers: [], ...spec } });
+  const pod = (spec: Partial<NonNullable<V1Pod['spec']>>): V1Pod => podManifest('scheduled', spec);
   assert.equal(
     matchesNode(pod({ nodeSelector: { 'nvidia.com/gpu.present': 'true' } }), 'btx-local', labels),
     true,

@@ -5,16 +5,28 @@
 import type { CoreV1Api, V1Container, V1ObjectMeta, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { waitForState } from './waitFor.js';
 
-/** A pod named `name`: restartPolicy Never and no containers, unless `spec` or `metadata` say otherwise. */
-export function testPod(
+/** A Pod as a client sends it: apiVersion, kind, the name and what is given (no containers unless
+ * `spec` has some); the API server defaults the rest. */
+export function podManifest(
   name: string,
   spec: Partial<V1PodSpec> = {},
   metadata: Partial<V1ObjectMeta> = {},
 ): V1Pod {
   return {
+    apiVersion: 'v1',
+    kind: 'Pod',
     metadata: { name, ...metadata },
-    spec: { restartPolicy: 'Never', containers: [], ...spec },
+    spec: { containers: [], ...spec },
   };
+}
+
+/** A pod named `name` that runs once: restartPolicy Never, unless `spec` says otherwise. */
+export function testPod(
+  name: string,
+  spec: Partial<V1PodSpec> = {},
+  metadata: Partial<V1ObjectMeta> = {},
+): V1Pod {
+  return podManifest(name, { restartPolicy: 'Never', ...spec }, metadata);
 }
 
 /** A container named main, image node:20, that runs `script` in this node binary. */
