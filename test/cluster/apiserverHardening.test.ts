@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startApiServer } from '../../src/cluster/apiserver/server.js';
-import { TEST_TOKEN, type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
+import { type TestApiServer, startTestApiServer } from '../support/controlPlane.js';
 import { widgetCrd } from './widgetCrd.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -133,19 +132,21 @@ test('an integer field refuses numbers beyond 2^53 as kube-openapi does ("number
   );
 });
 
-async function createSecret(url: string): Promise<void> {
-  const res = await fetch(`${url}/api/v1/namespaces/default/secrets`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ metadata: { name: 's' }, stringData: { password: 'hunter2' } }),
+async function createSecret(server: TestApiServer): Promise<void> {
+  const res = await server.json('POST', '/api/v1/namespaces/default/secrets', {
+    metadata: { name: 's' },
+    stringData: { password: 'hunter2' },
   });
   assert.equal(res.status, 201);
 }
 
+/** A persisting API server on `dataDir`, a folder under `t.dir` that outlives it (to look at after stop). */
+const persistingServer = (dataDir: string) => startTestApiServer({ persist: true }, { dataDir });
+
 test('the snapshot (every Secret) is 0600 in a 0700 data dir, and an old open data dir is closed at start', async () => {
   const fresh = join(t.dir, 'fresh');
-  const first = await startApiServer({ token: TEST_TOKEN, dataDir: fresh });
-  await createSecret(first.url);
+  const first = await persistingServer(fresh);
+  await createSecret(first);
   await first.stop();
   assert.equal(statSync(fresh).mode & 0o777, 0o700);
   assert.equal(statSync(join(fresh, 'apiserver.json')).mode & 0o777, 0o600);
@@ -157,11 +158,11 @@ test('the snapshot (every Secret) is 0600 in a 0700 data dir, and an old open da
   const snapshot = join(dir, 'apiserver.json');
   writeFileSync(snapshot, JSON.stringify({ resourceVersion: 1, objects: [] }), { mode: 0o644 });
   chmodSync(snapshot, 0o644);
-  const server = await startApiServer({ token: TEST_TOKEN, dataDir: dir });
+  const server = await persistingServer(dir);
   try {
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     assert.equal(statSync(snapshot).mode & 0o777, 0o600);
-    await createSecret(server.url);
+    await createSecret(server);
   } finally {
     await server.stop();
   }

@@ -732,32 +732,20 @@ test('pod logs: the kubelet file, tailLines, and follow until the container term
 });
 
 test('a restarted server with persistence keeps its objects and CRDs', async () => {
-  const dir = join(t.dir, 'persist');
-  const { startApiServer } = await import('../../src/cluster/apiserver/server.js');
-  const one = await startApiServer({ token: TEST_TOKEN, dataDir: dir });
-  const headers = { Authorization: `Bearer ${TEST_TOKEN}`, 'Content-Type': 'application/json' };
-  await fetch(`${one.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify(widgetCrd()),
-  });
-  await fetch(`${one.url}${W}`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({
+  const p = await startTestApiServer({ persist: true });
+  try {
+    await p.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', widgetCrd());
+    await p.json('POST', W, {
       apiVersion: 'test.btx.ai/v1',
       kind: 'Widget',
       metadata: { name: 'kept' },
       spec: { parts: [{ name: 'p' }] },
-    }),
-  });
-  await one.stop();
-  const two = await startApiServer({ token: TEST_TOKEN, dataDir: dir });
-  try {
-    const res = await fetch(`${two.url}${W}/kept`, { headers });
+    });
+    await p.restartApiServer();
+    const res = await p.json<Obj>('GET', `${W}/kept`);
     assert.equal(res.status, 200);
-    assert.equal(((await res.json()) as Obj).spec.size, 3);
+    assert.equal(res.body.spec.size, 3);
   } finally {
-    await two.stop();
+    await p.stop();
   }
 });

@@ -1,13 +1,18 @@
 // The one test harness that starts a Kubernetes API (before: four, in test/cluster, test/operator,
 // test/ship and test/cli): the embedded API server alone, or the whole control plane (API server,
 // kubelet, Job controller), in this process, in a temp folder, with what a test talks to it with:
-// client-node APIs, an authenticated fetch, and a real kubectl on a kubeconfig written for it.
+// client-node APIs, an authenticated fetch, and a real kubectl on a kubeconfig written for it. The
+// API server alone can be restarted on its port and data dir (persistence, and a kubelet and Job
+// controller that must carry on across the restart).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
+import { JobController } from '../../src/cluster/jobs/jobController.js';
+import { Kubelet } from '../../src/cluster/kubelet/kubelet.js';
 import { startApiServer, type ApiServer, type ApiServerOptions } from '../../src/cluster/apiserver/server.js';
 import {
   startControlPlane,
@@ -23,6 +28,13 @@ export interface TestControlPlaneOptions {
   apiServer?: Partial<ApiServerOptions>;
   /** The temp folder's name prefix (it shows in leftover folders and pod environments). */
   name?: string;
+  /** Start on this data dir (a test of what the server makes of an old one); default a fresh folder. */
+  dataDir?: string;
+  /**
+   * With the API server alone: also a kubelet (2 cpu, 4 GiB, no GPUs) and a Job controller that talk
+   * to it over HTTP, as the control plane's do, and live on while restartApiServer() restarts it.
+   */
+  nodeAgents?: { stopGraceSeconds?: number; jobBackoffBaseMs?: number };
 }
 
 /** The bearer token of an API server started alone (the whole control plane makes its own). */
@@ -31,7 +43,7 @@ export const TEST_TOKEN = 'test-token-0123456789';
 export interface TestControlPlane {
   /** The whole control plane, when `controllers` was given. */
   plane?: ControlPlane;
-  /** The API server, when it runs alone. */
+  /** The API server, when it runs alone (the new one after restartApiServer). */
   server?: ApiServer;
   url: string;
   token: string;
@@ -64,12 +76,17 @@ export interface TestControlPlane {
   tryKubectl(...args: string[]): Promise<{ ok: boolean; out: string; err: string }>;
   kubectlSpawn(...args: string[]): ChildProcess;
   createNamespaces(names: string[]): Promise<void>;
+  /**
+   * The API server alone: stop it (a persisting one writes its snapshot), wait `downMs`, and start it
+   * again on the same port and data dir; `url` and the kubeconfig stay valid.
+   */
+  restartApiServer(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startTestControlPlane(opts: TestControlPlaneOptions = {}): Promise<TestControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), `btx-${opts.name ?? 'test'}-`));
-  const dataDir = join(dir, 'data');
+  const dataDir = opts.dataDir ?? join(dir, 'data');
   let plane: ControlPlane | undefined;
   let server: ApiServer | undefined;
   let url: string;
@@ -85,12 +102,7 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
     });
     ({ url, token } = plane);
   } else {
-    server = await startApiServer({
-      token: 'test-token-0123456789',
-      dataDir,
-      persist: false,
-      ...opts.apiServer,
-    });
+    server = await startApiServer({ token: TEST_TOKEN, dataDir, persist: false, ...opts.apiServer });
     ({ url, token, caCert } = server);
   }
   const kubeconfigPath = join(dir, 'kubeconfig');
@@ -98,6 +110,21 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const env = { ...process.env, HOME: dir, KUBECONFIG: kubeconfigPath };
+  let kubelet: Kubelet | undefined;
+  let jobs: JobController | undefined;
+  if (server && opts.nodeAgents) {
+    kubelet = new Kubelet({
+      kubeConfig: kc,
+      dataDir,
+      capacity: { cpu: 2, memory: 2 ** 32, gpus: 0 },
+      podKubeconfigPath: kubeconfigPath,
+      apiUrl: url,
+      stopGraceSeconds: opts.nodeAgents.stopGraceSeconds,
+    });
+    jobs = new JobController({ kubeConfig: kc, backoffBaseMs: opts.nodeAgents.jobBackoffBaseMs });
+    await kubelet.start();
+    await jobs.start();
+  }
 
   const req = (
     method: string,
@@ -132,7 +159,7 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
     return r.out;
   };
 
-  return {
+  const harness: TestControlPlane = {
     plane,
     server,
     url,
@@ -164,17 +191,35 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
         .join('---\n');
       await kubectl(['apply', '-f', '-'], docs);
     },
+    async restartApiServer(downMs = 0) {
+      if (!harness.server) throw new Error('restartApiServer: only an API server started alone restarts');
+      const port = harness.server.port;
+      await harness.server.stop();
+      await sleep(downMs);
+      harness.server = await startApiServer({
+        token: TEST_TOKEN,
+        dataDir,
+        persist: false,
+        ...opts.apiServer,
+        port,
+      });
+    },
     async stop() {
-      await (plane ?? server)!.stop();
+      await jobs?.stop();
+      await kubelet?.stop();
+      await (plane ?? harness.server)!.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return harness;
 }
 
 export type TestApiServer = TestControlPlane & { server: ApiServer };
 
 /** The API server alone (the API server's own tests). */
-export async function startTestApiServer(opts: Partial<ApiServerOptions> = {}): Promise<TestApiServer> {
-  const t = await startTestControlPlane({ name: 'apiserver', apiServer: opts });
-  return { ...t, server: t.server! };
+export async function startTestApiServer(
+  opts: Partial<ApiServerOptions> = {},
+  harness: Omit<TestControlPlaneOptions, 'apiServer' | 'controllers'> = {},
+): Promise<TestApiServer> {
+  return (await startTestControlPlane({ name: 'apiserver', ...harness, apiServer: opts })) as TestApiServer;
 }
