@@ -8,7 +8,9 @@ import tseslint from 'typescript-eslint';
  * nothing of BTX (no `api`); `util` is shared below all of them. Imports are relative, so a folder's
  * files at each depth get the pattern for that depth (`../x/` from src/cluster/a.ts, `../../x/`
  * from src/cluster/kubelet/b.ts): a nested folder that happens to share a layer's name is never
- * mistaken for it.
+ * mistaken for it. `no-restricted-imports` sees static imports and re-exports only, so the same
+ * pattern goes to `no-restricted-syntax` for dynamic `import()` of a string or a template without
+ * substitutions (test/lint/layers.test.ts); a path computed at run time is beyond a linter.
  */
 const LAYERS = {
   api: { forbidden: ['*'], why: 'src/api imports nothing of ours (it is the contract everyone reads)' },
@@ -40,12 +42,21 @@ function layerRules() {
   const block = (files, forbidden, depth, why) => {
     const up = '\\.\\./'.repeat(depth + 1);
     const target = forbidden.includes('*') ? '' : `(${forbidden.join('|')})(/|$)`;
+    const regex = `^${up}${target}`;
+    const message = `layer rule: ${why}.`;
+    // esquery reads a selector's regex between slashes, so its own slashes are escaped.
+    const selectorRegex = `/${regex.replaceAll('/', '\\/')}/`;
     return {
       files,
       rules: {
-        'no-restricted-imports': [
+        'no-restricted-imports': ['error', { patterns: [{ regex, message }] }],
+        'no-restricted-syntax': [
           'error',
-          { patterns: [{ regex: `^${up}${target}`, message: `layer rule: ${why}.` }] },
+          { selector: `ImportExpression > Literal.source[value=${selectorRegex}]`, message },
+          {
+            selector: `ImportExpression > TemplateLiteral.source[expressions.length=0] > TemplateElement[value.cooked=${selectorRegex}]`,
+            message,
+          },
         ],
       },
     };

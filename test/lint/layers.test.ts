@@ -1,6 +1,7 @@
 // The layer rules of eslint.config.js (docs/architecture.md) catch an import across layers, at any
-// depth of a folder, and let the allowed ones through. Linted as text under a file name that does not
-// exist, so no real file has to break for the rule to be seen failing.
+// depth of a folder, static, re-exported or dynamic (`import()`), and let the allowed ones through.
+// Linted as text under a file name that does not exist, so no real file has to break for the rule to
+// be seen failing.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ESLint } from 'eslint';
@@ -8,12 +9,24 @@ import { repoRoot } from '../support/tools.js';
 
 const eslint = new ESLint({ cwd: repoRoot });
 
-/** The layer-rule messages ESLint reports for `import ... from '<from>'` in `file`. */
-async function layerErrors(file: string, from: string): Promise<string[]> {
-  const [result] = await eslint.lintText(`import { x } from '${from}';\nexport const y = x;\n`, {
-    filePath: file,
-  });
-  return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+/** The ways a file can take in another: each must meet the layer rules. */
+const FORMS: Record<string, (from: string) => string> = {
+  static: (from) => `import { x } from '${from}';\nexport const y = x;\n`,
+  'export from': (from) => `export { x } from '${from}';\n`,
+  'dynamic import()': (from) => `export const load = () => import('${from}');\n`,
+  'dynamic import() of a template': (from) => `export const load = () => import(\`${from}\`);\n`,
+};
+
+/** The layer-rule messages ESLint reports for `from` taken in by `file` in each form. */
+async function layerErrors(file: string, from: string): Promise<Record<string, string[]>> {
+  const errors: Record<string, string[]> = {};
+  for (const [form, source] of Object.entries(FORMS)) {
+    const [result] = await eslint.lintText(source(from), { filePath: file });
+    errors[form] = result!.messages
+      .filter((m) => m.ruleId === 'no-restricted-imports' || m.ruleId === 'no-restricted-syntax')
+      .map((m) => m.message);
+  }
+  return errors;
 }
 
 const FORBIDDEN: [file: string, from: string][] = [
@@ -50,15 +63,18 @@ const ALLOWED: [file: string, from: string][] = [
   ['src/api/newFile.ts', 'yaml'],
 ];
 
-test('an import across layers fails the lint, naming the layer rule', async () => {
+test('an import across layers (static, export from, dynamic) fails the lint, naming the layer rule', async () => {
   for (const [file, from] of FORBIDDEN) {
-    const errors = await layerErrors(file, from);
-    assert.equal(errors.length, 1, `${file} importing ${from}`);
-    assert.match(errors[0]!, /layer rule: /);
+    for (const [form, errors] of Object.entries(await layerErrors(file, from))) {
+      assert.equal(errors.length, 1, `${file} importing ${from} (${form})`);
+      assert.match(errors[0]!, /layer rule: /);
+    }
   }
 });
 
-test('imports within a layer, downward into api/util, and anything from cli pass', async () => {
-  for (const [file, from] of ALLOWED)
-    assert.deepEqual(await layerErrors(file, from), [], `${file} importing ${from}`);
+test('imports within a layer, downward into api/util, and anything from cli pass, in every form', async () => {
+  for (const [file, from] of ALLOWED) {
+    for (const [form, errors] of Object.entries(await layerErrors(file, from)))
+      assert.deepEqual(errors, [], `${file} importing ${from} (${form})`);
+  }
 });
