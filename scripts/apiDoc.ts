@@ -2,7 +2,8 @@
 // so the field reference cannot drift from the CRD (test/api/generated.test.ts compares).
 import { PRINTER_COLUMNS } from '../src/api/crd.js';
 import { IMMUTABLE_FIELDS } from '../src/api/immutable.js';
-import { btxRunSchema, type JSONSchema } from '../src/api/schema.js';
+import { btxRunSchema, DOMAINS_TRANSITION_RULE, type JSONSchema } from '../src/api/schema.js';
+import { MAX_ROUNDS_KEPT } from '../src/api/types.js';
 import { SEMANTIC_CHECKS } from '../src/api/validation.js';
 
 function typeName(s: JSONSchema): string {
@@ -103,6 +104,22 @@ with \`self == oldSelf\` rules (the message names the field). Where the API serv
 the operator keeps the run going with the values it started with (\`status.startedWith\`) and reports the
 change: condition \`SpecApplied\` False with reason \`ImmutableFieldChanged\` naming the field, and a Warning
 Event. To change them, create a new BTXRun.
+
+One change of \`spec.domains\` is allowed, once the run has \`Succeeded\`: **appending** domains at the end
+trains one new expert per new domain from the same seed (no other expert pod is created; the existing experts'
+checkpoints are used as they are), then mixes all experts again, finetunes and evaluates; **removing** domains
+(the others unchanged, in their order) mixes, finetunes and evaluates again without them, training no expert.
+Either starts a new round: \`status.round\` counts up, the finished round's domains, BTX checkpoint, results,
+routing and finish time move to \`status.rounds\` (the last ${MAX_ROUNDS_KEPT} are kept), \`status.startedWith\`
+follows the new domains, and the round's mix, finetune and eval run as new Jobs
+(\`<run>-<stage>-r<round>\`) writing under \`/btx/runs/<namespace>/<run>/rounds/<round>/\`. Condition
+\`Succeeded\` turns False (reason \`NewRound\`) and an Event \`RoundStarted\` says what changed. The CRD allows
+exactly that: a rule at the root (it needs the stored \`status.phase\`) says "${DOMAINS_TRANSITION_RULE.message}",
+and each existing domain keeps a \`self == oldSelf\` rule. The operator checks the same either way: a change
+of domains while the run is not \`Succeeded\` waits (\`SpecApplied\` False; the round starts once the run
+has Succeeded), and a reorder, rename, changed domain, an add and a remove at once, a name an earlier round
+removed, or any other immutable field changed with it is refused (\`SpecApplied\` False naming the field; the
+run stays \`Succeeded\` with its results).
 
 ## status
 

@@ -5,7 +5,11 @@
 // tokenizer field, when the spec gets one, belongs here too.) The CRD enforces it with
 // `self == oldSelf` rules where the API server runs CEL; the operator checks it with
 // changedImmutableField() either way and keeps running with status.startedWith.
-import type { BTXRunSpec, StartedWith } from './types.js';
+//
+// One change to domains is allowed, once a run has Succeeded (domainsChange() says which): appending
+// domains trains one new expert each from the same seed, removing domains re-mixes without them.
+// Neither touches an expert that exists, so the experts still share the one seed.
+import type { BTXRunSpec, DomainSpec, StartedWith } from './types.js';
 
 export const IMMUTABLE_FIELDS = [
   'storage',
@@ -76,4 +80,54 @@ export function changedImmutableField(
     }
   }
   return undefined;
+}
+
+/** How spec.domains moved from what the current round started with. */
+export type DomainsChange =
+  | { kind: 'none' }
+  /** New domains at the end, every existing one unchanged: a new expert each. */
+  | { kind: 'append'; added: DomainSpec[] }
+  /** Some domains left out, the rest unchanged and in the same order: re-mix without them. */
+  | { kind: 'remove'; removed: string[] }
+  /** Anything else (reorder, rename, changed data or steps of a domain, add and remove at once). */
+  | { kind: 'refused'; change: ImmutableChange };
+
+const ALLOWED =
+  'a Succeeded run may append domains (one new expert each) or remove domains (re-mix without them), one or the other, and existing domains cannot change; create a new BTXRun instead';
+
+function refusedAt(field: string, what: string): DomainsChange {
+  return { kind: 'refused', change: { field, message: `${field}: ${what}: ${ALLOWED}` } };
+}
+
+/**
+ * Classifies a change of spec.domains from `before` (status.startedWith.domains) to `after`.
+ * Compare defaulted specs, as for changedImmutableField.
+ */
+export function domainsChange(before: readonly DomainSpec[], after: readonly DomainSpec[]): DomainsChange {
+  if (firstDifference(before, after, 'spec.domains') === undefined) return { kind: 'none' };
+  if (after.length > before.length) {
+    for (let i = 0; i < before.length; i++) {
+      const path = firstDifference(before[i], after[i], `spec.domains[${i}]`);
+      if (path !== undefined) return refusedAt(path, 'an existing domain changed or moved');
+    }
+    return { kind: 'append', added: structuredClone(after.slice(before.length)) };
+  }
+  if (after.length < before.length) {
+    // `after` must be `before` with some entries left out: walk both in order.
+    let j = 0;
+    const removed: string[] = [];
+    for (const d of before) {
+      const next = after[j];
+      if (next !== undefined && next.name === d.name) {
+        const path = firstDifference(d, next, `spec.domains[${j}]`);
+        if (path !== undefined) return refusedAt(path, 'an existing domain changed');
+        j++;
+      } else removed.push(d.name);
+    }
+    if (j < after.length)
+      return refusedAt(`spec.domains[${j}]`, 'a domain was added or moved while others were removed');
+    return { kind: 'remove', removed };
+  }
+  const path = firstDifference(before, after, 'spec.domains') ?? 'spec.domains';
+  return refusedAt(path, 'domains were reordered, renamed or changed');
 }

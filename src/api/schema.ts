@@ -4,7 +4,7 @@
 // The schema says what it can (types, enums, minimums, patterns, CEL rules, immutability);
 // validation.ts adds what needs the whole run and is what the operator enforces either way.
 import { DEFAULTS } from './defaults.js';
-import { CONDITION_TYPES, PHASES } from './types.js';
+import { CONDITION_TYPES, MAX_ROUNDS_KEPT, PHASES } from './types.js';
 import { JOB_STAGES, VOLUME_MOUNT_PATH } from './stageContract.js';
 
 /** The subset of Kubernetes' JSONSchemaProps that the BTXRun schema uses, with its wire names. */
@@ -527,14 +527,24 @@ const specSchema: JSONSchema = obj(
     storage: immutable(storageSchema, 'storage'),
     model: immutable(modelSchema, 'model'),
     seed: immutable(seedSchema, 'seed'),
-    domains: immutable(
-      arr('The domains, one expert each. Names are unique.', domainSchema, {
+    domains: arr(
+      'The domains, one expert each. Names are unique. Existing domains are immutable; once the run has Succeeded, appending domains trains one new expert each (from the same seed) and mixes, finetunes and evaluates all experts again, and removing domains mixes again without them: a new round (status.round), the earlier ones kept in status.rounds.',
+      {
+        ...domainSchema,
+        'x-kubernetes-validations': [
+          {
+            rule: 'self == oldSelf',
+            message:
+              'an existing domain is immutable (its expert was trained on it); a Succeeded run may only append or remove domains',
+          },
+        ],
+      },
+      {
         minItems: 1,
         maxItems: MAX_DOMAINS,
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['name'],
-      }),
-      'domains',
+      },
     ),
     expert: expertSchema,
     failurePolicy: obj('What expert failures mean, and how many experts must succeed.', {
@@ -672,6 +682,38 @@ function stageStatus(stage: string): JSONSchema {
   );
 }
 
+const resultsSchema: JSONSchema = arr(
+  'Held-out loss, perplexity and bits per byte per model (seed, each expert, the BTX model) and domain.',
+  obj(
+    'One evaluation.',
+    {
+      model: str('Which model: seed, an expert (by domain) or btx.', { maxLength: 253 }),
+      domain: str("Which domain's held-out data.", { maxLength: DNS_LABEL_MAX_LENGTH }),
+      loss: num('Mean cross-entropy per token (nats).'),
+      perplexity: num('exp(loss).'),
+      bitsPerByte: num(
+        'loss / ln 2 x tokens per UTF-8 byte of the held-out text: comparable across tokenizers.',
+      ),
+    },
+    { required: ['model', 'domain', 'loss', 'perplexity'] },
+  ),
+  { maxItems: (MAX_DOMAINS + 2) * MAX_DOMAINS },
+);
+
+const routingSchema: JSONSchema = arr(
+  "Share of each domain's tokens routed to each expert, averaged over the MoE layers.",
+  obj(
+    'One share.',
+    {
+      domain: str('The domain whose tokens were routed.', { maxLength: DNS_LABEL_MAX_LENGTH }),
+      expert: str('The expert they went to.', { maxLength: 253 }),
+      share: num('Fraction of the tokens, 0..1.', { minimum: 0, maximum: 1 }),
+    },
+    { required: ['domain', 'expert', 'share'] },
+  ),
+  { maxItems: (MAX_DOMAINS + 1) * MAX_DOMAINS },
+);
+
 const statusSchema: JSONSchema = obj('The observed state of the run, written by the operator.', {
   phase: str('Where the run stands.', { enum: [...PHASES] }),
   conditions: arr(
@@ -693,25 +735,9 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
   restarts: int('Sum of expert restarts, for the printer column.', { minimum: 0 }),
   experts: arr('One entry per domain.', expertStatusSchema, { maxItems: MAX_DOMAINS }),
   ...Object.fromEntries(JOB_STAGES.map((stage) => [stage, stageStatus(stage)])),
-  results: arr(
-    'Held-out loss, perplexity and bits per byte per model (seed, each expert, the BTX model) and domain.',
-    obj(
-      'One evaluation.',
-      {
-        model: str('Which model: seed, an expert (by domain) or btx.', { maxLength: 253 }),
-        domain: str("Which domain's held-out data.", { maxLength: DNS_LABEL_MAX_LENGTH }),
-        loss: num('Mean cross-entropy per token (nats).'),
-        perplexity: num('exp(loss).'),
-        bitsPerByte: num(
-          'loss / ln 2 x tokens per UTF-8 byte of the held-out text: comparable across tokenizers.',
-        ),
-      },
-      { required: ['model', 'domain', 'loss', 'perplexity'] },
-    ),
-    { maxItems: (MAX_DOMAINS + 2) * MAX_DOMAINS },
-  ),
+  results: resultsSchema,
   startedWith: obj(
-    'The immutable fields as the run started with them; a later change to them is reported (condition SpecApplied False, reason ImmutableFieldChanged) and not applied.',
+    'The immutable fields as the current round started with them; a later change to them is reported (condition SpecApplied False, reason ImmutableFieldChanged) and not applied.',
     {
       domains: arr('The domains the run started with.', domainSchema, { maxItems: MAX_DOMAINS }),
       model: modelSchema,
@@ -720,20 +746,58 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
     },
     { required: ['domains', 'storage'] },
   ),
-  routing: arr(
-    "Share of each domain's tokens routed to each expert, averaged over the MoE layers.",
-    obj(
-      'One share.',
-      {
-        domain: str('The domain whose tokens were routed.', { maxLength: DNS_LABEL_MAX_LENGTH }),
-        expert: str('The expert they went to.', { maxLength: 253 }),
-        share: num('Fraction of the tokens, 0..1.', { minimum: 0, maximum: 1 }),
-      },
-      { required: ['domain', 'expert', 'share'] },
-    ),
-    { maxItems: (MAX_DOMAINS + 1) * MAX_DOMAINS },
+  round: int(
+    'The current round: 1, then +1 each time domains are appended or removed after the run Succeeded.',
+    { minimum: 1 },
   ),
+  rounds: arr(
+    `The earlier rounds, oldest first (the last ${MAX_ROUNDS_KEPT}).`,
+    obj(
+      'What one finished round produced.',
+      {
+        round: int('The round.', { minimum: 1 }),
+        domains: arr(
+          'Its domains, in expert order.',
+          str('A domain name.', { maxLength: DNS_LABEL_MAX_LENGTH }),
+          { maxItems: MAX_DOMAINS },
+        ),
+        checkpoint: str("The round's BTX model (finetuned, or mixed when finetune was skipped).", {
+          maxLength: MAX_PATH_LENGTH,
+        }),
+        completionTime: timeField('When the round Succeeded.'),
+        results: resultsSchema,
+        routing: routingSchema,
+      },
+      { required: ['round', 'domains'] },
+    ),
+    { maxItems: MAX_ROUNDS_KEPT },
+  ),
+  routing: routingSchema,
 });
+
+const NEW = 'self.spec.domains.map(d, d.name)';
+const OLD = 'oldSelf.spec.domains.map(d, d.name)';
+const OLD_SIZE = 'size(oldSelf.spec.domains)';
+
+/**
+ * spec.domains may change as a set of names only on a Succeeded run (the rule sits at the root to
+ * see the stored status), and only by appending names at the end or by leaving names out, keeping
+ * the order (the per-domain rule keeps each existing domain as it was). On names, not whole
+ * domains, to keep the CEL cost low on real clusters; the operator checks the same with
+ * domainsChange() either way.
+ */
+export const DOMAINS_TRANSITION_RULE: ValidationRule = {
+  rule: [
+    `${NEW} == ${OLD}`,
+    "|| (has(oldSelf.status) && has(oldSelf.status.phase) && oldSelf.status.phase == 'Succeeded' && (",
+    `(size(self.spec.domains) > ${OLD_SIZE} && ${NEW}.filter(n, n in ${OLD}) == ${OLD}`,
+    `&& self.spec.domains[${OLD_SIZE} - 1].name == oldSelf.spec.domains[${OLD_SIZE} - 1].name)`,
+    `|| (size(self.spec.domains) < ${OLD_SIZE} && ${OLD}.filter(n, n in ${NEW}) == ${NEW})))`,
+  ].join(' '),
+  message:
+    'domains can change only once the run has Succeeded, and only by appending domains at the end or removing domains (one or the other; no reordering or renaming); create a new BTXRun instead',
+  fieldPath: '.spec.domains',
+};
 
 /** The openAPIV3Schema of BTXRun v1alpha1. */
 export function btxRunSchema(): JSONSchema {
@@ -747,6 +811,6 @@ export function btxRunSchema(): JSONSchema {
       spec: specSchema,
       status: statusSchema,
     },
-    { required: ['spec'] },
+    { required: ['spec'], 'x-kubernetes-validations': [DOMAINS_TRANSITION_RULE] },
   );
 }

@@ -166,15 +166,21 @@ export interface ModelSpec {
   tieEmbeddings?: boolean;
 }
 
-/** Folder layout of one run on the shared volume. */
-export function runLayout(namespace: string, run: string, root: string = VOLUME_MOUNT_PATH) {
+/**
+ * Folder layout of one run on the shared volume. The seed and the experts are shared by every
+ * round; a round after the first (domains appended or removed after the run Succeeded) mixes,
+ * finetunes and evaluates into `rounds/<n>/`, so it never resumes from (or overwrites) the
+ * checkpoints of an earlier round.
+ */
+export function runLayout(namespace: string, run: string, root: string = VOLUME_MOUNT_PATH, round = 1) {
   const base = `${root}/runs/${namespace}/${run}`;
+  const roundBase = round > 1 ? `${base}/rounds/${round}` : base;
   return {
     base,
     seed: `${base}/seed`,
     expert: (domain: string) => `${base}/experts/${domain}`,
-    mixed: `${base}/mixed`,
-    finetuned: `${base}/finetuned`,
-    eval: `${base}/eval`,
+    mixed: `${roundBase}/mixed`,
+    finetuned: `${roundBase}/finetuned`,
+    eval: `${roundBase}/eval`,
   };
 }

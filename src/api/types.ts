@@ -244,10 +244,31 @@ export interface BTXRunStatus extends JobStageStatuses {
   results?: EvalResult[];
   routing?: RoutingShare[];
   /**
-   * The immutable fields as the run started with them. A later change to them is reported
-   * (reason ImmutableFieldChanged) and not applied; kept here so it derives from the API server.
+   * The immutable fields as the current round started with them. A later change to them is
+   * reported (reason ImmutableFieldChanged) and not applied; kept here so it derives from the API
+   * server. A new round (domains appended or removed after Succeeded) records its domains here.
    */
   startedWith?: StartedWith;
+  /** The current round: 1, +1 each time domains are appended or removed after the run Succeeded. */
+  round?: number;
+  /** The earlier rounds, oldest first (at most {@link MAX_ROUNDS_KEPT}: the oldest go first). */
+  rounds?: RoundStatus[];
+}
+
+/** How many earlier rounds status.rounds keeps. */
+export const MAX_ROUNDS_KEPT = 16;
+
+/** What one finished round produced, kept when the next round starts. */
+export interface RoundStatus {
+  round: number;
+  /** The domains of the round, in expert order (experts dropped by minExperts included). */
+  domains: string[];
+  /** The round's BTX model: the finetuned checkpoint, or the mixed one when finetune was skipped. */
+  checkpoint?: string;
+  /** When the round Succeeded. */
+  completionTime?: string;
+  results?: EvalResult[];
+  routing?: RoutingShare[];
 }
 
 export interface StartedWith {

@@ -43,10 +43,20 @@ export function expertPodName(run: string, domain: string, attempt: number): str
   return fit(`${run}-expert-${domain}`, MAX_NAME - suffix.length) + suffix;
 }
 
-/** Job stages: `<run>-<stage>` for the first attempt, `<run>-<stage>-<n>` after a suspend/resume. */
-export function stageJobName(run: string, stage: Exclude<Stage, 'expert'>, attempt: number = 1): string {
-  if (attempt <= 1) return fit(`${run}-${stage}`);
-  const suffix = `-${attempt}`;
+/**
+ * Job stages: `<run>-<stage>` for the first attempt, `<run>-<stage>-<n>` after a suspend/resume; in
+ * a later round (domains appended or removed after the run Succeeded) `<run>-<stage>-r<round>` and
+ * `<run>-<stage>-r<round>-<n>`, new Jobs that never collide with an earlier round's (the `r` keeps
+ * round 2 apart from attempt 2).
+ */
+export function stageJobName(
+  run: string,
+  stage: Exclude<Stage, 'expert'>,
+  attempt: number = 1,
+  round: number = 1,
+): string {
+  const suffix = `${round > 1 ? `-r${round}` : ''}${attempt > 1 ? `-${attempt}` : ''}`;
+  if (suffix === '') return fit(`${run}-${stage}`);
   return fit(`${run}-${stage}`, MAX_NAME - suffix.length) + suffix;
 }
 

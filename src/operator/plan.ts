@@ -6,10 +6,12 @@
 // themselves are the table in stages.ts.
 import type { BTXRun, BTXRunSpec, ExpertStatus, StartedWith } from '../api/types.js';
 import { JOB_STAGES, runLayout } from '../api/stageContract.js';
-import { changedImmutableField, startedWithOf } from '../api/immutable.js';
+import { changedImmutableField, domainsChange, startedWithOf } from '../api/immutable.js';
 import { currentExpertPod } from './expertStage.js';
 import { expertPodName } from './names.js';
 import { isTerminalPhase, Planner, type Observed, type Plan, type Problem } from './planner.js';
+import { planNextRound } from './rounds.js';
+import { reportSpecApplied } from './specApplied.js';
 import { walkPipeline } from './stages.js';
 
 export {
@@ -107,21 +109,15 @@ function effectiveSpec(p: Planner, spec: BTXRunSpec): BTXRunSpec {
   started.seed ??= structuredClone(spec.seed);
   p.status.startedWith = structuredClone(started);
   const change = changedImmutableField(started, spec);
-  const wasDrifting = (p.status.conditions ?? []).some(
-    (c) => c.type === 'SpecApplied' && c.status === 'False',
-  );
   if (change) {
-    const message = `${change.field} cannot change after the run started; the run keeps going with what it started with (status.startedWith)`;
-    if (!wasDrifting) p.event('Warning', 'ImmutableFieldChanged', message);
-    p.condition({ type: 'SpecApplied', status: 'False', reason: 'ImmutableFieldChanged', message });
-  } else if (wasDrifting) {
-    p.condition({
-      type: 'SpecApplied',
-      status: 'True',
-      reason: 'SpecMatches',
-      message: 'the spec matches what the run started with',
-    });
+    // Appending or removing domains is allowed, but only once the run has Succeeded (rounds.ts).
+    const kind = domainsChange(started.domains, spec.domains).kind;
+    const roundChange = change.field.startsWith('spec.domains') && (kind === 'append' || kind === 'remove');
+    change.message = roundChange
+      ? `${change.field} can change only once the run has Succeeded (then appending domains trains their experts and removing domains mixes again without them); the run keeps going with what it started with (status.startedWith)`
+      : `${change.field} cannot change after the run started; the run keeps going with what it started with (status.startedWith)`;
   }
+  reportSpecApplied(p, change);
   const eff: BTXRunSpec = {
     ...spec,
     domains: started.domains,
@@ -192,12 +188,13 @@ export function plan(input: PlanInput): Plan {
   const p = new Planner(input.run, input.observed, input.now);
   const spec = input.run.spec;
   if (input.run.metadata.deletionTimestamp) return p.result(); // the garbage collector takes the children
-  if (isTerminalPhase(p.status.phase)) {
+  const problems = input.problems ?? [];
+  if (isTerminalPhase(p.status.phase) && !planNextRound(p, spec, problems)) {
     planTerminal(p, spec);
     return p.result();
   }
   p.status.startTime ??= p.nowIso;
-  const problems = input.problems ?? [];
+  p.status.round ??= 1;
   if (problems.length > 0) {
     planInvalid(p, problems);
     return p.result();
@@ -210,7 +207,7 @@ export function plan(input: PlanInput): Plan {
     planSuspend(p, experts);
   } else {
     resumeIfSuspended(p);
-    const layout = runLayout(p.namespace, p.runName);
+    const layout = runLayout(p.namespace, p.runName, undefined, p.status.round);
     const inputs = {
       seedCheckpoint: eff.seed.checkpoint ?? layout.seed,
       experts: [],

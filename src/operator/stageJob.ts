@@ -49,8 +49,8 @@ function podLimits(section: Pick<BTXRunSpec['eval'], 'resources' | 'activeDeadli
   return { resources: section.resources, deadline: section.activeDeadlineSeconds };
 }
 
-function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, inputs: StageInputs) {
-  const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '');
+function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number, inputs: StageInputs) {
+  const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '', undefined, round);
   switch (stage) {
     case 'seed': {
       const train = spec.seed.train;
@@ -142,13 +142,16 @@ export interface StageJobInput {
   spec: BTXRunSpec;
   stage: JobStage;
   attempt: number;
+  /** The run's round (status.round): a later round's Jobs have their own names and folders. */
+  round?: number;
   inputs: StageInputs;
 }
 
 export function buildStageJob(input: StageJobInput): V1Job {
   const { run, spec, stage, attempt } = input;
-  const name = stageJobName(run.metadata.name ?? '', stage, attempt);
-  const { env, resources, deadline } = stageEnv(run, spec, stage, input.inputs);
+  const round = input.round ?? 1;
+  const name = stageJobName(run.metadata.name ?? '', stage, attempt, round);
+  const { env, resources, deadline } = stageEnv(run, spec, stage, round, input.inputs);
   const podInput = { run, spec, stage, attempt, env, ...(resources ? { resources } : {}) };
   const meta = childMeta(podInput, name);
   const job: V1Job = {

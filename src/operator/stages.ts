@@ -87,7 +87,7 @@ function observeJob(ctx: StageContext, entry: JobStageEntry): StageOutcome {
   const st = stageStatus(ctx, stage);
   if (st.phase === 'Succeeded') return SUCCEEDED;
   if (st.phase === 'Failed') return jobFailed(ctx, entry, st);
-  const name = stageJobName(p.runName, stage, st.attempt ?? 1);
+  const name = stageJobName(p.runName, stage, st.attempt ?? 1, p.status.round);
   const job = p.observed.jobs.find((j) => j.metadata?.name === name);
   if (!job) return jobRunning(ctx, entry); // start creates it
   st.job = name;
@@ -162,9 +162,13 @@ function startJob(ctx: StageContext, stage: JobStage): void {
   const { p, spec, inputs } = ctx;
   const st = stageStatus(ctx, stage);
   const attempt = st.attempt ?? 1;
-  const name = stageJobName(p.runName, stage, attempt);
+  const round = p.status.round ?? 1;
+  const name = stageJobName(p.runName, stage, attempt, round);
   if (p.observed.jobs.some((j) => j.metadata?.name === name)) return;
-  p.actions.push({ kind: 'createJob', job: buildStageJob({ run: p.run, spec, stage, attempt, inputs }) });
+  p.actions.push({
+    kind: 'createJob',
+    job: buildStageJob({ run: p.run, spec, stage, attempt, round, inputs }),
+  });
   if (st.phase !== 'Running') p.event('Normal', 'StageStarted', `stage ${stage} started (Job ${name})`);
   st.phase = 'Running';
   st.job = name;

@@ -156,5 +156,16 @@ export const fullRun: Full<BTXRun> = {
     results: [{ model: 'btx', domain: 'math', loss: 1.2, perplexity: 3.3, bitsPerByte: 1.7 }],
     routing: [{ domain: 'math', expert: 'math', share: 0.7 }],
     startedWith: { domains: [domain], model, storage, seed: fullRunSeed },
+    round: 2,
+    rounds: [
+      {
+        round: 1,
+        domains: ['math', 'code'],
+        checkpoint: '/btx/runs/ns/run/finetuned/step-10',
+        completionTime: time,
+        results: [{ model: 'btx', domain: 'math', loss: 1.3, perplexity: 3.7, bitsPerByte: 1.8 }],
+        routing: [{ domain: 'math', expert: 'code', share: 0.4 }],
+      },
+    ],
   },
 };

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { applyDefaults } from '../../src/api/defaults.js';
 import {
   changedImmutableField,
+  domainsChange,
   firstDifference,
   IMMUTABLE_FIELDS,
   startedWithOf,
@@ -91,3 +92,42 @@ test('firstDifference treats undefined keys as absent', () => {
   assert.equal(firstDifference({ a: 1, b: undefined }, { a: 1 }, 'x'), undefined);
   assert.equal(firstDifference({ a: [1, 2] }, { a: [1, 3] }, 'x'), 'x.a[1]');
 });
+
+const three = [
+  { name: 'math', data: '/btx/math' },
+  { name: 'code', data: '/btx/code' },
+  { name: 'prose', data: '/btx/prose', steps: 5 },
+];
+const law = { name: 'law', data: '/btx/law' };
+
+test('domainsChange: appending at the end and removing (order kept) are the two allowed changes', () => {
+  assert.deepEqual(domainsChange(three, structuredClone(three)), { kind: 'none' });
+  assert.deepEqual(domainsChange(three, [...three, law]), { kind: 'append', added: [law] });
+  assert.deepEqual(domainsChange(three, [three[0]!, three[2]!]), { kind: 'remove', removed: ['code'] });
+  assert.deepEqual(domainsChange(three, [three[2]!]), { kind: 'remove', removed: ['math', 'code'] });
+});
+
+const refusedDomains: [string, object[], string][] = [
+  ['a reorder', [three[1]!, three[0]!, three[2]!], 'spec.domains[0].data'],
+  ['a rename', [three[0]!, { ...three[1]!, name: 'cpp' }, three[2]!], 'spec.domains[1].name'],
+  ['a changed step override', [three[0]!, three[1]!, { ...three[2]!, steps: 6 }], 'spec.domains[2].steps'],
+  ['an insert before the end', [three[0]!, law, three[1]!, three[2]!], 'spec.domains[1].data'],
+  [
+    'an append with a change',
+    [{ ...three[0]!, data: '/x' }, three[1]!, three[2]!, law],
+    'spec.domains[0].data',
+  ],
+  ['a removal with a reorder', [three[2]!, three[0]!], 'spec.domains[1]'],
+  ['a removal with a changed domain', [three[0]!, { ...three[2]!, steps: 1 }], 'spec.domains[1].steps'],
+  ['a removal and an append at once', [three[0]!, law], 'spec.domains[1]'],
+];
+for (const [what, after, field] of refusedDomains) {
+  test(`domainsChange refuses ${what}, naming ${field}`, () => {
+    const change = domainsChange(three, after as typeof three);
+    assert.equal(change.kind, 'refused');
+    if (change.kind !== 'refused') return;
+    assert.equal(change.change.field, field);
+    assert.ok(change.change.message.startsWith(`${field}: `), change.change.message);
+    assert.match(change.change.message, /may append domains .* or remove domains/);
+  });
+}

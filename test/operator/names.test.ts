@@ -9,6 +9,18 @@ test('child names are deterministic and include the attempt', () => {
   assert.equal(stageJobName('demo', 'mix', 2), 'demo-mix-2');
 });
 
+test('a later round names new Jobs that no attempt of an earlier round can have', () => {
+  assert.equal(stageJobName('demo', 'mix', 1, 1), 'demo-mix');
+  assert.equal(stageJobName('demo', 'mix', 1, 2), 'demo-mix-r2');
+  assert.equal(stageJobName('demo', 'eval', 3, 2), 'demo-eval-r2-3');
+  const names = new Set<string>();
+  for (let round = 1; round <= 4; round++)
+    for (let attempt = 1; attempt <= 4; attempt++) names.add(stageJobName('demo', 'finetune', attempt, round));
+  assert.equal(names.size, 16);
+  const long = stageJobName('r'.repeat(60), 'finetune', 2, 3);
+  assert.ok(long.length <= MAX_NAME && long.endsWith('-r3-2'), long);
+});
+
 test('long names are hash-truncated to 63 characters, deterministically, keeping the attempt suffix', () => {
   const run = 'r'.repeat(60);
   const a = expertPodName(run, 'domain-with-a-long-name', 3);
