@@ -15,7 +15,8 @@ test('a later round names new Jobs that no attempt of an earlier round can have'
   assert.equal(stageJobName('demo', 'eval', 3, 2), 'demo-eval-r2-3');
   const names = new Set<string>();
   for (let round = 1; round <= 4; round++)
-    for (let attempt = 1; attempt <= 4; attempt++) names.add(stageJobName('demo', 'finetune', attempt, round));
+    for (let attempt = 1; attempt <= 4; attempt++)
+      names.add(stageJobName('demo', 'finetune', attempt, round));
   assert.equal(names.size, 16);
   const long = stageJobName('r'.repeat(60), 'finetune', 2, 3);
   assert.ok(long.length <= MAX_NAME && long.endsWith('-r3-2'), long);
