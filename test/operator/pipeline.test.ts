@@ -1,7 +1,8 @@
 // The whole pipeline on the embedded control plane with the REAL trainer at tiny size: seed ->
 // three experts -> mix -> finetune -> eval. Midway one expert's process is killed (only it restarts,
 // at attempt 2, resuming from its checkpoint) and the operator itself is replaced by a new one; the
-// run still finishes with no duplicate pods or Jobs, and `kubectl wait` sees it succeed.
+// run still finishes with no duplicate pods or Jobs, and `kubectl wait` sees it succeed. Then a
+// domain is appended to the finished run: round 2 trains that one expert and mixes all four again.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync } from 'node:fs';
@@ -141,4 +142,56 @@ test('the whole pipeline completes through an expert kill and an operator restar
   assert.match(waited.stdout, /btxrun.btx.ai\/tiny condition met/);
   const table = await kubectl('get', 'btx');
   assert.match(table.stdout, /tiny\s+Succeeded\s+3\/3\s+1\s/);
+});
+
+// Continues from the run the test above finished: the real trainer mixes round 1's experts with one
+// new expert (a few steps, on the math corpus under a new name) and evaluates it.
+test('appending a domain to the finished run trains exactly one new expert pod, then mixes, finetunes and evaluates all four as round 2', async () => {
+  const before = await podsOf(c, 'tiny');
+  await c.kubectl([
+    'patch',
+    'btxrun',
+    'tiny',
+    '--type=json',
+    '-p',
+    JSON.stringify([
+      { op: 'add', path: '/spec/domains/-', value: { name: 'algebra', data: '/btx/data/math', steps: 4 } },
+    ]),
+  ]);
+  const done = await waitForRun(
+    c,
+    'tiny',
+    (r) => r.status?.round === 2 && (r.status.phase === 'Succeeded' || r.status.phase === 'Failed'),
+    'round 2 to end',
+    240_000,
+  );
+  assert.equal(done.status?.phase, 'Succeeded', JSON.stringify(done.status?.conditions));
+  assert.equal(done.status?.expertsReady, '4/4');
+  assert.deepEqual(
+    done.status?.rounds?.map((r) => [r.round, r.domains]),
+    [[1, ['math', 'code', 'prose']]],
+  );
+  assert.ok((done.status?.rounds?.[0]?.results ?? []).length > 0, 'round 1 results kept');
+  assert.ok(
+    (done.status?.results ?? []).some((r) => r.model === 'algebra'),
+    "round 2's eval includes the new expert",
+  );
+  assert.match(done.status?.finetune?.checkpoint ?? '', /\/runs\/default\/tiny\/rounds\/2\/finetuned\//);
+  const expertPods = (pods: typeof before) =>
+    pods.filter((p) => p.metadata?.labels?.['btx.ai/stage'] === 'expert').map((p) => p.metadata?.name);
+  assert.deepEqual(
+    expertPods(await podsOf(c, 'tiny')).sort(),
+    [...expertPods(before), 'tiny-expert-algebra-1'].sort(),
+    'one new expert pod and no other',
+  );
+  const jobs = await c.batch.listNamespacedJob({ namespace: 'default', labelSelector: 'btx.ai/run=tiny' });
+  assert.deepEqual(jobs.items.map((j) => j.metadata?.name).sort(), [
+    'tiny-eval',
+    'tiny-eval-r2',
+    'tiny-finetune',
+    'tiny-finetune-r2',
+    'tiny-mix',
+    'tiny-mix-r2',
+    'tiny-seed',
+  ]);
 });
