@@ -135,6 +135,7 @@ export class OperatorMetrics {
       this.runPhase.set({ namespace, name, phase }, 1);
       this.countPhases();
     }
+    this.dropGone(namespace, name, s, run);
     for (const e of run.status?.experts ?? []) {
       const labels = { namespace, run: name, expert: e.name };
       s.experts.add(e.name);
@@ -155,6 +156,48 @@ export class OperatorMetrics {
     }
   }
 
+  /**
+   * Series the status no longer has: the experts, results and routing of a domain removed in a new
+   * round, and the finished round's results and routing once the next round starts (status.rounds
+   * keeps them; the gauges show the current round, as the status does).
+   */
+  private dropGone(namespace: string, name: string, s: RunSeries, run: BTXRun): void {
+    const experts = new Set((run.status?.experts ?? []).map((e) => e.name));
+    for (const expert of [...s.experts].filter((e) => !experts.has(e))) {
+      this.removeExpert(namespace, name, expert);
+      s.experts.delete(expert);
+    }
+    const results = new Set((run.status?.results ?? []).map((r) => `${r.model}\0${r.domain}`));
+    for (const k of [...s.results].filter((r) => !results.has(r))) {
+      this.removeResult(namespace, name, k);
+      s.results.delete(k);
+    }
+    const routing = new Set((run.status?.routing ?? []).map((r) => `${r.domain}\0${r.expert}`));
+    for (const k of [...s.routing].filter((r) => !routing.has(r))) {
+      this.removeRouting(namespace, name, k);
+      s.routing.delete(k);
+    }
+  }
+
+  private removeExpert(namespace: string, run: string, expert: string): void {
+    const labels = { namespace, run, expert };
+    this.progress.remove(labels);
+    this.loss.remove(labels);
+    this.step.remove(labels);
+  }
+
+  private removeResult(namespace: string, run: string, key: string): void {
+    const [model = '', domain = ''] = key.split('\0');
+    this.evalLoss.remove({ namespace, run, model, domain });
+    this.evalPerplexity.remove({ namespace, run, model, domain });
+    this.evalBitsPerByte.remove({ namespace, run, model, domain });
+  }
+
+  private removeRouting(namespace: string, run: string, key: string): void {
+    const [domain = '', expert = ''] = key.split('\0');
+    this.routingShare.remove({ namespace, run, domain, expert });
+  }
+
   expertRestarted(namespace: string, run: string, expert: string, reason: string): void {
     this.entry(`${namespace}/${run}`).restarts.add(`${expert}\0${reason}`);
     this.restarts.inc({ namespace, run, expert, reason });
@@ -170,26 +213,13 @@ export class OperatorMetrics {
     const s = this.series.get(key);
     if (!s) return;
     if (s.phase !== undefined) this.runPhase.remove({ namespace, name, phase: s.phase });
-    for (const expert of s.experts) {
-      const labels = { namespace, run: name, expert };
-      this.progress.remove(labels);
-      this.loss.remove(labels);
-      this.step.remove(labels);
-    }
+    for (const expert of s.experts) this.removeExpert(namespace, name, expert);
     for (const k of s.restarts) {
       const [expert = '', reason = ''] = k.split('\0');
       this.restarts.remove({ namespace, run: name, expert, reason });
     }
-    for (const k of s.results) {
-      const [model = '', domain = ''] = k.split('\0');
-      this.evalLoss.remove({ namespace, run: name, model, domain });
-      this.evalPerplexity.remove({ namespace, run: name, model, domain });
-      this.evalBitsPerByte.remove({ namespace, run: name, model, domain });
-    }
-    for (const k of s.routing) {
-      const [domain = '', expert = ''] = k.split('\0');
-      this.routingShare.remove({ namespace, run: name, domain, expert });
-    }
+    for (const k of s.results) this.removeResult(namespace, name, k);
+    for (const k of s.routing) this.removeRouting(namespace, name, k);
     this.series.delete(key);
     this.countPhases();
   }

@@ -46,3 +46,33 @@ test("a run's series appear from its status and all go when the run is deleted",
   assert.doesNotMatch(after, /run="demo"|name="demo"/);
   assert.match(after, /btx_runs\{phase="Mixing"\} 0/);
 });
+
+test("a new round drops the series its status no longer has: a removed expert, the finished round's results and routing", async () => {
+  const m = createMetrics();
+  const run = makeRun();
+  const expert = (name: string) => ({
+    name,
+    phase: 'Succeeded' as const,
+    attempt: 1,
+    restarts: 0,
+    step: 6,
+    totalSteps: 6,
+    loss: 2,
+  });
+  run.status = {
+    phase: 'Succeeded',
+    experts: [expert('code'), expert('math')],
+    results: [{ model: 'btx', domain: 'math', loss: 1, perplexity: 2.7 }],
+    routing: [{ domain: 'math', expert: 'math', share: 0.8 }],
+  };
+  m.observeRun(run);
+  assert.match(await m.registry.metrics(), /btx_expert_step\{namespace="ml",run="demo",expert="math"\} 6/);
+  // Round 2 without math: the status has no math expert and no results or routing yet.
+  run.status = { phase: 'Mixing', experts: [expert('code')], round: 2 };
+  m.observeRun(run);
+  const text = await m.registry.metrics();
+  assert.doesNotMatch(text, /expert="math"|domain="math"/);
+  assert.match(text, /btx_expert_step\{namespace="ml",run="demo",expert="code"\} 6/);
+  m.forgetRun('ml', 'demo');
+  assert.doesNotMatch(await m.registry.metrics(), /run="demo"/);
+});
