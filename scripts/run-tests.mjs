@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: type-check, lint, then every test/**/*.test.ts under node:test (via tsx).
 // Node 20's --test does not expand globs, so the file list is built here. test/support/quietLogs.ts
-// holds back each test's stderr (log lines) unless it fails: the output of a green run is the report.
+// holds back each test's stderr (log lines) unless it fails, and scripts/test-reporter.mjs prints one
+// line per passing file: the output of a green run is the report (BTX_TEST_REPORT=spec: one per test).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +34,8 @@ run(process.execPath, [
   '--import',
   './test/support/quietLogs.ts',
   '--test',
-  '--test-reporter=spec',
+  // One line per passing file, everything about a failing one (scripts/test-reporter.mjs).
+  `--test-reporter=${process.env.BTX_TEST_REPORT === 'spec' ? 'spec' : './scripts/test-reporter.mjs'}`,
   `--test-concurrency=${process.env.BTX_TEST_CONCURRENCY ?? 2}`,
   ...files,
 ]);
