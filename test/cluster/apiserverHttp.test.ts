@@ -282,23 +282,18 @@ test('strategic merge patches merge containers and env by name and honour $patch
     },
   });
   assert.equal(d.status, 201, JSON.stringify(d.body));
-  const patched = await t.json<Obj>(
-    'PATCH',
-    `${DEPLOY}/smp`,
-    {
-      spec: {
-        template: {
-          spec: {
-            containers: [
-              { name: 'main', image: 'busybox:2', env: [{ name: 'B', value: '2' }] },
-              { name: 'side', image: 'x' },
-            ],
-          },
-        },
-      },
-    },
-    'application/strategic-merge-patch+json',
-  );
+  /** A strategic merge patch of the Deployment's pod template containers. */
+  const patchContainers = (containers: Obj[]) =>
+    t.json<Obj>(
+      'PATCH',
+      `${DEPLOY}/smp`,
+      { spec: { template: { spec: { containers } } } },
+      'application/strategic-merge-patch+json',
+    );
+  const patched = await patchContainers([
+    { name: 'main', image: 'busybox:2', env: [{ name: 'B', value: '2' }] },
+    { name: 'side', image: 'x' },
+  ]);
   assert.equal(patched.status, 200, JSON.stringify(patched.body));
   const cs = patched.body.spec.template.spec.containers;
   assert.deepEqual(
@@ -310,23 +305,10 @@ test('strategic merge patches merge containers and env by name and honour $patch
     { name: 'A', value: '1' },
     { name: 'B', value: '2' },
   ]);
-  const deleted = await t.json<Obj>(
-    'PATCH',
-    `${DEPLOY}/smp`,
-    {
-      spec: {
-        template: {
-          spec: {
-            containers: [
-              { name: 'main', env: [{ name: 'A', $patch: 'delete' }] },
-              { name: 'side', $patch: 'delete' },
-            ],
-          },
-        },
-      },
-    },
-    'application/strategic-merge-patch+json',
-  );
+  const deleted = await patchContainers([
+    { name: 'main', env: [{ name: 'A', $patch: 'delete' }] },
+    { name: 'side', $patch: 'delete' },
+  ]);
   assert.deepEqual(
     deleted.body.spec.template.spec.containers.map((c: Obj) => c.name),
     ['main'],

@@ -20,6 +20,13 @@ function manifest(name: string, text: string): string {
   return path;
 }
 
+/** kubectl apply -f of a manifest the server must refuse: what kubectl printed on stderr. */
+async function applyRefused(path: string): Promise<string> {
+  const r = await t.tryKubectl('apply', '-f', path);
+  assert.equal(r.ok, false, `kubectl apply -f ${path} succeeded:\n${r.out}`);
+  return r.err;
+}
+
 async function ok(...args: string[]): Promise<string> {
   const r = await t.tryKubectl(...args);
   assert.ok(r.ok, `kubectl ${args.join(' ')} failed: ${r.err}${r.out}`);
@@ -42,10 +49,9 @@ test('kubectl apply of a custom resource stores it with schema defaults', async 
     'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: w0\nspec:\n  parts:\n    - name: bolt\n  unknownField: dropped\n',
   );
   // kubectl asks for strict server-side field validation; --validate=false prunes silently.
-  const strict = await t.tryKubectl('apply', '-f', unknown);
-  assert.equal(strict.ok, false);
+  const strictErr = await applyRefused(unknown);
   assert.match(
-    strict.err,
+    strictErr,
     /Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.unknownField"/,
   );
   await ok('apply', '--validate=false', '-f', unknown);
@@ -75,10 +81,9 @@ test('kubectl apply of a kind no API serves ends in "no matches for kind", as on
     'wrong-kind.yaml',
     'apiVersion: test.btx.ai/v1\nkind: Widgit\nmetadata:\n  name: w9\nspec:\n  parts:\n    - name: bolt\n',
   );
-  const r = await t.tryKubectl('apply', '-f', wrong);
-  assert.equal(r.ok, false);
-  assert.match(r.err, /no matches for kind "Widgit" in version "test.btx.ai\/v1"/);
-  assert.doesNotMatch(r.err, /openapi|content type/);
+  const err = await applyRefused(wrong);
+  assert.match(err, /no matches for kind "Widgit" in version "test.btx.ai\/v1"/);
+  assert.doesNotMatch(err, /openapi|content type/);
 });
 
 test('kubectl get shows the printer columns and finds the kind by short name and category', async () => {
@@ -98,29 +103,19 @@ test('kubectl explain shows the CRD schema descriptions', async () => {
 });
 
 test('kubectl patch --type merge and --type json change the spec and bump generation', async () => {
+  const jsonPatch = (ops: object[]) =>
+    t.tryKubectl('patch', 'widget', 'w1', '--type', 'json', '-p', JSON.stringify(ops));
   await ok('patch', 'widget', 'w1', '--type', 'merge', '-p', '{"spec":{"size":5}}');
-  await ok(
-    'patch',
-    'widget',
-    'w1',
-    '--type',
-    'json',
-    '-p',
-    '[{"op":"test","path":"/spec/size","value":5},{"op":"replace","path":"/spec/color","value":"blue"}]',
-  );
+  const patched = await jsonPatch([
+    { op: 'test', path: '/spec/size', value: 5 },
+    { op: 'replace', path: '/spec/color', value: 'blue' },
+  ]);
+  assert.ok(patched.ok, patched.err);
   assert.equal(
     await ok('get', 'widget', 'w1', '-o', 'jsonpath={.spec.size} {.spec.color} {.metadata.generation}'),
     '5 blue 3',
   );
-  const failed = await t.tryKubectl(
-    'patch',
-    'widget',
-    'w1',
-    '--type',
-    'json',
-    '-p',
-    '[{"op":"test","path":"/spec/size","value":9}]',
-  );
+  const failed = await jsonPatch([{ op: 'test', path: '/spec/size', value: 9 }]);
   assert.equal(failed.ok, false);
   assert.match(failed.err, /test failed/);
 });
@@ -130,16 +125,12 @@ test('kubectl rejects an invalid custom resource with the usual error text', asy
     'bad.yaml',
     'apiVersion: test.btx.ai/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  size: 0\n  color: green\n  parts:\n    - name: Bad_Name\n',
   );
-  const r = await t.tryKubectl('apply', '-f', path);
-  assert.equal(r.ok, false);
-  assert.match(r.err, /The Widget "bad" is invalid:/);
+  const err = await applyRefused(path);
+  assert.match(err, /The Widget "bad" is invalid:/);
+  assert.match(err, /spec\.size: Invalid value: 0: spec\.size in body should be greater than or equal to 1/);
+  assert.match(err, /spec\.color: Unsupported value: "green": supported values: "red", "blue"/);
   assert.match(
-    r.err,
-    /spec\.size: Invalid value: 0: spec\.size in body should be greater than or equal to 1/,
-  );
-  assert.match(r.err, /spec\.color: Unsupported value: "green": supported values: "red", "blue"/);
-  assert.match(
-    r.err,
+    err,
     /spec\.parts\[0\]\.name: Invalid value: "Bad_Name": spec\.parts\[0\]\.name in body should match '\^\[a-z0-9\]/,
   );
   const missing = await t.tryKubectl(

@@ -8,7 +8,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { containerLogPath } from '../../src/cluster/podLogs.js';
 import { PodWorker, type PodWorkerConfig } from '../../src/cluster/kubelet/podWorker.js';
 import { computePodStatus, nowRfc3339 } from '../../src/cluster/kubelet/podStatus.js';
-import { testPod } from '../support/pods.js';
+import { nodeContainer, testPod } from '../support/pods.js';
+import { waitFor } from '../support/waitFor.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'btx-kubelet-proc-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -41,6 +42,12 @@ function pod(spec: V1Pod['spec']): V1Pod {
   return testPod(`p${n}`, spec, { namespace: 'ns', uid: `uid-${n}`, labels: { team: 'a' } });
 }
 
+/** The log file of `pod`'s main container, run `restart` (0 the first). */
+function mainLog(pod: V1Pod, restart = 0): string {
+  const { name = '', uid = '' } = pod.metadata ?? {};
+  return readFileSync(containerLogPath(dataDir, 'ns', name, uid, 'main', restart), 'utf8');
+}
+
 async function runToEnd(p: V1Pod): Promise<PodWorker> {
   const w = new PodWorker(p, config, [], () => {});
   w.start();
@@ -70,24 +77,16 @@ test('a container that prints and exits 3 fails with exit code 3, reason Error, 
   assert.equal(term?.exitCode, 3);
   assert.equal(term?.reason, 'Error');
   assert.equal(term?.message, 'bad input');
-  const logFile = containerLogPath(dataDir, 'ns', p.metadata?.name ?? '', p.metadata?.uid ?? '', 'main', 0);
-  assert.equal(readFileSync(logFile, 'utf8'), `hello ${p.metadata?.name}\n`);
+  assert.equal(mainLog(p), `hello ${p.metadata?.name}\n`);
 });
 
 test('FallbackToLogsOnError uses the log tail when the message file is empty and the container failed', async () => {
   const p = pod({
     restartPolicy: 'Never',
     containers: [
-      {
-        name: 'main',
-        image: 'node',
-        command: [
-          process.execPath,
-          '-e',
-          'for (let i = 0; i < 100; i++) console.log("line " + i); process.exit(1)',
-        ],
+      nodeContainer('for (let i = 0; i < 100; i++) console.log("line " + i); process.exit(1)', {
         terminationMessagePolicy: 'FallbackToLogsOnError',
-      },
+      }),
     ],
   });
   const w = await runToEnd(p);
@@ -104,16 +103,10 @@ test('a PVC mount reaches the process through the path map variable and lands un
     restartPolicy: 'Never',
     volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }],
     containers: [
-      {
-        name: 'main',
-        image: 'node',
-        command: [
-          process.execPath,
-          '-e',
-          `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/out.txt', 'written')`,
-        ],
-        volumeMounts: [{ name: 'data', mountPath: '/btx' }],
-      },
+      nodeContainer(
+        `const m = JSON.parse(process.env.LOCAL_PATHS); require('fs').writeFileSync(m['/btx'] + '/out.txt', 'written')`,
+        { volumeMounts: [{ name: 'data', mountPath: '/btx' }] },
+      ),
     ],
   });
   const w = await runToEnd(p);
@@ -126,15 +119,9 @@ test("OnFailure restarts a failing container with back-off until it succeeds, ke
   const p = pod({
     restartPolicy: 'OnFailure',
     containers: [
-      {
-        name: 'main',
-        image: 'node',
-        command: [
-          process.execPath,
-          '-e',
-          `const fs = require('fs'); const n = fs.existsSync('${marker}') ? Number(fs.readFileSync('${marker}', 'utf8')) : 0; fs.writeFileSync('${marker}', String(n + 1)); console.log('attempt ' + n); process.exit(n < 2 ? 1 : 0)`,
-        ],
-      },
+      nodeContainer(
+        `const fs = require('fs'); const n = fs.existsSync('${marker}') ? Number(fs.readFileSync('${marker}', 'utf8')) : 0; fs.writeFileSync('${marker}', String(n + 1)); console.log('attempt ' + n); process.exit(n < 2 ? 1 : 0)`,
+      ),
     ],
   });
   const w = await runToEnd(p);
@@ -142,12 +129,7 @@ test("OnFailure restarts a failing container with back-off until it succeeds, ke
   assert.equal(c?.restartCount, 2);
   assert.equal(c?.state.kind === 'terminated' && c.state.exitCode, 0);
   assert.equal(c?.lastTerminated?.exitCode, 1);
-  const logs = [0, 1, 2].map((i) =>
-    readFileSync(
-      containerLogPath(dataDir, 'ns', p.metadata?.name ?? '', p.metadata?.uid ?? '', 'main', i),
-      'utf8',
-    ),
-  );
+  const logs = [0, 1, 2].map((i) => mainLog(p, i));
   assert.deepEqual(logs, ['attempt 0\n', 'attempt 1\n', 'attempt 2\n']);
 });
 
@@ -161,8 +143,7 @@ test("an image without a command runs what the caller's image command map says, 
     w.record.containers[0]?.state.kind === 'terminated' && w.record.containers[0].state.exitCode,
     0,
   );
-  const logFile = containerLogPath(dataDir, 'ns', p.metadata?.name ?? '', p.metadata?.uid ?? '', 'main', 0);
-  assert.equal(readFileSync(logFile, 'utf8'), 'greeter hello world\n');
+  assert.equal(mainLog(p), 'greeter hello world\n');
 
   // The project's own image means nothing to a kubelet that was not told about it.
   const other = pod({
@@ -181,26 +162,17 @@ test('terminate sends SIGTERM to the process group and SIGKILL after the grace p
   const grandchild = join(dataDir, 'grandchild.pid');
   const p = pod({
     restartPolicy: 'Always',
-    initContainers: [
-      { name: 'init', image: 'node', command: [process.execPath, '-e', 'console.log("init")'] },
-    ],
+    initContainers: [nodeContainer('console.log("init")', { name: 'init' })],
     containers: [
-      {
-        name: 'main',
-        image: 'node',
-        command: [
-          process.execPath,
-          '-e',
-          // SIGTERM is ignored before the pid file says "ready" (else a loaded machine can deliver it first).
-          `process.on('SIGTERM', () => {}); const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); require('fs').writeFileSync('${grandchild}', String(c.pid)); setInterval(() => {}, 1000)`,
-        ],
-      },
+      // SIGTERM is ignored before the pid file says "ready" (else a loaded machine can deliver it first).
+      nodeContainer(
+        `process.on('SIGTERM', () => {}); const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); require('fs').writeFileSync('${grandchild}', String(c.pid)); setInterval(() => {}, 1000)`,
+      ),
     ],
   });
   const w = new PodWorker(p, config, [], () => {});
   w.start();
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(grandchild) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the container to start its grandchild', () => existsSync(grandchild), 10_000, 20);
   assert.equal(
     w.record.initContainers[0]?.state.kind === 'terminated' && w.record.initContainers[0].state.exitCode,
     0,
@@ -219,27 +191,15 @@ test('a sidecar (init container with restartPolicy Always) runs beside the conta
     restartPolicy: 'Never',
     terminationGracePeriodSeconds: 2,
     initContainers: [
-      {
+      nodeContainer(`require('fs').writeFileSync('${beat}', 'up'); setInterval(() => {}, 1000)`, {
         name: 'sidecar',
-        image: 'node',
         restartPolicy: 'Always',
-        command: [
-          process.execPath,
-          '-e',
-          `require('fs').writeFileSync('${beat}', 'up'); setInterval(() => {}, 1000)`,
-        ],
-      },
+      }),
     ],
     containers: [
-      {
-        name: 'main',
-        image: 'node',
-        command: [
-          process.execPath,
-          '-e',
-          `const fs = require('fs'); const t = setInterval(() => { if (fs.existsSync('${beat}')) { clearInterval(t); console.log('saw sidecar'); } }, 20)`,
-        ],
-      },
+      nodeContainer(
+        `const fs = require('fs'); const t = setInterval(() => { if (fs.existsSync('${beat}')) { clearInterval(t); console.log('saw sidecar'); } }, 20)`,
+      ),
     ],
   });
   const w = await runToEnd(p);
@@ -248,6 +208,5 @@ test('a sidecar (init container with restartPolicy Always) runs beside the conta
   const sidecar = status.initContainerStatuses?.[0]?.state?.terminated;
   assert.ok(sidecar, 'the sidecar was stopped');
   assert.equal(sidecar?.exitCode, 143, 'by SIGTERM');
-  const logFile = containerLogPath(dataDir, 'ns', p.metadata?.name ?? '', p.metadata?.uid ?? '', 'main', 0);
-  assert.equal(readFileSync(logFile, 'utf8'), 'saw sidecar\n');
+  assert.equal(mainLog(p), 'saw sidecar\n');
 });
