@@ -3,6 +3,7 @@
 // applyDefaults() is pure: it never mutates its input and fills only what is missing.
 import type { ModelSpec } from './stageContract.js';
 import type {
+  Baseline,
   BTXRunSpec,
   DomainSpec,
   EvalSpec,
@@ -55,6 +56,8 @@ export const DEFAULTS = {
     checkpointEvery: 100,
   },
   eval: { enabled: true, batches: 8, compareBaselines: true },
+  /** No compute-matched baselines unless asked for: they cost as much compute as BTX each. */
+  baselines: [],
 } as const satisfies {
   image: string;
   imagePullPolicy: BTXRunSpec['imagePullPolicy'];
@@ -72,6 +75,7 @@ export const DEFAULTS = {
     'steps' | 'batchSize' | 'learningRate' | 'loadBalancingCoef' | 'freezeExperts' | 'checkpointEvery'
   >;
   eval: Pick<EvalSpec, 'enabled' | 'batches' | 'compareBaselines'>;
+  baselines: readonly Baseline[];
 };
 
 /** What a user may write: the spec with every defaulted field optional. */
@@ -89,6 +93,7 @@ export interface BTXRunSpecInput {
   mix?: Partial<Omit<MixSpec, 'router'>> & { router?: Partial<MixSpec['router']> };
   finetune?: Partial<FinetuneSpec>;
   eval?: Partial<EvalSpec>;
+  baselines?: Baseline[];
   randomSeed?: number;
   suspend?: boolean;
   ttlSecondsAfterFinished?: number;
@@ -142,6 +147,7 @@ export function applyDefaults(input: BTXRunSpecInput | BTXRunSpec): BTXRunSpec {
     },
     finetune: { ...DEFAULTS.finetune, ...defined(spec.finetune) },
     eval: { ...DEFAULTS.eval, ...defined(spec.eval) },
+    baselines: [...(spec.baselines ?? DEFAULTS.baselines)],
     randomSeed: spec.randomSeed ?? DEFAULTS.randomSeed,
     suspend: spec.suspend ?? DEFAULTS.suspend,
   };

@@ -4,7 +4,7 @@
 // The schema says what it can (types, enums, minimums, patterns, CEL rules, immutability);
 // validation.ts adds what needs the whole run and is what the operator enforces either way.
 import { DEFAULTS } from './defaults.js';
-import { CONDITION_TYPES, MAX_ROUNDS_KEPT, PHASES } from './types.js';
+import { BASELINES, CONDITION_TYPES, MAX_ROUNDS_KEPT, PHASES } from './types.js';
 import { JOB_STAGES, VOLUME_MOUNT_PATH } from './stageContract.js';
 
 /** The subset of Kubernetes' JSONSchemaProps that the BTXRun schema uses, with its wire names. */
@@ -563,6 +563,11 @@ const specSchema: JSONSchema = obj(
     mix: mixSchema,
     finetune: finetuneSchema,
     eval: evalSchema,
+    baselines: arr(
+      "Compute-matched baselines to train (or build) and evaluate beside the BTX model, as in the paper's comparison. dense: the seed trained further on all domains (expert.learningRate and batchSize, finetune.dataWeights). sparseUpcycling: an MoE whose experts are all copies of the seed (as many as BTX mixes, the same router and routerInit), trained on all domains with the finetune recipe. btm: Branch-Train-Merge, the trained experts as an ensemble weighted by the posterior over domains given the context so far (uniform prior); evaluated only. dense and sparseUpcycling train for the steps that spend the FLOPs of the BTX experts + finetune (status.compute); they start with the experts and eval waits for them. Needs model and eval.enabled.",
+      str('A baseline.', { enum: [...BASELINES] }),
+      { maxItems: BASELINES.length, 'x-kubernetes-list-type': 'set', default: [...DEFAULTS.baselines] },
+    ),
     randomSeed: int('Seed of initialisation and data order, for reproducible runs.', {
       minimum: 0,
       default: DEFAULTS.randomSeed,
@@ -598,6 +603,12 @@ const specSchema: JSONSchema = obj(
         rule: '!has(self.failurePolicy) || !has(self.failurePolicy.minExperts) || self.failurePolicy.minExperts <= size(self.domains)',
         message: 'failurePolicy.minExperts must not exceed the number of domains',
         fieldPath: '.failurePolicy.minExperts',
+      },
+      {
+        rule: '!has(self.baselines) || size(self.baselines) == 0 || has(self.model)',
+        message: 'model is required when baselines are set (their compute budgets are computed from it)',
+        fieldPath: '.model',
+        reason: 'FieldValueRequired',
       },
       {
         rule: '!has(self.finetune) || !has(self.finetune.dataWeights) || self.finetune.dataWeights.all(k, self.domains.exists(d, d.name == k))',
@@ -683,11 +694,13 @@ function stageStatus(stage: string): JSONSchema {
 }
 
 const resultsSchema: JSONSchema = arr(
-  'Held-out loss, perplexity and bits per byte per model (seed, each expert, the BTX model) and domain.',
+  'Held-out loss, perplexity and bits per byte per model (seed, each expert, the BTX model, the baselines) and domain.',
   obj(
     'One evaluation.',
     {
-      model: str('Which model: seed, an expert (by domain) or btx.', { maxLength: 253 }),
+      model: str('Which model: seed, an expert (by domain), btx, dense, sparseUpcycling or btm.', {
+        maxLength: 253,
+      }),
       domain: str("Which domain's held-out data.", { maxLength: DNS_LABEL_MAX_LENGTH }),
       loss: num('Mean cross-entropy per token (nats).'),
       perplexity: num('exp(loss).'),
@@ -697,7 +710,7 @@ const resultsSchema: JSONSchema = arr(
     },
     { required: ['model', 'domain', 'loss', 'perplexity'] },
   ),
-  { maxItems: (MAX_DOMAINS + 2) * MAX_DOMAINS },
+  { maxItems: (MAX_DOMAINS + 5) * MAX_DOMAINS },
 );
 
 const routingSchema: JSONSchema = arr(
@@ -736,6 +749,36 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
   experts: arr('One entry per domain.', expertStatusSchema, { maxItems: MAX_DOMAINS }),
   ...Object.fromEntries(JOB_STAGES.map((stage) => [stage, stageStatus(stage)])),
   results: resultsSchema,
+  meanResults: arr(
+    "Each model's held-out results averaged over the domains, every domain weighted equally (the paper's average column).",
+    obj(
+      'One model.',
+      {
+        model: str('Which model (as in results).', { maxLength: 253 }),
+        loss: num('Mean over the domains of the per-domain loss (nats per token).'),
+        perplexity: num('exp(loss).'),
+        bitsPerByte: num('Mean over the domains of bits per byte.'),
+        domains: int('How many domains the mean is over.', { minimum: 0 }),
+      },
+      { required: ['model', 'loss', 'perplexity', 'domains'] },
+    ),
+    { maxItems: MAX_DOMAINS + 8 },
+  ),
+  compute: arr(
+    'Training compute (FLOPs = 6 x active parameters x tokens; the seed, shared by all, is left out) of the BTX model (experts + finetune) and of each trained baseline, whose steps are chosen to match it.',
+    obj(
+      'One model.',
+      {
+        model: str('btx, dense or sparseUpcycling.', { enum: ['btx', 'dense', 'sparseUpcycling'] }),
+        steps: int('Optimizer steps (btx: every expert plus the finetune).', { minimum: 0 }),
+        tokens: num('Training tokens: steps x batch size x window.', { minimum: 0 }),
+        flops: num('6 x active parameters x tokens.', { minimum: 0 }),
+        relativeToBtx: num("flops / the BTX model's flops.", { minimum: 0 }),
+      },
+      { required: ['model', 'steps', 'tokens', 'flops', 'relativeToBtx'] },
+    ),
+    { maxItems: 3 },
+  ),
   startedWith: obj(
     'The immutable fields as the current round started with them; a later change to them is reported (condition SpecApplied False, reason ImmutableFieldChanged) and not applied.',
     {

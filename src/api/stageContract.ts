@@ -7,8 +7,19 @@
  * Every stage of a run, in pipeline order: the one list the operator's stage table, its metrics, the
  * CRD's status schema and `btx local`'s progress view are written from. `expert` is the one stage of
  * many pods (one per domain); every other stage is one Job whose status lives at `status.<stage>`.
+ * `dense`, `sparseUpcyclingMix` and `sparseUpcycling` are the trained baselines (spec.baselines): they
+ * start as soon as the seed is there, beside the experts, and eval waits for them.
  */
-export const STAGES = ['seed', 'expert', 'mix', 'finetune', 'eval'] as const;
+export const STAGES = [
+  'seed',
+  'expert',
+  'mix',
+  'finetune',
+  'dense',
+  'sparseUpcyclingMix',
+  'sparseUpcycling',
+  'eval',
+] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** The single-pod stages, each run as one Job. */
@@ -56,6 +67,10 @@ export const ENV = {
   seedCheckpoint: 'BTX_SEED_CHECKPOINT',
   /** eval: comma-separated `NAME=CHECKPOINT_DIR`. */
   checkpoints: 'BTX_CHECKPOINTS',
+  /** eval: comma-separated `NAME=CHECKPOINT_DIR`, the experts of the Branch-Train-Merge ensemble (model `btm`). */
+  btmExperts: 'BTX_BTM_EXPERTS',
+  /** eval: comma-separated prior weights of the BTM experts, in order (default uniform). */
+  btmPrior: 'BTX_BTM_PRIOR',
   /** The folder a stage writes to (experts: checkpoints step-N inside it). */
   output: 'BTX_OUTPUT',
   /** 1 for the first pod of a stage, +1 for each replacement. */
@@ -105,6 +120,12 @@ export interface Progress {
   time: string;
 }
 
+/**
+ * The longest window the training stages train on unless told otherwise (BTX_SEQ_LEN): the model's
+ * seqLen, at most this. The operator's compute accounting counts tokens with the same rule.
+ */
+export const MAX_TRAIN_SEQ_LEN = 256;
+
 /** Default terminationMessagePath; a stage writes {@link TerminationMessage} JSON there. */
 export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 /** Kubernetes truncates termination messages at 4096 bytes; stages keep theirs below this. */
@@ -117,6 +138,17 @@ export interface EvalResult {
   perplexity: number;
   /** loss / ln 2 x held-out tokens / held-out UTF-8 bytes: comparable across tokenizers. */
   bitsPerByte?: number;
+}
+
+/** One model's results averaged over the domains, each domain weighted equally (meanResults.ts). */
+export interface MeanResult {
+  model: string;
+  loss: number;
+  /** exp(mean loss). */
+  perplexity: number;
+  bitsPerByte?: number;
+  /** How many domains the mean is over. */
+  domains: number;
 }
 
 /** Share of a domain's tokens routed to an expert, averaged over the MoE layers. */
@@ -182,5 +214,9 @@ export function runLayout(namespace: string, run: string, root: string = VOLUME_
     mixed: `${roundBase}/mixed`,
     finetuned: `${roundBase}/finetuned`,
     eval: `${roundBase}/eval`,
+    /** Baselines (spec.baselines), per round: the dense continuation, the MoE of seed copies and its training. */
+    dense: `${roundBase}/baselines/dense`,
+    upcycled: `${roundBase}/baselines/upcycled`,
+    sparseUpcycling: `${roundBase}/baselines/sparse-upcycling`,
   };
 }

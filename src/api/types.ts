@@ -7,7 +7,8 @@ import type {
   V1Toleration,
   V1PodTemplateSpec,
 } from '@kubernetes/client-node';
-import type { EvalResult, JobStage, ModelSpec, RoutingShare } from './stageContract.js';
+import type { ComputeBudget } from './compute.js';
+import type { EvalResult, JobStage, MeanResult, ModelSpec, RoutingShare } from './stageContract.js';
 
 export const GROUP = 'btx.ai';
 export const VERSION = 'v1alpha1';
@@ -20,6 +21,14 @@ export const SHORT_NAMES = ['btx'];
 export type RouterType = 'topK' | 'switch' | 'soft' | 'sampleTop1';
 export type RouterInit = 'zeros' | 'normal';
 export type MixCombine = 'average' | 'seed' | 'weighted';
+
+/**
+ * The compute-matched baselines a run can train and evaluate beside the BTX model (the paper's
+ * comparison): dense (the seed trained further on all domains), sparseUpcycling (an MoE of seed copies,
+ * finetuned like the BTX model), btm (Branch-Train-Merge: the experts as a posterior-weighted ensemble).
+ */
+export const BASELINES = ['dense', 'sparseUpcycling', 'btm'] as const;
+export type Baseline = (typeof BASELINES)[number];
 
 export interface StorageSpec {
   /** The PVC mounted at /btx in every stage pod. */
@@ -133,6 +142,8 @@ export interface BTXRunSpec {
   mix: MixSpec;
   finetune: FinetuneSpec;
   eval: EvalSpec;
+  /** Compute-matched baselines trained (dense, sparseUpcycling) or built (btm) beside the BTX model. */
+  baselines?: Baseline[];
   randomSeed: number;
   suspend: boolean;
   ttlSecondsAfterFinished?: number;
@@ -144,6 +155,8 @@ export const PHASES = [
   'TrainingExperts',
   'Mixing',
   'Finetuning',
+  /** The BTX model is finetuned; compute-matched baselines (spec.baselines) are still training. */
+  'TrainingBaselines',
   'Evaluating',
   'Succeeded',
   'Failed',
@@ -242,7 +255,11 @@ export interface BTXRunStatus extends JobStageStatuses {
   restarts?: number;
   experts?: ExpertStatus[];
   results?: EvalResult[];
+  /** Each model's results averaged over the domains (the paper's "average" column). */
+  meanResults?: MeanResult[];
   routing?: RoutingShare[];
+  /** Training compute of the BTX model and of each trained baseline (spec.baselines), matched to it. */
+  compute?: ComputeBudget[];
   /**
    * The immutable fields as the current round started with them. A later change to them is
    * reported (reason ImmutableFieldChanged) and not applied; kept here so it derives from the API

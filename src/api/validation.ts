@@ -22,6 +22,8 @@ export const SEMANTIC_CHECKS = [
   `Data and checkpoint paths are under ${VOLUME_MOUNT_PATH} and have no '..' segments.`,
   'A failure rule sets exactly one of onExitCodes or onPodCondition.',
   `podLabels are valid label keys and values, and none uses the operator's own ${GROUP}/ prefix.`,
+  'baselines lists each baseline once, needs model (the compute budgets are computed from it) and eval.enabled (baselines are compared by the eval stage).',
+  'No domain is named like a model the eval reports beside the experts (btx, seed with eval.compareBaselines, dense and btm when they are baselines).',
 ] as const;
 
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
@@ -55,6 +57,45 @@ function checkLabelKey(key: string): string | undefined {
   if (prefix === GROUP || prefix?.endsWith(`.${GROUP}`))
     return `the ${GROUP}/ prefix is reserved for the operator`;
   return undefined;
+}
+
+/** Baselines: each once, with what their budgets and comparison need, and no name clash in the results. */
+function checkBaselines(spec: BTXRunSpec, names: unknown[]): FieldError[] {
+  const errors: FieldError[] = [];
+  const baselines = Array.isArray(spec.baselines) ? spec.baselines : [];
+  baselines.forEach((b, i) => {
+    if (baselines.indexOf(b) !== i)
+      errors.push(err(`spec.baselines[${i}]`, `Duplicate value: ${JSON.stringify(b)}`));
+  });
+  if (baselines.length > 0 && spec.model === undefined) {
+    errors.push(
+      err(
+        'spec.model',
+        'Required value: model is required when baselines are set (their compute budgets are computed from the architecture; with seed.checkpoint give its architecture)',
+      ),
+    );
+  }
+  if (baselines.length > 0 && !spec.eval.enabled) {
+    errors.push(
+      err(
+        'spec.baselines',
+        'Invalid value: baselines need eval.enabled: true (the eval stage is where they are compared)',
+      ),
+    );
+  }
+  // Expert results are named by domain; a domain named like another model would merge two rows.
+  const reserved = new Set(['btx', ...(spec.eval.compareBaselines ? ['seed'] : []), ...baselines]);
+  names.forEach((name, i) => {
+    if (typeof name === 'string' && reserved.has(name as never)) {
+      errors.push(
+        err(
+          `spec.domains[${i}].name`,
+          `Invalid value: ${JSON.stringify(name)}: the eval reports a model of that name; rename the domain`,
+        ),
+      );
+    }
+  });
+  return errors;
 }
 
 function checkSemantics(spec: BTXRunSpec): FieldError[] {
@@ -151,6 +192,8 @@ function checkSemantics(spec: BTXRunSpec): FieldError[] {
       errors.push(err('spec.finetune.dataWeights', 'Invalid value: at least one weight must be positive'));
     }
   }
+
+  errors.push(...checkBaselines(spec, names));
 
   for (const key of Object.keys(spec.podLabels ?? {})) {
     const problem = checkLabelKey(key);

@@ -54,6 +54,9 @@ export type StageProgress = Partial<Record<JobStage, Progress>>;
 function shownStage(run: BTXRun, stage: JobStage): boolean {
   if (stage === 'seed') return Boolean(run.spec.seed?.train);
   if (stage === 'eval') return run.spec.eval?.enabled !== false;
+  if (stage === 'dense') return (run.spec.baselines ?? []).includes('dense');
+  if (stage === 'sparseUpcyclingMix' || stage === 'sparseUpcycling')
+    return (run.spec.baselines ?? []).includes('sparseUpcycling');
   return true;
 }
 
@@ -213,6 +216,9 @@ const CHECKPOINT_LABELS: Record<JobStage, string> = {
   mix: 'mixed',
   finetune: 'finetuned',
   eval: 'eval',
+  dense: 'dense',
+  sparseUpcyclingMix: 'upcycled',
+  sparseUpcycling: 'sparseUpcycling',
 };
 
 /** Where the checkpoints are, as the pods see them and (via `toHost`) on this machine. */

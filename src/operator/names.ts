@@ -43,11 +43,16 @@ export function expertPodName(run: string, domain: string, attempt: number): str
   return fit(`${run}-expert-${domain}`, MAX_NAME - suffix.length) + suffix;
 }
 
+/** A stage's name as it appears in object names (lowercase: `sparseUpcyclingMix` -> `sparse-upcycling-mix`). */
+export function stageNamePart(stage: Stage): string {
+  return stage.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
 /**
  * Job stages: `<run>-<stage>` for the first attempt, `<run>-<stage>-<n>` after a suspend/resume; in
  * a later round (domains appended or removed after the run Succeeded) `<run>-<stage>-r<round>` and
  * `<run>-<stage>-r<round>-<n>`, new Jobs that never collide with an earlier round's (the `r` keeps
- * round 2 apart from attempt 2).
+ * round 2 apart from attempt 2). The stage is in kebab case (`<run>-sparse-upcycling-mix`).
  */
 export function stageJobName(
   run: string,
@@ -55,9 +60,10 @@ export function stageJobName(
   attempt: number = 1,
   round: number = 1,
 ): string {
+  const base = `${run}-${stageNamePart(stage)}`;
   const suffix = `${round > 1 ? `-r${round}` : ''}${attempt > 1 ? `-${attempt}` : ''}`;
-  if (suffix === '') return fit(`${run}-${stage}`);
-  return fit(`${run}-${stage}`, MAX_NAME - suffix.length) + suffix;
+  if (suffix === '') return fit(base);
+  return fit(base, MAX_NAME - suffix.length) + suffix;
 }
 
 export function childLabels(

@@ -6,6 +6,7 @@
 // themselves are the table in stages.ts.
 import type { BTXRun, BTXRunSpec, ExpertStatus, StartedWith } from '../api/types.js';
 import { JOB_STAGES, runLayout } from '../api/stageContract.js';
+import { computeBudgets } from '../api/compute.js';
 import { changedImmutableField, domainsChange, startedWithOf } from '../api/immutable.js';
 import { currentExpertPod } from './expertStage.js';
 import { expertPodName } from './names.js';
@@ -201,6 +202,9 @@ export function plan(input: PlanInput): Plan {
   }
   const eff = effectiveSpec(p, spec);
   const experts = initExperts(p, eff);
+  // What BTX's training costs and the steps that give each trained baseline the same (src/api/compute.ts).
+  if ((eff.baselines ?? []).length > 0) p.status.compute = computeBudgets(eff);
+  else delete p.status.compute;
   if (planRefusal(p, input.refusal)) {
     // stopped here: the run failed with the refusal, or plan() threw on it and must not walk again
   } else if (eff.suspend) {

@@ -16,11 +16,20 @@ import { TRAINER_CONTAINER } from './failure.js';
 
 export const VOLUME_NAME = 'btx';
 
-/** The CLI arguments of each stage (the trainer image's entrypoint is `btx`). */
+/**
+ * The CLI arguments of each stage (the trainer image's entrypoint is `btx`). The baselines run the
+ * commands of the stages whose recipe they share: dense trains like an expert, sparseUpcycling mixes
+ * like mix and trains like finetune.
+ */
 export function stageArgs(stage: Stage): string[] {
   switch (stage) {
     case 'mix':
+    case 'sparseUpcyclingMix':
       return ['mix'];
+    case 'dense':
+      return ['train', 'expert'];
+    case 'sparseUpcycling':
+      return ['train', 'finetune'];
     case 'eval':
       return ['eval'];
     default:

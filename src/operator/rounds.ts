@@ -118,6 +118,7 @@ function startRound(
   s.round = round + 1;
   if (s.startedWith) s.startedWith.domains = structuredClone(spec.domains);
   delete s.results;
+  delete s.meanResults;
   delete s.routing;
   delete s.completionTime;
   for (const stage of ROUND_STAGES) delete s[stage];

@@ -1,6 +1,11 @@
-// The single-pod stages (seed, mix, finetune, eval) run as Jobs: the Job controller retries a crashed
-// pod a few times (the trainer resumes from its checkpoints), each stage has its own deadline.
+// The single-pod stages (seed, mix, finetune, eval, and the trained baselines) run as Jobs: the Job
+// controller retries a crashed pod a few times (the trainer resumes from its checkpoints), each stage
+// has its own deadline. The baselines reuse the recipes they are compared with: dense trains like an
+// expert (on every domain, weighted as finetune weights them), sparseUpcycling mixes copies of the seed
+// like the mix stage and trains the result like the finetune stage, each for the steps that match
+// BTX's compute (src/api/compute.ts).
 import type { V1Job } from '@kubernetes/client-node';
+import { baselineSteps } from '../api/compute.js';
 import type { BTXRun, BTXRunSpec } from '../api/types.js';
 import { ENV, runLayout, type JobStage } from '../api/stageContract.js';
 import { stageJobName } from './names.js';
@@ -18,6 +23,84 @@ export interface StageInputs {
   mixCheckpoint: string;
   /** The model eval measures as "btx": the finetuned one, or the mixed one when finetune is skipped. */
   btxCheckpoint: string;
+  /** Baselines (spec.baselines), once their stages are done. */
+  denseCheckpoint?: string;
+  upcycledCheckpoint?: string;
+  sparseUpcyclingCheckpoint?: string;
+}
+
+/** A stage Job's pod resources and deadline: the fields of the same name in its section of the spec. */
+function podLimits(section: Pick<BTXRunSpec['eval'], 'resources' | 'activeDeadlineSeconds'>) {
+  return { resources: section.resources, deadline: section.activeDeadlineSeconds };
+}
+
+function dataWeightsList(spec: BTXRunSpec): string | undefined {
+  const weights = spec.finetune.dataWeights;
+  return weights
+    ? Object.entries(weights)
+        .map(([d, w]) => `${d}=${w}`)
+        .join(',')
+    : undefined;
+}
+
+/** The mix stage's environment for these expert folders (BTX's experts, or copies of the seed). */
+function mixEnv(
+  spec: BTXRunSpec,
+  inputs: StageInputs,
+  experts: { name: string; checkpoint: string }[],
+  out: string,
+) {
+  return {
+    env: envFrom({
+      [ENV.experts]: experts.map((e) => e.checkpoint).join(','),
+      [ENV.generalist]: spec.mix.includeSeedAsExpert ? inputs.seedCheckpoint : undefined,
+      [ENV.router]: spec.mix.router.type,
+      [ENV.topK]: spec.mix.router.k,
+      [ENV.routerInit]: spec.mix.routerInit,
+      [ENV.combine]: spec.mix.combine,
+      [ENV.mixWeights]:
+        spec.mix.combine === 'weighted'
+          ? mixWeights(
+              spec,
+              experts.map((e) => e.name),
+            ).join(',')
+          : undefined,
+      [ENV.seedCheckpoint]: spec.mix.combine === 'seed' ? inputs.seedCheckpoint : undefined,
+      [ENV.dtype]: spec.mix.dtype,
+      [ENV.output]: out,
+    }),
+    ...podLimits(spec.mix),
+  };
+}
+
+/** The finetune stage's environment: this MoE checkpoint on every domain for `steps` steps. */
+function finetuneEnv(spec: BTXRunSpec, input: string, steps: number, out: string) {
+  return {
+    env: envFrom({
+      [ENV.input]: input,
+      [ENV.data]: domainList(spec),
+      [ENV.tokens]: tokensFolder(spec),
+      [ENV.dataWeights]: dataWeightsList(spec),
+      [ENV.steps]: steps,
+      [ENV.batchSize]: spec.finetune.batchSize,
+      [ENV.learningRate]: spec.finetune.learningRate,
+      [ENV.loadBalancingCoef]: spec.finetune.loadBalancingCoef,
+      [ENV.freezeExperts]: spec.finetune.freezeExperts,
+      [ENV.checkpointEvery]: spec.finetune.checkpointEvery,
+      [ENV.router]: spec.mix.router.type,
+      [ENV.topK]: spec.mix.router.k,
+      [ENV.output]: out,
+    }),
+    ...podLimits(spec.finetune),
+  };
+}
+
+/** The steps of a trained baseline; the spec is validated (model set), so a budget exists. */
+function budgetSteps(spec: BTXRunSpec, model: 'dense' | 'sparseUpcycling'): number {
+  const steps = baselineSteps(spec, model);
+  if (steps === undefined)
+    throw new Error(`no compute budget for the ${model} baseline (is spec.model set?)`);
+  return steps;
 }
 
 function domainList(spec: BTXRunSpec, names?: readonly string[]): string {
@@ -44,11 +127,6 @@ export function mixWeights(spec: BTXRunSpec, experts: readonly string[]): number
   return [...weights, train ? train.steps * (train.batchSize ?? batch) : mean];
 }
 
-/** A stage Job's pod resources and deadline: the fields of the same name in its section of the spec. */
-function podLimits(section: Pick<BTXRunSpec['eval'], 'resources' | 'activeDeadlineSeconds'>) {
-  return { resources: section.resources, deadline: section.activeDeadlineSeconds };
-}
-
 function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number, inputs: StageInputs) {
   const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '', undefined, round);
   switch (stage) {
@@ -69,63 +147,59 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
       };
     }
     case 'mix':
+      return mixEnv(spec, inputs, inputs.experts, layout.mixed);
+    case 'finetune':
+      return finetuneEnv(spec, inputs.mixCheckpoint, spec.finetune.steps, layout.finetuned);
+    case 'dense':
+      // The seed trained further on every domain, as an expert is trained on one.
       return {
         env: envFrom({
-          [ENV.experts]: inputs.experts.map((e) => e.checkpoint).join(','),
-          [ENV.generalist]: spec.mix.includeSeedAsExpert ? inputs.seedCheckpoint : undefined,
-          [ENV.router]: spec.mix.router.type,
-          [ENV.topK]: spec.mix.router.k,
-          [ENV.routerInit]: spec.mix.routerInit,
-          [ENV.combine]: spec.mix.combine,
-          [ENV.mixWeights]:
-            spec.mix.combine === 'weighted'
-              ? mixWeights(
-                  spec,
-                  inputs.experts.map((e) => e.name),
-                ).join(',')
-              : undefined,
-          [ENV.seedCheckpoint]: spec.mix.combine === 'seed' ? inputs.seedCheckpoint : undefined,
-          [ENV.dtype]: spec.mix.dtype,
-          [ENV.output]: layout.mixed,
-        }),
-        ...podLimits(spec.mix),
-      };
-    case 'finetune': {
-      const weights = spec.finetune.dataWeights;
-      return {
-        env: envFrom({
-          [ENV.input]: inputs.mixCheckpoint,
+          [ENV.input]: inputs.seedCheckpoint,
           [ENV.data]: domainList(spec),
           [ENV.tokens]: tokensFolder(spec),
-          [ENV.dataWeights]: weights
-            ? Object.entries(weights)
-                .map(([d, w]) => `${d}=${w}`)
-                .join(',')
-            : undefined,
-          [ENV.steps]: spec.finetune.steps,
-          [ENV.batchSize]: spec.finetune.batchSize,
-          [ENV.learningRate]: spec.finetune.learningRate,
-          [ENV.loadBalancingCoef]: spec.finetune.loadBalancingCoef,
-          [ENV.freezeExperts]: spec.finetune.freezeExperts,
-          [ENV.checkpointEvery]: spec.finetune.checkpointEvery,
-          [ENV.router]: spec.mix.router.type,
-          [ENV.topK]: spec.mix.router.k,
-          [ENV.output]: layout.finetuned,
+          [ENV.dataWeights]: dataWeightsList(spec),
+          [ENV.output]: layout.dense,
+          [ENV.steps]: budgetSteps(spec, 'dense'),
+          [ENV.batchSize]: spec.expert.batchSize,
+          [ENV.learningRate]: spec.expert.learningRate,
+          [ENV.checkpointEvery]: spec.expert.checkpointEvery,
         }),
-        ...podLimits(spec.finetune),
+        ...podLimits(spec.expert),
       };
-    }
+    case 'sparseUpcyclingMix':
+      // As many copies of the seed as BTX mixes experts (the generalist is added by mixEnv as for BTX).
+      return mixEnv(
+        spec,
+        inputs,
+        spec.domains.map(() => ({ name: 'seed', checkpoint: inputs.seedCheckpoint })),
+        layout.upcycled,
+      );
+    case 'sparseUpcycling':
+      return finetuneEnv(
+        spec,
+        inputs.upcycledCheckpoint ?? layout.upcycled,
+        budgetSteps(spec, 'sparseUpcycling'),
+        layout.sparseUpcycling,
+      );
     case 'eval': {
       const checkpoints = [`btx=${inputs.btxCheckpoint}`];
       if (spec.eval.compareBaselines) {
         checkpoints.push(`seed=${inputs.seedCheckpoint}`);
         for (const e of inputs.experts) checkpoints.push(`${e.name}=${e.checkpoint}`);
       }
+      const baselines = spec.baselines ?? [];
+      if (baselines.includes('dense')) checkpoints.push(`dense=${inputs.denseCheckpoint ?? layout.dense}`);
+      if (baselines.includes('sparseUpcycling'))
+        checkpoints.push(`sparseUpcycling=${inputs.sparseUpcyclingCheckpoint ?? layout.sparseUpcycling}`);
+      const btm = baselines.includes('btm')
+        ? inputs.experts.map((e) => `${e.name}=${e.checkpoint}`).join(',')
+        : undefined;
       return {
         env: envFrom({
           [ENV.data]: domainList(spec),
           [ENV.tokens]: tokensFolder(spec),
           [ENV.checkpoints]: checkpoints.join(','),
+          [ENV.btmExperts]: btm,
           [ENV.evalBatches]: spec.eval.batches,
           [ENV.router]: spec.mix.router.type,
           [ENV.topK]: spec.mix.router.k,

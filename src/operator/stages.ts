@@ -1,18 +1,31 @@
 // The pipeline as a table: one entry per stage of STAGES (src/api/stageContract.ts), each with the
 // same four steps, so adding a stage is adding an entry. plan() walks the table in order:
 //
-//   runs(spec)   does the spec ask for this stage? If not, `skipped` may record why, and the walk goes on.
+//   runs(spec)   does the spec ask for this stage? If not, `skipped` may record why (once the stage
+//                would be due), and it counts as done.
 //   observe(ctx) read the stage's children into status (progress, success, failure, restarts) and say
 //                where the stage stands: running, succeeded, or failed (the run fails with that reason).
 //   start(ctx)   only while running: create the children that should exist and do not (first pod or
-//                Job, the next attempt after a failure). Never called for a failed stage, so a failing
-//                run never has a create queued (Planner.fail relies on it).
+//                Job, the next attempt after a failure). Called only after every due stage has been
+//                observed and none failed, so a failing run never has a create queued (Planner.fail
+//                relies on it).
 //   done(ctx)    only once succeeded: hand the stage's outputs (checkpoints) to the stages after it.
 //
-// The walk stops at the first stage still running; a stage is never started before the one before it
-// succeeded. Pure, like plan(): no clock, no I/O.
+// A stage is due once every stage before it in the table is done, so the main chain runs one stage at
+// a time as before. A side stage (`startsAfter`, the baselines) is due as soon as that one stage is
+// done: it runs beside the main chain (dense beside the experts), and the stages after it in the table
+// (eval) wait for it. The run's phase is the phase of the first stage not done. Pure, like plan(): no
+// clock, no I/O.
 import type { V1Pod } from '@kubernetes/client-node';
-import type { BTXRunSpec, ConditionType, ExpertStatus, RunPhase, StageStatus } from '../api/types.js';
+import { meanResults } from '../api/meanResults.js';
+import type {
+  Baseline,
+  BTXRunSpec,
+  ConditionType,
+  ExpertStatus,
+  RunPhase,
+  StageStatus,
+} from '../api/types.js';
 import type { JobStage, runLayout, Stage, TerminationMessage } from '../api/stageContract.js';
 import { trainerTermination } from './failure.js';
 import { observeExperts, startExperts } from './expertStage.js';
@@ -38,8 +51,10 @@ export type StageOutcome =
 
 export interface PipelineStage {
   readonly stage: Stage;
-  /** The run's phase while this stage is the one in progress. */
+  /** The run's phase while this stage is the first one not done. */
   readonly phase: RunPhase;
+  /** A side stage: due once this stage is done, whatever else runs; later stages wait for it. */
+  readonly startsAfter?: Stage;
   runs(spec: BTXRunSpec): boolean;
   skipped?(ctx: StageContext): void;
   observe(ctx: StageContext): StageOutcome;
@@ -59,6 +74,7 @@ interface JobStageCondition {
 interface JobStageEntry {
   stage: JobStage;
   phase: RunPhase;
+  startsAfter?: Stage;
   failReason: string;
   condition?: JobStageCondition;
   runs(spec: BTXRunSpec): boolean;
@@ -180,6 +196,7 @@ function jobStage(entry: JobStageEntry): PipelineStage {
   return {
     stage: entry.stage,
     phase: entry.phase,
+    ...(entry.startsAfter ? { startsAfter: entry.startsAfter } : {}),
     runs: entry.runs,
     ...(entry.skipped ? { skipped: entry.skipped } : {}),
     observe: (ctx) => observeJob(ctx, entry),
@@ -240,37 +257,99 @@ export const PIPELINE: readonly PipelineStage[] = [
     },
   }),
   jobStage({
+    stage: 'dense',
+    phase: 'TrainingBaselines',
+    failReason: 'DenseFailed',
+    startsAfter: 'seed',
+    runs: (spec) => wantsBaseline(spec, 'dense'),
+    done: (ctx) => {
+      ctx.inputs.denseCheckpoint = ctx.p.status.dense?.checkpoint ?? ctx.layout.dense;
+    },
+  }),
+  jobStage({
+    stage: 'sparseUpcyclingMix',
+    phase: 'TrainingBaselines',
+    failReason: 'SparseUpcyclingFailed',
+    startsAfter: 'seed',
+    runs: (spec) => wantsBaseline(spec, 'sparseUpcycling'),
+    done: (ctx) => {
+      ctx.inputs.upcycledCheckpoint = ctx.p.status.sparseUpcyclingMix?.checkpoint ?? ctx.layout.upcycled;
+    },
+  }),
+  jobStage({
+    stage: 'sparseUpcycling',
+    phase: 'TrainingBaselines',
+    failReason: 'SparseUpcyclingFailed',
+    startsAfter: 'sparseUpcyclingMix',
+    runs: (spec) => wantsBaseline(spec, 'sparseUpcycling'),
+    done: (ctx) => {
+      ctx.inputs.sparseUpcyclingCheckpoint =
+        ctx.p.status.sparseUpcycling?.checkpoint ?? ctx.layout.sparseUpcycling;
+    },
+  }),
+  jobStage({
     stage: 'eval',
     phase: 'Evaluating',
     failReason: 'EvalFailed',
     condition: { type: 'Evaluated', succeededReason: 'EvalSucceeded' },
     runs: (spec) => spec.eval.enabled,
     onMessage: (ctx, m) => {
-      if (m.results) ctx.p.status.results = m.results;
+      if (m.results) {
+        ctx.p.status.results = m.results;
+        ctx.p.status.meanResults = meanResults(m.results);
+      }
       if (m.routing) ctx.p.status.routing = m.routing;
     },
     done: () => undefined,
   }),
 ];
 
-/** Walk the table: stop at the first stage still running or failed; every stage done means Succeeded. */
+function wantsBaseline(spec: BTXRunSpec, baseline: Baseline): boolean {
+  return (spec.baselines ?? []).includes(baseline);
+}
+
+/**
+ * Walk the table: observe every due stage in order (a success hands its outputs on at once, which may
+ * make the next one due), fail the run at the first failure, then start every stage still running. The
+ * phase is the first not-done stage's; every stage done means Succeeded.
+ */
 export function walkPipeline(ctx: StageContext): void {
-  for (const stage of PIPELINE) {
+  const done = new Set<Stage>();
+  const running: PipelineStage[] = [];
+  let firstNotDone: PipelineStage | undefined;
+  for (const [i, stage] of PIPELINE.entries()) {
+    const due = stage.startsAfter
+      ? done.has(stage.startsAfter)
+      : PIPELINE.slice(0, i).every((s) => done.has(s.stage));
     if (!stage.runs(ctx.spec)) {
-      stage.skipped?.(ctx);
+      if (due) {
+        stage.skipped?.(ctx);
+        done.add(stage.stage);
+      }
       continue;
     }
-    ctx.p.status.phase = stage.phase;
+    if (!due) {
+      firstNotDone ??= stage;
+      continue;
+    }
     const outcome = stage.observe(ctx);
     if (outcome.state === 'failed') {
+      ctx.p.status.phase = stage.phase;
       ctx.p.fail(outcome.reason, outcome.message);
       return;
     }
     if (outcome.state === 'running') {
-      stage.start(ctx);
-      return;
+      firstNotDone ??= stage;
+      running.push(stage);
+      continue;
     }
     stage.done(ctx);
+    done.add(stage.stage);
   }
-  ctx.p.succeed();
+  if (!firstNotDone) {
+    ctx.p.succeed();
+    return;
+  }
+  ctx.p.status.phase = firstNotDone.phase;
+  for (const stage of running) stage.start(ctx);
 }

@@ -1,9 +1,11 @@
 // `btx eval`: held-out loss and perplexity of every checkpoint on every domain, all scored on the
 // same held-out windows, and for MoE models the share of each domain's tokens routed to each
-// expert, per layer and averaged over layers.
+// expert, per layer and averaged over layers. Optionally the Branch-Train-Merge ensemble of a set of
+// expert checkpoints (btm.ts) on the same windows, and every model's mean over the domains.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { EvalResult, RoutingShare, TerminationMessage } from '../api/stageContract.js';
+import { meanResults } from '../api/meanResults.js';
+import type { EvalResult, MeanResult, RoutingShare, TerminationMessage } from '../api/stageContract.js';
 import { TERMINATION_MESSAGE_MAX_BYTES } from '../api/stageContract.js';
 import { hostPath } from '../util/containerPaths.js';
 import { log } from '../util/log.js';
@@ -17,6 +19,10 @@ import { batchLoss, disposeParams, modelDims, paramsFromTensors } from './model.
 import { loadCheckpointTokenizer } from './tokenizer.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { DEFAULT_MAX_SEQ_LEN } from './trainStage.js';
+import { btmMeanLoss, tokenLosses } from './btm.js';
+
+/** The model name BTM's results carry. */
+export const BTM_MODEL = 'btm';
 
 export interface EvalSettings {
   /** Container paths. */
@@ -30,6 +36,8 @@ export interface EvalSettings {
    * another tokenizer get `<tokens>/by-tokenizer/<sha256 prefix>/<domain>/`.
    */
   tokens: string;
+  /** Also score the Branch-Train-Merge ensemble of these (dense, same-tokenizer) experts as `btm`. */
+  btm?: { experts: { name: string; dir: string }[]; prior?: number[] };
 }
 
 export interface LayerRouting {
@@ -45,6 +53,8 @@ export interface EvalReport {
   seqLen: number;
   tokensPerDomain: number;
   results: EvalResult[];
+  /** Each model's results averaged over the domains, each domain weighted equally. */
+  means: MeanResult[];
   routing: LayerRouting[];
 }
 
@@ -78,16 +88,22 @@ async function scoreDomain(
 export async function runEval(s: EvalSettings): Promise<EvalReport> {
   if (s.checkpoints.length === 0) throw new Error('eval needs at least one --checkpoint NAME=DIR');
   if (s.data.length === 0) throw new Error('eval needs at least one --data DOMAIN=PATH');
-  const loaded = [];
-  for (const c of s.checkpoints) {
+  const load = async (c: { name: string; dir: string }) => {
     const ckpt = await loadModelCheckpoint(hostPath(c.dir));
     const tokenizer = await loadCheckpointTokenizer(ckpt.dir, modelDims(ckpt.config).vocab);
-    loaded.push({ name: c.name, ckpt, tokenizer });
-  }
+    return { name: c.name, ckpt, tokenizer };
+  };
+  const loaded = [];
+  for (const c of s.checkpoints) loaded.push(await load(c));
+  const btmMembers = [];
+  for (const c of s.btm?.experts ?? []) btmMembers.push(await load(c));
   // One window length for every model, so every model sees the same tokens.
   const seqLen =
     s.seqLen ??
-    Math.min(DEFAULT_MAX_SEQ_LEN, ...loaded.map((l) => Number(l.ckpt.config.max_position_embeddings)));
+    Math.min(
+      DEFAULT_MAX_SEQ_LEN,
+      ...[...loaded, ...btmMembers].map((l) => Number(l.ckpt.config.max_position_embeddings)),
+    );
   // Each tokenizer sees the same text; models sharing a tokenizer share the token windows.
   const byTokenizer = new Map<string, { domains: Domain[]; windows: Int32Array[] }>();
   const dataFor = async (tokenizer: TextTokenizer) => {
@@ -107,6 +123,7 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
     seqLen,
     tokensPerDomain: s.batches * s.batchSize * seqLen,
     results: [],
+    means: [],
     routing: [],
   };
   for (const { name, ckpt, tokenizer } of loaded) {
@@ -153,8 +170,69 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
       disposeParams(params);
     }
   }
+  if (btmMembers.length > 0) {
+    report.results.push(...(await scoreBtm(btmMembers, s.btm?.prior, dataFor, { ...s, seqLen })));
+  }
+  report.means = meanResults(report.results);
   for (const { domains } of byTokenizer.values()) domains.forEach(closeDomain);
   return report;
+}
+
+type LoadedModel = {
+  name: string;
+  ckpt: Awaited<ReturnType<typeof loadModelCheckpoint>>;
+  tokenizer: TextTokenizer;
+};
+
+/**
+ * The BTM ensemble on every domain: each member scores every held-out token (one member in memory at
+ * a time), then btmEnsemble weighs them per window by the posterior given the window so far.
+ */
+async function scoreBtm(
+  members: LoadedModel[],
+  prior: number[] | undefined,
+  dataFor: (tokenizer: TextTokenizer) => Promise<{ domains: Domain[]; windows: Int32Array[] }>,
+  s: { batches: number; batchSize: number; seqLen: number },
+): Promise<EvalResult[]> {
+  const sha = members[0]!.tokenizer.sha256;
+  const other = members.find((m) => m.tokenizer.sha256 !== sha);
+  if (other) throw new Error(`btm: expert ${other.name} has another tokenizer than ${members[0]!.name}`);
+  if (prior && prior.length !== members.length)
+    throw new Error(`btm: ${prior.length} prior weights for ${members.length} experts`);
+  const { domains, windows } = await dataFor(members[0]!.tokenizer);
+  // perDomain[i][j][w]: member j's per-token losses on window w of domain i.
+  const perDomain: Float32Array[][][] = domains.map(() => []);
+  for (const m of members) {
+    const dims = modelDims(m.ckpt.config);
+    if (dims.experts > 0) throw new Error(`btm: expert ${m.name} is an MoE; BTM ensembles dense experts`);
+    const params = paramsFromTensors(dims, m.ckpt.tensors);
+    try {
+      for (const [i, all] of windows.entries()) {
+        const rows: Float32Array[] = [];
+        const width = s.batchSize * (s.seqLen + 1);
+        for (let b = 0; b < s.batches; b++)
+          rows.push(
+            ...(await tokenLosses(params, dims, all.subarray(b * width, (b + 1) * width), s.batchSize)),
+          );
+        perDomain[i]!.push(rows);
+      }
+    } finally {
+      disposeParams(params);
+    }
+  }
+  return domains.map((domain, i) => {
+    const byWindow = perDomain[i]![0]!.map((_, w) => perDomain[i]!.map((member) => member[w]!));
+    const loss = btmMeanLoss(byWindow, prior);
+    const result = {
+      model: BTM_MODEL,
+      domain: domain.name,
+      loss,
+      perplexity: Math.exp(loss),
+      bitsPerByte: bitsPerByte(loss, domain),
+    };
+    log.info('eval result', result);
+    return result;
+  });
 }
 
 /**

@@ -67,6 +67,7 @@ test('eval: keeps the eval termination message under 4096 bytes, trimming routin
     seqLen: 64,
     tokensPerDomain: 1,
     results: domains.map((domain) => ({ model: 'btx', domain, loss: 1.234567, perplexity: 3.4567891 })),
+    means: [],
     routing: domains.map((domain) => ({
       model: 'btx',
       domain,
