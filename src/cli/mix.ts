@@ -94,7 +94,7 @@ gets a new router.`,
     },
     { name: 'no-verify', help: "skip checking input checkpoints' sha256s from trainer_state.json" },
   ],
-  footer: `As the mix stage (${ENV.stage}=mix) it writes {checkpoint, step: 0, loss: null} to ${TERMINATION_MESSAGE_PATH}.`,
+  footer: `As a stage pod (${ENV.stage}=mix, or sparseUpcyclingMix for the baseline) it writes {checkpoint, step: 0, loss: null} to ${TERMINATION_MESSAGE_PATH}.`,
 };
 
 const SIZE_UNITS: Record<string, number> = {
@@ -212,7 +212,8 @@ export async function run(f: Flags): Promise<number> {
     opts.seedCheckpoint = { ...parsed.seedCheckpoint, dir: hostPath(parsed.seedCheckpoint.dir) };
   const summary = await mixExperts(opts);
   process.stdout.write(formatSummary(summary));
-  if (process.env[ENV.stage] === 'mix') {
+  // The mix stage, or the sparseUpcycling baseline's mix of seed copies: the operator reads the message.
+  if (process.env[ENV.stage]) {
     const message: TerminationMessage = { checkpoint: containerPath(summary.out), step: 0, loss: null };
     await writeFile(hostPath(TERMINATION_MESSAGE_PATH), JSON.stringify(message));
   }

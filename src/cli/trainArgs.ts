@@ -24,19 +24,19 @@ export const TRAIN_COMMAND: CommandSpec = {
       name: 'data',
       value: 'DATA',
       env: ENV.data,
-      help: 'seed/expert: a file or folder; finetune: DOMAIN=PATH,...',
+      help: 'DOMAIN=PATH,... (seed/expert also take one file or folder, named by --domain)',
     },
     {
       name: 'data-weights',
       value: 'LIST',
       env: ENV.dataWeights,
-      help: 'finetune: DOMAIN=WEIGHT,... (default equal)',
+      help: 'DOMAIN=WEIGHT,... sampling weights of a DOMAIN=PATH list (default equal)',
     },
     {
       name: 'domain',
       value: 'NAME',
       env: ENV.domain,
-      help: 'expert: the domain name (logs, checkpoint metadata)',
+      help: 'seed/expert with one path: the domain name (logs, checkpoint metadata)',
     },
     {
       name: 'input',
@@ -137,6 +137,19 @@ routed to each expert. Bits per byte = loss / ln 2 x held-out tokens / held-out 
       'tokens',
       'token shards DIR/<domain>/ (made if missing or stale; default tokens/ beside the results)',
     ),
+    {
+      name: 'btm-expert',
+      value: 'NAME=DIR',
+      env: ENV.btmExperts,
+      repeatable: true,
+      help: 'an expert of the Branch-Train-Merge ensemble, scored as model btm (give two or more)',
+    },
+    {
+      name: 'btm-prior',
+      value: 'W,W,...',
+      env: ENV.btmPrior,
+      help: "BTM's prior over the experts, in order, e.g. their training tokens (default uniform)",
+    },
     { name: 'batches', value: 'N', env: ENV.evalBatches, help: 'held-out batches per domain (default 4)' },
     sharedFlag('batch-size', 'windows per batch (default 8)'),
     sharedFlag('seq-len', "window length (default the smallest config's, at most 256)"),
@@ -161,17 +174,45 @@ function parseSpec(raw: string): ModelSpec {
   return { vocabSize: 0, ...spec } as ModelSpec;
 }
 
+/** `NAME=...` at the start of a list item: a DOMAIN=PATH entry, not a path (paths start with / or .). */
+const NAMED_ITEM = /^[A-Za-z0-9][-A-Za-z0-9_.]*=/;
+
+/**
+ * What a training stage trains on: finetune always takes DOMAIN=PATH,...; seed and expert take the same
+ * list (the dense baseline trains an expert on every domain, weighted by --data-weights) or one file or
+ * folder, named by --domain.
+ */
+function trainData(stage: TrainStage, f: Flags): { name: string; path: string }[] {
+  const raw = f.required('data');
+  const items = raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  if (stage === 'finetune' || (items.length > 0 && items.every((x) => NAMED_ITEM.test(x)))) {
+    const data = parseNamedList(raw).map((d) => ({ name: d.name, path: d.value }));
+    const seen = new Set<string>();
+    for (const d of data) {
+      if (seen.has(d.name)) throw new UsageError(`--data: domain ${d.name} is listed twice`);
+      seen.add(d.name);
+    }
+    return data;
+  }
+  return [{ name: f.string('domain') ?? (stage === 'seed' ? 'general' : 'domain'), path: raw }];
+}
+
 export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageSettings {
   const steps = f.number('steps', 200, { integer: true, min: 1 });
-  const dataRaw = f.required('data');
-  const data =
-    stage === 'finetune'
-      ? parseNamedList(dataRaw).map((d) => ({ name: d.name, path: d.value }))
-      : [{ name: f.string('domain') ?? (stage === 'seed' ? 'general' : 'domain'), path: dataRaw }];
+  const data = trainData(stage, f);
   let weights: number[] | undefined;
   const weightsRaw = f.string('data-weights');
   if (weightsRaw) {
     const byName = new Map(parseNamedList(weightsRaw).map((w) => [w.name, Number(w.value)]));
+    for (const name of byName.keys()) {
+      if (!data.some((d) => d.name === name))
+        throw new UsageError(
+          `--data-weights: ${name} is not a domain of --data (${data.map((d) => d.name).join(', ')})`,
+        );
+    }
     weights = data.map((d) => {
       const w = byName.get(d.name) ?? 1;
       if (!Number.isFinite(w) || w < 0) throw new UsageError(`--data-weights: bad weight for ${d.name}`);
@@ -217,7 +258,18 @@ export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageS
 export function evalSettingsFromFlags(f: Flags) {
   const seqLen = f.optionalNumber('seq-len', { integer: true, min: 1 });
   const out = f.required('out');
+  const btmExperts = f.named('btm-expert').map((c) => ({ name: c.name, dir: c.value }));
+  const priorRaw = f.string('btm-prior');
+  const prior = priorRaw?.split(',').map((w) => {
+    const n = Number(w.trim());
+    if (w.trim() === '' || !Number.isFinite(n) || n < 0)
+      throw new UsageError(`--btm-prior must be numbers >= 0 separated by commas, got '${priorRaw}'`);
+    return n;
+  });
+  if (prior && prior.length !== btmExperts.length)
+    throw new UsageError(`--btm-prior has ${prior.length} weights for ${btmExperts.length} --btm-expert`);
   return {
+    ...(btmExperts.length > 0 ? { btm: { experts: btmExperts, ...(prior ? { prior } : {}) } } : {}),
     tokens: f.string('tokens') ?? `${out.endsWith('.json') ? dirname(out) : out}/tokens`,
     checkpoints: f.named('checkpoint').map((c) => ({ name: c.name, dir: c.value })),
     data: f.named('data').map((d) => ({ name: d.name, path: d.value })),

@@ -187,7 +187,8 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
         randomSeed: s.seed,
         optimizer: { file: OPTIMIZER_FILE, kind: OPTIMIZER_KIND, step: optimizer.step },
         time: new Date().toISOString(),
-        ...(s.stage === 'expert' && s.data[0] ? { domain: s.data[0].name } : {}),
+        // An expert of one domain says which; one trained on a list (the dense baseline) does not.
+        ...(s.stage === 'expert' && s.data.length === 1 ? { domain: s.data[0]!.name } : {}),
       },
       {
         dtype: s.dtype,

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { computeBudgets } from '../../src/api/compute.js';
 import type { BTXRun } from '../../src/api/types.js';
-import { at, env, eventReasons, kinds, makeRun, World } from './fixtures.js';
+import { parseFlags } from '../../src/cli/flags.js';
+import {
+  EVAL_COMMAND,
+  evalSettingsFromFlags,
+  TRAIN_COMMAND,
+  trainSettingsFromFlags,
+} from '../../src/cli/trainArgs.js';
+import { at, env, eventReasons, kinds, makeRun, makeSpec, World } from './fixtures.js';
 
 const ALL = ['dense', 'sparseUpcycling', 'btm'] as const;
 
@@ -173,4 +180,40 @@ test('without baselines nothing of theirs appears: no Jobs, no compute in status
   assert.deepEqual(jobNames(w), []);
   assert.equal(p.status.compute, undefined);
   assert.equal(p.status.dense, undefined);
+});
+
+test('the trainer reads the baseline Jobs back from their environment: dense trains an expert on every domain', () => {
+  const w = new World(
+    makeRun({
+      seed: { checkpoint: '/btx/s' },
+      baselines: [...ALL],
+      finetune: { ...makeSpec().finetune, dataWeights: { code: 2, math: 1 } },
+    }),
+  );
+  w.step();
+  const flags = parseFlags(TRAIN_COMMAND, [], env(w.job('demo-dense')));
+  assert.ok(flags !== 'help');
+  const dense = trainSettingsFromFlags('expert', flags);
+  assert.deepEqual(dense.data, [
+    { name: 'code', path: '/btx/data/code.txt' },
+    { name: 'math', path: '/btx/data/math.txt' },
+    { name: 'prose', path: '/btx/data/prose.txt' },
+  ]);
+  assert.deepEqual(dense.weights, [2, 1, 1], 'finetune.dataWeights, unnamed domains 1');
+  assert.equal(dense.steps, computeBudgets(w.run.spec).find((b) => b.model === 'dense')?.steps);
+  assert.equal(dense.input, '/btx/s');
+});
+
+test('the eval Job hands BTM its experts: btx eval reads them as the btm ensemble', () => {
+  const w = throughFinetune(makeRun({ baselines: ['btm'] }));
+  assert.equal(w.run.status?.phase, 'Evaluating', 'btm trains nothing: eval does not wait');
+  const flags = parseFlags(EVAL_COMMAND, [], env(w.job('demo-eval')));
+  assert.ok(flags !== 'help');
+  const settings = evalSettingsFromFlags(flags);
+  assert.deepEqual(
+    settings.btm?.experts.map((e) => e.name),
+    ['code', 'math', 'prose'],
+  );
+  assert.equal(settings.btm?.experts[0]?.dir, '/btx/runs/ml/demo/experts/code/step-6');
+  assert.equal(settings.btm?.prior, undefined, 'uniform');
 });
