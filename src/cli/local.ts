@@ -15,6 +15,7 @@ import {
   failureReason,
   ProgressView,
   renderCheckpoints,
+  renderCompute,
   renderResults,
   renderRouting,
 } from './progressView.js';
@@ -188,6 +189,8 @@ export async function run(flags: Flags): Promise<number> {
     const succeeded = current.status?.phase === 'Succeeded';
     const lines = ['', ...(succeeded ? [] : [`Run failed: ${failureReason(current)}`, ''])];
     lines.push(...renderResults(current), '');
+    const compute = renderCompute(current);
+    if (compute.length > 0) lines.push(...compute, '');
     const routing = renderRouting(current);
     if (routing.length > 0) lines.push(...routing, '');
     if (succeeded) {

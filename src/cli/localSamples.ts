@@ -21,7 +21,7 @@ export interface ModelSample {
   error?: string;
 }
 
-/** The models of the results table (seed, experts in domain order, btx) that have a checkpoint. */
+/** The models of the results table (seed, experts in domain order, btx, baselines) that have a checkpoint. */
 export function sampleTargets(run: BTXRun, toHost: (containerPath: string) => string): SampleTarget[] {
   const s = run.status ?? {};
   const byName = new Map((s.experts ?? []).map((e) => [e.name, e.checkpoint]));
@@ -30,6 +30,9 @@ export function sampleTargets(run: BTXRun, toHost: (containerPath: string) => st
     ...(run.spec.domains ?? []).map((d): [string, string | undefined] => [d.name, byName.get(d.name)]),
     // The evaluated BTX model: the finetuned one, or the mixed one when finetuning is skipped.
     ['btx', s.finetune?.checkpoint ?? s.mix?.checkpoint],
+    // The trained baselines (spec.baselines), when the run has them; btm is an ensemble, not a checkpoint.
+    ['dense', s.dense?.checkpoint],
+    ['sparseUpcycling', s.sparseUpcycling?.checkpoint],
   ];
   return entries
     .filter((e): e is [string, string] => typeof e[1] === 'string')

@@ -3,6 +3,7 @@
 // redrawn in place on a terminal, plain lines at most every few seconds otherwise (CI logs, pipes).
 import { JOB_STAGES, STAGES, type JobStage, type Progress } from '../api/stageContract.js';
 import type { BTXRun, Condition, ExpertStatus, StageStatus } from '../api/types.js';
+import { meanResults } from '../api/meanResults.js';
 
 const BAR_WIDTH = 24;
 
@@ -152,19 +153,27 @@ function table(header: string[], rows: string[][]): string[] {
   return [line(header), ...rows.map(line)];
 }
 
-/** Seed first, the experts in domain order, the BTX model last; anything else in between. */
+/** The baselines' rows, after the BTX model, in the order of spec.baselines' enum. */
+const BASELINE_ROWS = ['dense', 'sparseUpcycling', 'btm'];
+
+/** Seed first, the experts in domain order, the BTX model, then the baselines; anything else before btx. */
 function modelOrder(models: string[], domains: string[]): string[] {
   const rank = (m: string) => {
     if (m === 'seed') return -1;
     const d = domains.indexOf(m);
     if (d >= 0) return d;
     if (m === 'btx') return domains.length + 1;
+    const b = BASELINE_ROWS.indexOf(m);
+    if (b >= 0) return domains.length + 2 + b;
     return domains.length;
   };
   return [...new Set(models)].sort((a, b) => rank(a) - rank(b));
 }
 
-/** Per-domain held-out perplexity of every model, the best per domain marked with '*'. */
+/**
+ * Per-domain held-out perplexity of every model and its mean over the domains (exp of the mean loss,
+ * status.meanResults), the best per column marked with '*'.
+ */
 export function renderResults(run: BTXRun): string[] {
   const results = run.status?.results ?? [];
   if (results.length === 0) return ['No evaluation results.'];
@@ -179,19 +188,42 @@ export function renderResults(run: BTXRun): string[] {
     results.map((r) => r.model),
     specDomains,
   );
+  const means = new Map((run.status?.meanResults ?? meanResults(results)).map((m) => [m.model, m]));
   const best = new Map<string, number>();
   for (const r of results) best.set(r.domain, Math.min(best.get(r.domain) ?? Infinity, r.perplexity));
+  const bestMean = Math.min(...[...means.values()].map((m) => m.perplexity));
+  const cell = (value: number | undefined, bestValue: number | undefined) =>
+    value === undefined ? '- ' : `${value.toFixed(2)}${value === bestValue ? '*' : ' '}`;
   const rows = models.map((model) => [
     model,
-    ...domains.map((domain) => {
-      const r = results.find((x) => x.model === model && x.domain === domain);
-      if (!r) return '- ';
-      return `${r.perplexity.toFixed(2)}${r.perplexity === best.get(domain) ? '*' : ' '}`;
-    }),
+    ...domains.map((domain) =>
+      cell(results.find((x) => x.model === model && x.domain === domain)?.perplexity, best.get(domain)),
+    ),
+    cell(means.get(model)?.perplexity, bestMean),
   ]);
   // Header names end one column early, above the digits rather than the best-marker.
-  const header = ['model', ...domains.map((d) => `${d} `)];
-  return ['Held-out perplexity per domain (lower is better, * = best):', ...table(header, rows)];
+  const header = ['model', ...domains.map((d) => `${d} `), 'mean '];
+  return [
+    'Held-out perplexity per domain and the mean over domains (exp of the mean loss; lower is better, * = best):',
+    ...table(header, rows),
+  ];
+}
+
+/** What BTX's training cost and what each trained baseline was given to match it (status.compute). */
+export function renderCompute(run: BTXRun): string[] {
+  const compute = run.status?.compute ?? [];
+  if (compute.length === 0) return [];
+  const rows = compute.map((c) => [
+    c.model,
+    String(c.steps),
+    String(c.tokens),
+    c.flops.toExponential(3),
+    `${(c.relativeToBtx * 100).toFixed(2)}%`,
+  ]);
+  return [
+    'Training compute (FLOPs = 6 x active parameters x tokens; the shared seed left out):',
+    ...table(['model', 'steps', 'tokens', 'FLOPs', 'of BTX'], rows),
+  ];
 }
 
 /** Share of each domain's tokens per expert, in percent. */

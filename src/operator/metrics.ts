@@ -14,6 +14,8 @@ export const METRIC_NAMES = [
   'btx_eval_loss',
   'btx_eval_perplexity',
   'btx_eval_bits_per_byte',
+  'btx_eval_mean_loss',
+  'btx_training_flops',
   'btx_routing_share',
   'btx_reconcile_total',
   'btx_reconcile_duration_seconds',
@@ -28,6 +30,8 @@ interface RunSeries {
   experts: Set<string>;
   restarts: Set<string>; // `${expert}\0${reason}`
   results: Set<string>; // `${model}\0${domain}`
+  means: Set<string>; // models with a mean loss
+  flops: Set<string>; // models with training FLOPs
   routing: Set<string>; // `${domain}\0${expert}`
 }
 
@@ -43,6 +47,8 @@ export class OperatorMetrics {
   private readonly evalLoss: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
   private readonly evalBitsPerByte: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
   private readonly evalPerplexity: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
+  private readonly evalMeanLoss: Gauge<'namespace' | 'run' | 'model'>;
+  private readonly trainingFlops: Gauge<'namespace' | 'run' | 'model'>;
   private readonly routingShare: Gauge<'namespace' | 'run' | 'domain' | 'expert'>;
   private readonly reconciles: Counter<'result'>;
   private readonly reconcileDuration: Histogram;
@@ -93,6 +99,17 @@ export class OperatorMetrics {
       'Held-out bits per byte of text per model and domain (comparable across tokenizers).',
       evalLabels,
     );
+    // model: seed, btx, dense, sparseUpcycling, btm, or an expert by its domain name (at most 64).
+    this.evalMeanLoss = gauge(
+      'btx_eval_mean_loss',
+      "Each model's held-out loss averaged over the domains, every domain weighted equally.",
+      ['namespace', 'run', 'model'],
+    );
+    this.trainingFlops = gauge(
+      'btx_training_flops',
+      'Training FLOPs (6 x active parameters x tokens) of the BTX model (experts + finetune) and of each compute-matched baseline.',
+      ['namespace', 'run', 'model'],
+    );
     this.routingShare = gauge(
       'btx_routing_share',
       "Share of a domain's tokens routed to each expert by the BTX model.",
@@ -117,7 +134,14 @@ export class OperatorMetrics {
   private entry(key: string): RunSeries {
     let s = this.series.get(key);
     if (!s) {
-      s = { experts: new Set(), restarts: new Set(), results: new Set(), routing: new Set() };
+      s = {
+        experts: new Set(),
+        restarts: new Set(),
+        results: new Set(),
+        means: new Set(),
+        flops: new Set(),
+        routing: new Set(),
+      };
       this.series.set(key, s);
     }
     return s;
@@ -150,6 +174,14 @@ export class OperatorMetrics {
       this.evalPerplexity.set(labels, r.perplexity);
       if (r.bitsPerByte !== undefined) this.evalBitsPerByte.set(labels, r.bitsPerByte);
     }
+    for (const m of run.status?.meanResults ?? []) {
+      s.means.add(m.model);
+      this.evalMeanLoss.set({ namespace, run: name, model: m.model }, m.loss);
+    }
+    for (const c of run.status?.compute ?? []) {
+      s.flops.add(c.model);
+      this.trainingFlops.set({ namespace, run: name, model: c.model }, c.flops);
+    }
     for (const r of run.status?.routing ?? []) {
       s.routing.add(`${r.domain}\0${r.expert}`);
       this.routingShare.set({ namespace, run: name, domain: r.domain, expert: r.expert }, r.share);
@@ -171,6 +203,16 @@ export class OperatorMetrics {
     for (const k of [...s.results].filter((r) => !results.has(r))) {
       this.removeResult(namespace, name, k);
       s.results.delete(k);
+    }
+    const means = new Set((run.status?.meanResults ?? []).map((m) => m.model));
+    for (const model of [...s.means].filter((m) => !means.has(m))) {
+      this.evalMeanLoss.remove({ namespace, run: name, model });
+      s.means.delete(model);
+    }
+    const flops = new Set((run.status?.compute ?? []).map((c) => c.model));
+    for (const model of [...s.flops].filter((m) => !flops.has(m))) {
+      this.trainingFlops.remove({ namespace, run: name, model });
+      s.flops.delete(model);
     }
     const routing = new Set((run.status?.routing ?? []).map((r) => `${r.domain}\0${r.expert}`));
     for (const k of [...s.routing].filter((r) => !routing.has(r))) {
@@ -219,6 +261,8 @@ export class OperatorMetrics {
       this.restarts.remove({ namespace, run: name, expert, reason });
     }
     for (const k of s.results) this.removeResult(namespace, name, k);
+    for (const model of s.means) this.evalMeanLoss.remove({ namespace, run: name, model });
+    for (const model of s.flops) this.trainingFlops.remove({ namespace, run: name, model });
     for (const k of s.routing) this.removeRouting(namespace, name, k);
     this.series.delete(key);
     this.countPhases();

@@ -57,11 +57,12 @@ test('btx local runs a tiny BTX run to Succeeded and prints results, routing and
   assert.match(out, /metrics {4}http:\/\/127\.0\.0\.1:\d+\/metrics/);
   assert.match(out, /Succeeded/);
   const table = out.slice(out.indexOf('Held-out perplexity'));
-  assert.match(table, /^model\s+math\s+code\s+prose\s*$/m);
+  assert.match(table, /^model\s+math\s+code\s+prose\s+mean\s*$/m);
   for (const model of ['seed', 'math', 'code', 'prose', 'btx']) {
-    assert.match(table, new RegExp(`^${model}(\\s+\\d+\\.\\d\\d[* ]?){3}\\s*$`, 'm'), `row ${model}`);
+    assert.match(table, new RegExp(`^${model}(\\s+\\d+\\.\\d\\d[* ]?){4}\\s*$`, 'm'), `row ${model}`);
   }
-  assert.equal((table.split('Routing')[0]?.match(/\*/g) ?? []).length - 1, 3, 'one best mark per domain');
+  const marks = (table.split('Routing')[0]?.match(/\*/g) ?? []).length - 1;
+  assert.equal(marks, 4, 'one best mark per domain and for the mean');
   assert.match(out, /Routing: share of each domain's tokens per expert/);
   // One sample per model, after the tables and before the checkpoints.
   const samples = out.slice(out.indexOf('Samples ('), out.indexOf('Checkpoints:'));

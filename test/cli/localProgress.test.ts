@@ -8,6 +8,7 @@ import {
   ProgressView,
   renderCheckpoints,
   renderProgress,
+  renderCompute,
   renderResults,
   renderRouting,
   renderSummary,
@@ -130,15 +131,55 @@ const done = run({
   ],
 });
 
-test('the results table lists seed, experts, then the BTX model, and marks the best per domain', () => {
+test('the results table lists seed, experts, then the BTX model, and marks the best per domain and mean', () => {
   const lines = renderResults(done);
   assert.match(lines[0] ?? '', /perplexity/);
+  // Mean: exp of the mean loss; every loss here is 1, so every mean is e (and every row best).
   assert.deepEqual(lines.slice(1), [
-    'model  math   code',
-    'seed   4.00   5.00',
-    'math   2.20*  6.00',
-    'btx    2.50   3.00*',
+    'model  math   code   mean',
+    'seed   4.00   5.00   2.72*',
+    'math   2.20*  6.00   2.72*',
+    'btx    2.50   3.00*  2.72*',
   ]);
+});
+
+test('baselines follow the BTX model; the mean column is status.meanResults', () => {
+  const results = ['seed', 'math', 'btx', 'btm', 'sparseUpcycling', 'dense'].flatMap((model, i) =>
+    ['math', 'code'].map((domain, j) => ({
+      model,
+      domain,
+      loss: 1 + i / 10 + j / 10,
+      perplexity: 9 - i - j,
+    })),
+  );
+  const lines = renderResults(run({ results }));
+  assert.deepEqual(
+    lines.slice(2).map((l) => l.split(/\s+/)[0]),
+    ['seed', 'math', 'btx', 'dense', 'sparseUpcycling', 'btm'],
+  );
+  assert.match(
+    lines[2] ?? '',
+    /^seed\s+9\.00\s+8\.00\s+2\.86\*$/,
+    'exp(mean of 1.0 and 1.1) = 2.8577, the best mean',
+  );
+  const given = renderResults(
+    run({ results, meanResults: [{ model: 'dense', loss: 0, perplexity: 1.5, domains: 2 }] }),
+  );
+  assert.match(given.find((l) => l.startsWith('dense')) ?? '', /1\.50\*$/);
+  assert.match(given.find((l) => l.startsWith('btx')) ?? '', /-\s*$/, 'no mean given for btx');
+});
+
+test('the compute table shows BTX and each trained baseline against it', () => {
+  const compute = [
+    { model: 'btx' as const, steps: 190, tokens: 97280, flops: 7.2e10, relativeToBtx: 1 },
+    { model: 'dense' as const, steps: 245, tokens: 125440, flops: 7.21e10, relativeToBtx: 1.0014 },
+  ];
+  assert.deepEqual(renderCompute(run({ compute })).slice(1), [
+    'model  steps  tokens      FLOPs   of BTX',
+    'btx      190   97280  7.200e+10  100.00%',
+    'dense    245  125440  7.210e+10  100.14%',
+  ]);
+  assert.deepEqual(renderCompute(run({})), []);
 });
 
 test('routing shares print as percentages per domain and expert', () => {
