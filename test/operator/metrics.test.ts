@@ -18,6 +18,8 @@ test("a run's series appear from its status and all go when the run is deleted",
     phase: 'TrainingExperts',
     experts: [{ name: 'code', phase: 'Running', attempt: 2, restarts: 1, step: 3, totalSteps: 6, loss: 2.5 }],
     results: [{ model: 'btx', domain: 'code', loss: 1, perplexity: 2.7 }],
+    meanResults: [{ model: 'dense', loss: 1.25, perplexity: 3.49, domains: 3 }],
+    compute: [{ model: 'sparseUpcycling', steps: 17, tokens: 544, flops: 26895360, relativeToBtx: 1.03 }],
     routing: [{ domain: 'code', expert: 'code', share: 0.8 }],
   };
   m.observeRun(run);
@@ -35,6 +37,8 @@ test("a run's series appear from its status and all go when the run is deleted",
   );
   assert.match(text, /btx_eval_loss\{namespace="ml",run="demo",model="btx",domain="code"\} 1/);
   assert.match(text, /btx_routing_share\{namespace="ml",run="demo",domain="code",expert="code"\} 0.8/);
+  assert.match(text, /btx_eval_mean_loss\{namespace="ml",run="demo",model="dense"\} 1.25/);
+  assert.match(text, /btx_training_flops\{namespace="ml",run="demo",model="sparseUpcycling"\} 26895360/);
   assert.match(text, /btx_reconcile_total\{result="success"\} 1/);
   run.status.phase = 'Mixing';
   m.observeRun(run);

@@ -78,6 +78,8 @@ async function scrapeOperatorMetrics(): Promise<Map<string, Set<string>>> {
         { name: 'math', phase: 'Running', attempt: 2, restarts: 1, step: 10, totalSteps: 100, loss: 2.5 },
       ],
       results: [{ model: 'btx', domain: 'math', loss: 1.5, perplexity: 4.48, bitsPerByte: 2.1 }],
+      meanResults: [{ model: 'btx', loss: 1.5, perplexity: 4.48, bitsPerByte: 2.1, domains: 1 }],
+      compute: [{ model: 'btx', steps: 10, tokens: 640, flops: 1e9, relativeToBtx: 1 }],
       routing: [{ domain: 'math', expert: 'math', share: 0.7 }],
     } as BTXRun['status'],
   };
