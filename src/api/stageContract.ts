@@ -57,6 +57,8 @@ export const ENV = {
   input: 'BTX_INPUT',
   /** mix: comma-separated expert checkpoint folders, in expert order. */
   experts: 'BTX_EXPERTS',
+  /** mix: comma-separated names of the experts, in order (default: their folder names). */
+  expertNames: 'BTX_EXPERT_NAMES',
   /** mix: the seed checkpoint to add as a generalist expert (optional). */
   generalist: 'BTX_GENERALIST',
   /** mix: how non-feed-forward weights are combined: average | seed | weighted. */

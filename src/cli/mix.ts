@@ -89,6 +89,7 @@ gets a new router.`,
     {
       name: 'expert-name',
       value: 'NAME',
+      env: ENV.expertNames,
       repeatable: true,
       help: "names for the experts in order (a last extra one names the generalist);\ndefault: the folder name (the parent's for a step-N folder)",
     },

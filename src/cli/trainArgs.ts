@@ -258,7 +258,8 @@ export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageS
 export function evalSettingsFromFlags(f: Flags) {
   const seqLen = f.optionalNumber('seq-len', { integer: true, min: 1 });
   const out = f.required('out');
-  const btmExperts = f.named('btm-expert').map((c) => ({ name: c.name, dir: c.value }));
+  const btmExperts =
+    f.list('btm-expert').length > 0 ? f.named('btm-expert').map((c) => ({ name: c.name, dir: c.value })) : [];
   const priorRaw = f.string('btm-prior');
   const prior = priorRaw?.split(',').map((w) => {
     const n = Number(w.trim());

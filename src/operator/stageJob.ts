@@ -49,10 +49,13 @@ function mixEnv(
   inputs: StageInputs,
   experts: { name: string; checkpoint: string }[],
   out: string,
+  names?: string[],
 ) {
   return {
     env: envFrom({
       [ENV.experts]: experts.map((e) => e.checkpoint).join(','),
+      // Only when a folder name would not tell the experts apart (copies of the seed).
+      [ENV.expertNames]: names ? names.join(',') : undefined,
       [ENV.generalist]: spec.mix.includeSeedAsExpert ? inputs.seedCheckpoint : undefined,
       [ENV.router]: spec.mix.router.type,
       [ENV.topK]: spec.mix.router.k,
@@ -173,6 +176,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
         inputs,
         spec.domains.map(() => ({ name: 'seed', checkpoint: inputs.seedCheckpoint })),
         layout.upcycled,
+        spec.domains.map((_, i) => `seed-copy-${i + 1}`),
       );
     case 'sparseUpcycling':
       return finetuneEnv(

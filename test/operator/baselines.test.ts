@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { computeBudgets } from '../../src/api/compute.js';
 import type { BTXRun } from '../../src/api/types.js';
 import { parseFlags } from '../../src/cli/flags.js';
+import { parseMixArgs } from '../../src/cli/mix.js';
 import {
   EVAL_COMMAND,
   evalSettingsFromFlags,
@@ -47,6 +48,13 @@ test('dense and the upcycling mix start with the experts once the seed is done, 
   assert.equal(mix.BTX_ROUTER_INIT, 'zeros', "BTX's router init");
   assert.equal(mix.BTX_OUTPUT, '/btx/runs/ml/demo/baselines/upcycled');
   assert.deepEqual(w.job('demo-sparse-upcycling-mix').spec?.template.spec?.containers[0]?.args, ['mix']);
+  // btx mix refuses two experts of one name: the copies are named (before: the Job failed on it).
+  const parsed = parseMixArgs([], mix);
+  assert.ok(parsed !== 'help');
+  assert.deepEqual(
+    parsed.experts.map((e) => e.name),
+    ['seed-copy-1', 'seed-copy-2', 'seed-copy-3'],
+  );
 });
 
 test('the upcycled MoE is trained with the finetune recipe for its budget once its mix is done', () => {
@@ -216,4 +224,13 @@ test('the eval Job hands BTM its experts: btx eval reads them as the btm ensembl
   );
   assert.equal(settings.btm?.experts[0]?.dir, '/btx/runs/ml/demo/experts/code/step-6');
   assert.equal(settings.btm?.prior, undefined, 'uniform');
+});
+
+test('without btm the eval Job has no BTM experts, and btx eval reads it without asking for them', () => {
+  const w = throughFinetune(makeRun());
+  const ev = env(w.job('demo-eval'));
+  assert.equal(ev.BTX_BTM_EXPERTS, undefined);
+  const flags = parseFlags(EVAL_COMMAND, [], ev);
+  assert.ok(flags !== 'help');
+  assert.equal(evalSettingsFromFlags(flags).btm, undefined);
 });
