@@ -1,7 +1,7 @@
 // Branch-Train-MiX end to end on the sample corpora, in one process, printing a table like the
 // paper's (held-out loss/perplexity per model and domain) and the BTX model's routing:
 //   seed (all domains) -> 3 experts (one domain each) -> mix (+ seed as generalist) -> finetune -> eval,
-//   plus a dense baseline: the seed trained on all domains for the same number of extra steps.
+//   plus a dense baseline: the seed trained on all domains for the steps that match BTX's FLOPs.
 //
 // Usage: node --import tsx scripts/btx-e2e.ts [--seed-steps N] [--expert-steps N] [--finetune-steps N]
 //        [--eval-batches N] [--expert-lr X] [--finetune-lr X] [--out DIR] [--router topK] [--no-generalist]
@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { baselineSteps } from '../src/api/compute.js';
+import { applyDefaults } from '../src/api/defaults.js';
 import { initBackend } from '../src/trainer/backend.js';
 import { runEval } from '../src/trainer/evaluate.js';
 import type { RouterType } from '../src/trainer/hfConfig.js';
@@ -138,16 +140,34 @@ export function e2eStages(
       learningRate: o.finetuneLr,
       seed: 3,
     }),
-    // Dense baseline: the same total training steps as the experts + finetune, all on the mixture.
+    // Dense baseline: the seed trained further on every domain for the steps that spend the FLOPs of
+    // the experts + finetune, as the operator's spec.baselines dense does (src/api/compute.ts).
     dense: stage({
       stage: 'expert',
       input: inputs.seedCheckpoint,
       out: join(work, 'dense'),
-      steps: DOMAINS.length * o.expertSteps + o.finetuneSteps,
+      steps: denseSteps(o),
       learningRate: o.expertLr,
       seed: 4,
     }),
   };
+}
+
+/** The dense baseline's steps: the operator's budget for this script's run, as a BTXRun spec would say it. */
+export function denseSteps(o: E2eOptions): number {
+  const spec = applyDefaults({
+    storage: { persistentVolumeClaim: { claimName: 'unused' } },
+    model: SPEC,
+    seed: { checkpoint: '/btx/seed' },
+    domains: DOMAINS.map((d) => ({ name: d.name, data: `/btx/${d.name}` })),
+    expert: { steps: o.expertSteps, batchSize: 8 },
+    mix: { includeSeedAsExpert: o.generalist, router: { type: o.router, k: 2 } },
+    finetune: { steps: o.finetuneSteps, batchSize: 8 },
+    baselines: ['dense'],
+  });
+  const steps = baselineSteps(spec, 'dense');
+  if (steps === undefined) throw new Error('no dense budget');
+  return steps;
 }
 
 const timings: [string, number][] = [];

@@ -21,7 +21,13 @@ test('scripts/btx-e2e.ts: trains experts and the dense baseline at --expert-lr, 
     ],
   );
   assert.equal(s.dense.learningRate, 5e-4);
-  assert.equal(s.dense.steps, 3 * 7 + 100);
+  // FLOP-matched (src/api/compute.ts): dense 123072 active parameters, the MoE of 3 experts + the
+  // generalist with top-2 197312; (21 x 123072 + 100 x 197312) / 123072 = 181.3 steps at the same batch.
+  assert.equal(s.dense.steps, 181);
+  assert.deepEqual(
+    s.dense.data.map((d) => d.name),
+    ['math', 'code', 'prose'],
+  );
   assert.equal(s.finetune.learningRate, 3e-3);
   assert.equal(s.finetune.input, INPUTS.mixedDir);
 });
