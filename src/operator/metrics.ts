@@ -209,7 +209,7 @@ export class OperatorMetrics {
       this.evalMeanLoss.remove({ namespace, run: name, model });
       s.means.delete(model);
     }
-    const flops = new Set((run.status?.compute ?? []).map((c) => c.model));
+    const flops = new Set<string>((run.status?.compute ?? []).map((c) => c.model));
     for (const model of [...s.flops].filter((m) => !flops.has(m))) {
       this.trainingFlops.remove({ namespace, run: name, model });
       s.flops.delete(model);

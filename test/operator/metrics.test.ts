@@ -67,15 +67,18 @@ test("a new round drops the series its status no longer has: a removed expert, t
     phase: 'Succeeded',
     experts: [expert('code'), expert('math')],
     results: [{ model: 'btx', domain: 'math', loss: 1, perplexity: 2.7 }],
+    meanResults: [{ model: 'btx', loss: 1, perplexity: 2.7, domains: 1 }],
     routing: [{ domain: 'math', expert: 'math', share: 0.8 }],
   };
   m.observeRun(run);
   assert.match(await m.registry.metrics(), /btx_expert_step\{namespace="ml",run="demo",expert="math"\} 6/);
+  assert.match(await m.registry.metrics(), /btx_eval_mean_loss\{namespace="ml",run="demo",model="btx"\} 1/);
   // Round 2 without math: the status has no math expert and no results or routing yet.
   run.status = { phase: 'Mixing', experts: [expert('code')], round: 2 };
   m.observeRun(run);
   const text = await m.registry.metrics();
   assert.doesNotMatch(text, /expert="math"|domain="math"/);
+  assert.doesNotMatch(text, /btx_eval_mean_loss\{/, "the finished round's means go with its results");
   assert.match(text, /btx_expert_step\{namespace="ml",run="demo",expert="code"\} 6/);
   m.forgetRun('ml', 'demo');
   assert.doesNotMatch(await m.registry.metrics(), /run="demo"/);
