@@ -1,23 +1,31 @@
-// Branch-Train-MiX end to end on the sample corpora, in one process, printing a table like the
-// paper's (held-out loss/perplexity per model and domain) and the BTX model's routing:
-//   seed (all domains) -> 3 experts (one domain each) -> mix (+ seed as generalist) -> finetune -> eval,
-//   plus a dense baseline: the seed trained on all domains for the steps that match BTX's FLOPs.
+// Branch-Train-MiX against its compute-matched baselines on the sample corpora, in one process,
+// printing a table like the paper's (held-out loss per model and domain, and the mean):
+//   seed (all domains) -> one expert per domain -> mix (+ the seed as generalist) -> finetune = BTX;
+//   dense: the seed trained on all domains for the same training FLOPs as BTX's experts + finetune;
+//   sparse upcycling: the mix of seed copies (as many as BTX has experts) finetuned for those FLOPs;
+//   oracle: each domain scored by its own expert (what perfect domain routing of the experts gives).
+// The last rows, "own expert - dense" per domain, decide whether BTX can win: when a domain's own
+// expert does not beat the dense model there, no routing of the experts can (docs/trainer.md,
+// "What BTX buys at small scale").
 //
 // Usage: node --import tsx scripts/btx-e2e.ts [--seed-steps N] [--expert-steps N] [--finetune-steps N]
-//        [--eval-batches N] [--expert-lr X] [--finetune-lr X] [--out DIR] [--router topK] [--no-generalist]
-// The seed trains at 3e-3, the experts and the dense baseline (a continuation of the seed, as an
-// expert is) at --expert-lr, the mixed model at --finetune-lr.
+//        [--eval-batches N] [--seed-lr X] [--expert-lr X] [--finetune-lr X] [--combine average|seed]
+//        [--balance X] [--d-model N] [--layers N] [--ffn N] [--heads N] [--train-seed N]
+//        [--seed-from DIR] [--out DIR] [--router topK] [--no-generalist] [--no-baselines]
+// FLOPs are the operator's (src/api/compute.ts): 6 x the parameters a token passes through in
+// matmuls (the LM head included) per training token, so a top-2 MoE step costs more than a dense one.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { baselineSteps } from '../src/api/compute.js';
+import { computeBudgets, type ComputeBudget, type ComputedModel } from '../src/api/compute.js';
 import { applyDefaults } from '../src/api/defaults.js';
+import type { ModelSpec } from '../src/api/stageContract.js';
 import { initBackend } from '../src/trainer/backend.js';
 import { runEval } from '../src/trainer/evaluate.js';
 import type { RouterType } from '../src/trainer/hfConfig.js';
-import { mixExperts } from '../src/trainer/mix/mixExperts.js';
+import { mixExperts, type CombineRule } from '../src/trainer/mix/mixExperts.js';
 import { runTrainStage } from '../src/trainer/trainStage.js';
 import type { TrainStageSettings } from '../src/trainer/trainStage.js';
 
@@ -26,10 +34,19 @@ export interface E2eOptions {
   expertSteps: number;
   finetuneSteps: number;
   evalBatches: number;
+  seedLr: number;
   expertLr: number;
   finetuneLr: number;
   router: RouterType;
+  combine: CombineRule;
+  /** Load-balancing loss coefficient of the finetune (and of sparse upcycling's). */
+  balance: number;
   generalist: boolean;
+  baselines: boolean;
+  model: ModelSpec;
+  /** Offset of every stage's random seed: a second run with another value is a second split. */
+  trainSeed: number;
+  seedFrom?: string;
   out?: string;
 }
 
@@ -42,84 +59,156 @@ export function parseE2eArgs(argv: string[]): E2eOptions {
       'expert-steps': { type: 'string', default: '100' },
       'finetune-steps': { type: 'string', default: '100' },
       'eval-batches': { type: 'string', default: '6' },
+      'seed-lr': { type: 'string', default: '3e-3' },
       // The learning rates docs/trainer.md's "End-to-end quality" table was measured with.
       'expert-lr': { type: 'string', default: '2e-3' },
       'finetune-lr': { type: 'string', default: '1e-3' },
       router: { type: 'string', default: 'topK' },
+      combine: { type: 'string', default: 'average' },
+      balance: { type: 'string', default: '0.01' },
+      'd-model': { type: 'string', default: '64' },
+      layers: { type: 'string', default: '2' },
+      ffn: { type: 'string', default: '192' },
+      heads: { type: 'string', default: '4' },
+      'train-seed': { type: 'string', default: '0' },
+      'seed-from': { type: 'string' },
       'no-generalist': { type: 'boolean', default: false },
+      'no-baselines': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   });
-  const count = (flag: 'seed-steps' | 'expert-steps' | 'finetune-steps' | 'eval-batches') => {
+  type CountFlag =
+    | 'seed-steps'
+    | 'expert-steps'
+    | 'finetune-steps'
+    | 'eval-batches'
+    | 'd-model'
+    | 'layers'
+    | 'ffn'
+    | 'heads';
+  const count = (flag: CountFlag) => {
     const n = Number(args[flag]);
     if (!Number.isInteger(n) || n < 1)
       throw new Error(`--${flag} must be an integer >= 1, got '${args[flag]}'`);
     return n;
   };
-  const rate = (flag: 'expert-lr' | 'finetune-lr') => {
+  /** A number > 0, or >= 0 where zero means "off" (the load-balancing loss, the seed offset). */
+  const number = (
+    flag: 'seed-lr' | 'expert-lr' | 'finetune-lr' | 'balance' | 'train-seed',
+    zeroAllowed = false,
+  ) => {
     const n = Number(args[flag]);
-    if (args[flag].trim() === '' || !Number.isFinite(n) || n <= 0)
-      throw new Error(`--${flag} must be a number > 0, got '${args[flag]}'`);
+    const ok = args[flag].trim() !== '' && Number.isFinite(n) && (zeroAllowed ? n >= 0 : n > 0);
+    if (!ok)
+      throw new Error(`--${flag} must be a number ${zeroAllowed ? '>= 0' : '> 0'}, got '${args[flag]}'`);
     return n;
   };
   const routers: RouterType[] = ['topK', 'switch', 'soft', 'sampleTop1'];
   if (!routers.includes(args.router as RouterType))
     throw new Error(`--router must be one of ${routers.join(', ')}, got '${args.router}'`);
+  const combines: CombineRule[] = ['average', 'seed'];
+  if (!combines.includes(args.combine as CombineRule))
+    throw new Error(`--combine must be one of ${combines.join(', ')}, got '${args.combine}'`);
   return {
     seedSteps: count('seed-steps'),
     expertSteps: count('expert-steps'),
     finetuneSteps: count('finetune-steps'),
     evalBatches: count('eval-batches'),
-    expertLr: rate('expert-lr'),
-    finetuneLr: rate('finetune-lr'),
+    seedLr: number('seed-lr'),
+    expertLr: number('expert-lr'),
+    finetuneLr: number('finetune-lr'),
     router: args.router as RouterType,
+    combine: args.combine as CombineRule,
+    balance: number('balance', true),
     generalist: !args['no-generalist'],
+    baselines: !args['no-baselines'],
+    model: {
+      vocabSize: 259,
+      dModel: count('d-model'),
+      layers: count('layers'),
+      heads: count('heads'),
+      ffnHidden: count('ffn'),
+      seqLen: 64,
+    },
+    trainSeed: number('train-seed', true),
+    ...(args['seed-from'] !== undefined ? { seedFrom: args['seed-from'] } : {}),
     ...(args.out !== undefined ? { out: args.out } : {}),
   };
 }
 
 const ROOT = join(import.meta.dirname, '..', 'data', 'samples');
 export const DOMAINS = ['math', 'code', 'prose'].map((name) => ({ name, path: join(ROOT, name) }));
-const SPEC = { vocabSize: 259, dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: 64 };
+const BATCH_SIZE = 8;
 
 /**
- * Every training stage's settings. `seedCheckpoint` and `mixedDir` are only known once the seed
- * has trained and the experts are mixed; the paths are placeholders until then.
+ * BTX's training compute after the seed and the compute-matched baselines' steps, from the operator's
+ * own accounting (src/api/compute.ts: 6 x active parameters x tokens) for this script's run written
+ * as a BTXRun spec, so the script and spec.baselines budget alike.
  */
-export function e2eStages(
-  o: E2eOptions,
-  work: string,
-  inputs: { seedCheckpoint: string; mixedDir: string },
-): {
+export function e2eBudgets(o: E2eOptions): Record<ComputedModel, ComputeBudget> {
+  const spec = applyDefaults({
+    storage: { persistentVolumeClaim: { claimName: 'unused' } },
+    model: o.model,
+    seed: { checkpoint: '/btx/seed' },
+    domains: DOMAINS.map((d) => ({ name: d.name, data: `/btx/${d.name}` })),
+    expert: { steps: o.expertSteps, batchSize: BATCH_SIZE },
+    mix: { includeSeedAsExpert: o.generalist, router: { type: o.router, k: 2 } },
+    finetune: { steps: o.finetuneSteps, batchSize: BATCH_SIZE },
+    baselines: ['dense', 'sparseUpcycling'],
+  });
+  const budgets = computeBudgets(spec);
+  const of = (model: ComputedModel) => {
+    const b = budgets.find((x) => x.model === model);
+    if (!b) throw new Error(`no ${model} budget`);
+    return b;
+  };
+  return { btx: of('btx'), dense: of('dense'), sparseUpcycling: of('sparseUpcycling') };
+}
+
+export interface E2eStages {
   seed: TrainStageSettings;
   experts: TrainStageSettings[];
   finetune: TrainStageSettings;
   dense: TrainStageSettings;
-} {
+  upcycled: TrainStageSettings;
+  /** Training compute of BTX after the seed (experts + finetune) and of each baseline. */
+  budgets: Record<ComputedModel, ComputeBudget>;
+}
+
+/**
+ * Every training stage's settings. `seedCheckpoint`, `mixedDir` and `upcycledDir` are only known
+ * once the seed has trained and the mixes are made; the paths are placeholders until then.
+ */
+export function e2eStages(
+  o: E2eOptions,
+  work: string,
+  inputs: { seedCheckpoint: string; mixedDir: string; upcycledDir?: string },
+): E2eStages {
+  const budgets = e2eBudgets(o);
   const stage = (
     over: Partial<TrainStageSettings> & Pick<TrainStageSettings, 'stage' | 'out' | 'steps' | 'learningRate'>,
   ): TrainStageSettings => ({
     data: DOMAINS,
     tokens: join(work, 'tokens'),
-    batchSize: 8,
+    batchSize: BATCH_SIZE,
     warmupSteps: Math.max(1, Math.round(over.steps / 10)),
     minLrRatio: 0.1,
     weightDecay: 0.1,
     gradClip: 1,
     checkpointEvery: 0,
-    seed: 1,
     freezeExperts: false,
     dtype: 'F32',
     logEvery: 50,
     ...over,
+    seed: (over.seed ?? 1) + o.trainSeed,
   });
   return {
     seed: stage({
       stage: 'seed',
       out: join(work, 'seed'),
       steps: o.seedSteps,
-      spec: SPEC,
-      learningRate: 3e-3,
+      spec: o.model,
+      learningRate: o.seedLr,
     }),
     experts: DOMAINS.map((d) =>
       stage({
@@ -138,36 +227,31 @@ export function e2eStages(
       out: join(work, 'finetuned'),
       steps: o.finetuneSteps,
       learningRate: o.finetuneLr,
+      loadBalancingCoef: o.balance,
       seed: 3,
     }),
-    // Dense baseline: the seed trained further on every domain for the steps that spend the FLOPs of
-    // the experts + finetune, as the operator's spec.baselines dense does (src/api/compute.ts).
+    // Dense: a continuation of the seed on the mixture, at the experts' rate (it is what an expert
+    // would be if it trained on everything).
     dense: stage({
       stage: 'expert',
       input: inputs.seedCheckpoint,
       out: join(work, 'dense'),
-      steps: denseSteps(o),
+      steps: budgets.dense.steps,
       learningRate: o.expertLr,
       seed: 4,
     }),
+    // Sparse upcycling: BTX's finetune recipe on an MoE of seed copies, for all of BTX's FLOPs.
+    upcycled: stage({
+      stage: 'finetune',
+      input: inputs.upcycledDir ?? join(work, 'upcycled-mix'),
+      out: join(work, 'upcycled'),
+      steps: budgets.sparseUpcycling.steps,
+      learningRate: o.finetuneLr,
+      loadBalancingCoef: o.balance,
+      seed: 5,
+    }),
+    budgets,
   };
-}
-
-/** The dense baseline's steps: the operator's budget for this script's run, as a BTXRun spec would say it. */
-export function denseSteps(o: E2eOptions): number {
-  const spec = applyDefaults({
-    storage: { persistentVolumeClaim: { claimName: 'unused' } },
-    model: SPEC,
-    seed: { checkpoint: '/btx/seed' },
-    domains: DOMAINS.map((d) => ({ name: d.name, data: `/btx/${d.name}` })),
-    expert: { steps: o.expertSteps, batchSize: 8 },
-    mix: { includeSeedAsExpert: o.generalist, router: { type: o.router, k: 2 } },
-    finetune: { steps: o.finetuneSteps, batchSize: 8 },
-    baselines: ['dense'],
-  });
-  const steps = baselineSteps(spec, 'dense');
-  if (steps === undefined) throw new Error('no dense budget');
-  return steps;
 }
 
 const timings: [string, number][] = [];
@@ -176,6 +260,56 @@ async function timed<T>(name: string, f: () => Promise<T>): Promise<T> {
   const result = await f();
   timings.push([name, (performance.now() - t0) / 1000]);
   return result;
+}
+
+type Cell = { loss: number; perplexity: number };
+
+/** The report: one row per model, the oracle and the "own expert - dense" row. */
+function table(
+  o: E2eOptions,
+  stages: E2eStages,
+  cell: (model: string, domain: string) => Cell | undefined,
+  models: string[],
+): string[] {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const row = (name: string, losses: number[]) =>
+    `| ${name} | ${losses.map((l) => l.toFixed(3)).join(' | ')} | ${mean(losses).toFixed(3)} |`;
+  const lossOf = (m: string, d: string) => cell(m, d)?.loss ?? NaN;
+  const lines = [
+    `| model | ${DOMAINS.map((d) => d.name).join(' | ')} | mean |`,
+    `| --- | ${DOMAINS.map(() => '---').join(' | ')} | --- |`,
+    ...models.map((m) =>
+      row(
+        m,
+        DOMAINS.map((d) => lossOf(m, d.name)),
+      ),
+    ),
+    row(
+      'oracle (own expert)',
+      DOMAINS.map((d) => lossOf(`expert:${d.name}`, d.name)),
+    ),
+  ];
+  if (o.baselines) {
+    lines.push(
+      row(
+        'own expert - dense',
+        DOMAINS.map((d) => lossOf(`expert:${d.name}`, d.name) - lossOf('dense', d.name)),
+      ),
+      row(
+        'BTX - dense',
+        DOMAINS.map((d) => lossOf('BTX', d.name) - lossOf('dense', d.name)),
+      ),
+    );
+    const { btx, dense, sparseUpcycling } = stages.budgets;
+    const pct = (b: ComputeBudget) => `${((b.relativeToBtx - 1) * 100).toFixed(2)}%`;
+    lines.push(
+      '',
+      `training FLOPs after the seed: BTX ${btx.flops.toExponential(3)}, dense ${dense.steps} steps ` +
+        `${dense.flops.toExponential(3)} (${pct(dense)}), sparse upcycling ${sparseUpcycling.steps} steps ` +
+        `${sparseUpcycling.flops.toExponential(3)} (${pct(sparseUpcycling)})`,
+    );
+  }
+  return lines;
 }
 
 async function main(): Promise<void> {
@@ -188,53 +322,69 @@ async function main(): Promise<void> {
   }
   const work = o.out ?? mkdtempSync(join(tmpdir(), 'btx-e2e-'));
   const mixedDir = join(work, 'mixed');
+  const upcycledDir = join(work, 'upcycled-mix');
   const backend = await initBackend();
-  const seed = await timed('seed', () =>
-    runTrainStage(e2eStages(o, work, { seedCheckpoint: '', mixedDir }).seed),
-  );
-  const stages = e2eStages(o, work, { seedCheckpoint: seed.checkpoint!, mixedDir });
+  const seedCheckpoint =
+    o.seedFrom ??
+    (await timed('seed', () => runTrainStage(e2eStages(o, work, { seedCheckpoint: '', mixedDir }).seed)))
+      .checkpoint!;
+  const stages = e2eStages(o, work, { seedCheckpoint, mixedDir, upcycledDir });
   const experts: { name: string; dir: string }[] = [];
   for (const [i, d] of DOMAINS.entries()) {
     const r = await timed(`expert ${d.name}`, () => runTrainStage(stages.experts[i]!));
     experts.push({ name: d.name, dir: r.checkpoint! });
   }
+  const generalist = o.generalist ? { generalist: { dir: seedCheckpoint, name: 'generalist' } } : {};
+  const mixOptions = { router: o.router, topK: 2, verifyInputs: false } as const;
   await timed('mix', () =>
     mixExperts({
       experts,
-      ...(o.generalist ? { generalist: { dir: seed.checkpoint!, name: 'generalist' } } : {}),
+      ...generalist,
       out: mixedDir,
-      router: o.router,
-      topK: 2,
+      ...mixOptions,
+      combine: o.combine,
+      ...(o.combine === 'seed' ? { seedCheckpoint: { dir: seedCheckpoint } } : {}),
     }),
   );
   const btx = await timed('finetune', () => runTrainStage(stages.finetune));
-  const dense = await timed('dense baseline', () => runTrainStage(stages.dense));
+  const checkpoints = [
+    { name: 'seed', dir: seedCheckpoint },
+    ...experts.map((e) => ({ name: `expert:${e.name}`, dir: e.dir })),
+  ];
+  if (o.baselines) {
+    const dense = await timed('dense', () => runTrainStage(stages.dense));
+    await timed('upcycling mix', () =>
+      mixExperts({
+        experts: DOMAINS.map((d) => ({ dir: seedCheckpoint, name: `copy-${d.name}` })),
+        ...generalist,
+        out: upcycledDir,
+        ...mixOptions,
+      }),
+    );
+    const upcycled = await timed('sparse upcycling', () => runTrainStage(stages.upcycled));
+    checkpoints.push(
+      { name: 'dense', dir: dense.checkpoint! },
+      { name: 'sparse upcycling', dir: upcycled.checkpoint! },
+    );
+  }
+  checkpoints.push({ name: 'mixed (no ft)', dir: mixedDir }, { name: 'BTX', dir: btx.checkpoint! });
   const report = await timed('eval', () =>
     runEval({
-      checkpoints: [
-        { name: 'seed', dir: seed.checkpoint! },
-        ...experts.map((e) => ({ name: `expert:${e.name}`, dir: e.dir })),
-        { name: 'dense baseline', dir: dense.checkpoint! },
-        { name: 'mixed (no ft)', dir: mixedDir },
-        { name: 'BTX', dir: btx.checkpoint! },
-      ],
+      checkpoints,
       data: DOMAINS,
       tokens: join(work, 'tokens'),
       batches: o.evalBatches,
       batchSize: 8,
     }),
   );
-
-  const models = [...new Set(report.results.map((r) => r.model))];
-  const cell = (m: string, d: string) => report.results.find((r) => r.model === m && r.domain === d)!;
+  const cell = (m: string, d: string) => report.results.find((r) => r.model === m && r.domain === d);
+  const m = o.model;
   const lines = [
-    `BTX end to end (backend ${backend}, ${work}): seed ${o.seedSteps} steps, experts ${o.expertSteps} each at LR ${o.expertLr}, finetune ${o.finetuneSteps} at LR ${o.finetuneLr}, dense baseline ${stages.dense.steps} at LR ${o.expertLr}`,
-    `held-out loss (perplexity), ${report.tokensPerDomain} tokens per domain`,
-    `${'model'.padEnd(16)}${DOMAINS.map((d) => d.name.padStart(18)).join('')}${'mean'.padStart(10)}`,
-    ...models.map(
-      (m) =>
-        `${m.padEnd(16)}${DOMAINS.map((d) => `${cell(m, d.name).loss.toFixed(3)} (${cell(m, d.name).perplexity.toFixed(2)})`.padStart(18)).join('')}${(DOMAINS.reduce((a, d) => a + cell(m, d.name).loss, 0) / DOMAINS.length).toFixed(3).padStart(10)}`,
-    ),
+    `BTX vs baselines (backend ${backend}, ${work}): model d${m.dModel} L${m.layers} ffn${m.ffnHidden} h${m.heads}, ` +
+      `seed ${o.seedFrom ? `from ${o.seedFrom}` : `${o.seedSteps} steps at LR ${o.seedLr}`}, experts ${o.expertSteps} each at LR ${o.expertLr}, ` +
+      `finetune ${o.finetuneSteps} at LR ${o.finetuneLr} (balance ${o.balance}), combine ${o.combine}, train seed +${o.trainSeed}`,
+    `held-out loss, ${report.tokensPerDomain} tokens per domain`,
+    ...table(o, stages, cell, [...new Set(report.results.map((r) => r.model))]),
     '',
     "BTX routing: share of each domain's token slots per expert (mean over layers)",
     ...report.routing
@@ -243,14 +393,6 @@ async function main(): Promise<void> {
         (r) =>
           `  ${r.domain.padEnd(8)} ${r.experts.map((e, i) => `${e} ${r.shares[i]!.toFixed(2)}`).join('  ')}`,
       ),
-    '',
-    'checks:',
-    ...DOMAINS.map((d) => {
-      const b = cell('BTX', d.name).loss;
-      const s = cell('seed', d.name).loss;
-      const e = cell(`expert:${d.name}`, d.name).loss;
-      return `  ${d.name}: BTX ${b < s ? 'beats' : 'DOES NOT beat'} seed (${b.toFixed(3)} vs ${s.toFixed(3)}); BTX - expert on own domain = ${(b - e).toFixed(3)}`;
-    }),
     '',
     `seconds: ${timings.map(([n, s]) => `${n} ${s.toFixed(1)}`).join(', ')}`,
   ];

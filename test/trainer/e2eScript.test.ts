@@ -1,5 +1,6 @@
 // scripts/btx-e2e.ts: its learning-rate flags reach the stages they name (they used to be parsed and
-// ignored), bad values are refused naming the flag, and its defaults are the rates docs/trainer.md states.
+// ignored), bad values are refused naming the flag, its defaults are the rates docs/trainer.md states,
+// and its baselines get the training FLOPs of BTX's experts + finetune (numbers worked out by hand).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +38,9 @@ test('scripts/btx-e2e.ts: refuses bad values naming the flag', () => {
   assert.throws(() => parseE2eArgs(['--finetune-lr', '0']), /--finetune-lr must be a number > 0/);
   assert.throws(() => parseE2eArgs(['--seed-steps', '1.5']), /--seed-steps must be an integer >= 1/);
   assert.throws(() => parseE2eArgs(['--router', 'top2']), /--router must be one of/);
+  assert.throws(() => parseE2eArgs(['--combine', 'mean']), /--combine must be one of average, seed/);
+  assert.throws(() => parseE2eArgs(['--d-model', '0']), /--d-model must be an integer >= 1/);
+  assert.throws(() => parseE2eArgs(['--balance=-1']), /--balance must be a number >= 0/);
 });
 
 test('scripts/btx-e2e.ts: defaults to the learning rates docs/trainer.md says the table was measured with', () => {
@@ -50,4 +54,18 @@ test('scripts/btx-e2e.ts: defaults to the learning rates docs/trainer.md says th
   const s = e2eStages(o, '/w', INPUTS);
   assert.ok(s.experts.every((e) => e.learningRate === o.expertLr));
   assert.equal(s.finetune.learningRate, o.finetuneLr);
+});
+
+test('scripts/btx-e2e.ts: dense and sparse upcycling spend what BTX spends after the seed, within 1%', () => {
+  const s = e2eStages(parseE2eArgs([]), '/w', INPUTS);
+  // Per token: dense 6 x 123,072 = 738,432 FLOPs (2 layers x (attention 4*64*64 + ffn 3*64*192) +
+  // head 64*259), MoE top-2 of 4 6 x 197,312 = 1,183,872 (two ffns + router 64*4 per layer);
+  // BTX = 3 x 100 dense + 100 MoE steps = 339,916,800 per token of a step: dense 460.3 -> 460 steps,
+  // sparse upcycling 287.1 -> 287 (MoE steps).
+  assert.equal(s.dense.steps, 460);
+  assert.equal(s.upcycled.steps, 287);
+  assert.equal(s.upcycled.input, '/w/upcycled-mix');
+  assert.equal(s.budgets.btx.flops, 339_916_800 * 8 * 64);
+  for (const b of [s.budgets.dense, s.budgets.sparseUpcycling])
+    assert.ok(Math.abs(b.relativeToBtx - 1) < 0.01);
 });
