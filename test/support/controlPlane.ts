@@ -20,6 +20,7 @@ import {
   type ControlPlaneOptions,
 } from '../../src/cluster/controlPlane.js';
 import { kubectlPath } from './tools.js';
+import { waitFor } from './waitFor.js';
 
 export interface TestControlPlaneOptions {
   /** Start the kubelet and the Job controller too (these options), or only the API server (absent). */
@@ -203,6 +204,13 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
         ...opts.apiServer,
         port,
       });
+      // fetch keeps idle connections to the old server; one it has not yet seen closed fails the next
+      // request ("other side closed"), so ask until one answers: later requests find the pool fresh.
+      await waitFor(
+        'the restarted API server to answer',
+        async () => (await fetch(`${url}/healthz`)).ok,
+        10_000,
+      );
     },
     async stop() {
       await jobs?.stop();
