@@ -17,7 +17,7 @@ function constraints(s: JSONSchema): string[] {
   const out: string[] = [];
   if (s.enum) out.push(`one of ${s.enum.map((v) => `\`${v}\``).join(', ')}`);
   if (s.minimum !== undefined) out.push(`${s.exclusiveMinimum ? '>' : '>='} ${s.minimum}`);
-  if (s.maximum !== undefined) out.push(`<= ${s.maximum}`);
+  if (s.maximum !== undefined) out.push(`${s.exclusiveMaximum ? '<' : '<='} ${s.maximum}`);
   if (s.minItems !== undefined) out.push(`at least ${s.minItems} items`);
   if (s.maxItems !== undefined) out.push(`at most ${s.maxItems} items`);
   if (s['x-kubernetes-list-type'] === 'map')
@@ -82,7 +82,9 @@ ${table(spec, 'spec')}
 
 Defaults that depend on other fields (filled by the operator, \`applyDefaults\` in src/api/defaults.ts):
 \`failurePolicy.minExperts\` is the number of domains, \`failurePolicy.rules\` is empty, \`model.kvHeads\` is
-\`model.heads\`, \`domains[].steps\` is \`expert.steps\`, \`domains[].resources\` is \`expert.resources\`.
+\`model.heads\`, \`domains[].steps\` is \`expert.steps\`, \`domains[].resources\` is \`expert.resources\`, and
+with \`finetune.computeShare\` set, \`finetune.steps\` is the steps that give the finetune that share of BTX's
+FLOPs (\`finetuneStepsForShare\` in src/api/compute.ts; docs/trainer.md, Finetune compute share).
 
 ### Cross-field rules
 

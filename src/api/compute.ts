@@ -30,6 +30,8 @@ export interface ComputeBudget {
   flops: number;
   /** flops / BTX's flops (1 for btx itself). */
   relativeToBtx: number;
+  /** btx only: the finetune's share of its flops (the rest is the experts'); the BTX paper spent 0.23. */
+  finetuneShare?: number;
 }
 
 /** Parameters of one layer's attention projections. */
@@ -70,23 +72,44 @@ function flopsOf(activeParameters: number, tokens: number): number {
   return 6 * activeParameters * tokens;
 }
 
+/** The experts' training: every domain's steps at expert.batchSize, in the dense (seed-shaped) model. */
+function expertsCompute(spec: BTXRunSpec, m: ModelSpec): { steps: number; tokens: number; flops: number } {
+  const steps = spec.domains.reduce((n, d) => n + (d.steps ?? spec.expert.steps), 0);
+  const tokens = steps * spec.expert.batchSize * trainWindow(m);
+  return { steps, tokens, flops: flopsOf(denseActiveParameters(m), tokens) };
+}
+
+/** FLOPs of one finetune step: finetune.batchSize windows through the mixed MoE. */
+function finetuneStepFlops(spec: BTXRunSpec, m: ModelSpec): number {
+  const experts = mixedExperts(spec);
+  const active = moeActiveParameters(m, experts, activeExperts(spec.mix.router, experts));
+  return flopsOf(active, spec.finetune.batchSize * trainWindow(m));
+}
+
 /** What the BTX model's training spends: experts (dense, one domain each) + finetune (the MoE). */
 export function btxCompute(spec: BTXRunSpec, m: ModelSpec): ComputeBudget {
-  const window = trainWindow(m);
-  const expertSteps = spec.domains.reduce((n, d) => n + (d.steps ?? spec.expert.steps), 0);
-  const expertTokens = expertSteps * spec.expert.batchSize * window;
-  const experts = mixedExperts(spec);
-  const finetuneTokens = spec.finetune.steps * spec.finetune.batchSize * window;
-  const flops =
-    flopsOf(denseActiveParameters(m), expertTokens) +
-    flopsOf(moeActiveParameters(m, experts, activeExperts(spec.mix.router, experts)), finetuneTokens);
+  const experts = expertsCompute(spec, m);
+  const finetuneTokens = spec.finetune.steps * spec.finetune.batchSize * trainWindow(m);
+  const finetuneFlops = spec.finetune.steps * finetuneStepFlops(spec, m);
+  const flops = experts.flops + finetuneFlops;
   return {
     model: 'btx',
-    steps: expertSteps + spec.finetune.steps,
-    tokens: expertTokens + finetuneTokens,
+    steps: experts.steps + spec.finetune.steps,
+    tokens: experts.tokens + finetuneTokens,
     flops,
     relativeToBtx: 1,
+    finetuneShare: flops > 0 ? finetuneFlops / flops : 0,
   };
+}
+
+/**
+ * The finetune steps (at least 1) whose FLOPs are `share` of BTX's total, the experts' being fixed:
+ * finetune = share / (1 - share) x experts, in whole steps of finetuneStepFlops. spec.finetune.computeShare
+ * sets spec.finetune.steps with it (applyDefaults).
+ */
+export function finetuneStepsForShare(spec: BTXRunSpec, m: ModelSpec, share: number): number {
+  const target = (share / (1 - share)) * expertsCompute(spec, m).flops;
+  return Math.max(1, Math.round(target / finetuneStepFlops(spec, m)));
 }
 
 /** The whole steps of `batchSize` windows that spend `flops` at `activeParameters` (at least 1). */

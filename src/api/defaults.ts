@@ -1,6 +1,7 @@
 // The defaults of a BTXRun spec: one table (DEFAULTS) that both applyDefaults() and the CRD schema
 // (src/api/schema.ts puts them in `default:`) read, so the API server and the operator agree.
-// applyDefaults() is pure: it never mutates its input and fills only what is missing.
+// applyDefaults() is pure: it never mutates its input and fills only what is missing, except that
+// finetune.computeShare, when set, decides finetune.steps (the CRD's default fills steps regardless).
 import type { ModelSpec } from './stageContract.js';
 import type {
   Baseline,
@@ -15,6 +16,7 @@ import type {
   StorageSpec,
 } from './types.js';
 import { TRAINER_IMAGE } from './images.js';
+import { finetuneStepsForShare } from './compute.js';
 
 /** Byte-level tokenizer: 256 byte symbols + BOS, EOS, PAD (the trainer's vocabulary). */
 export const DEFAULT_VOCAB_SIZE = 259;
@@ -155,6 +157,10 @@ export function applyDefaults(input: BTXRunSpecInput | BTXRunSpec): BTXRunSpec {
     const model = { ...DEFAULTS.model, ...defined(spec.model) } as ModelSpec;
     out.model = { ...model, kvHeads: model.kvHeads ?? model.heads };
   }
+  // The finetune's compute share decides its steps (validation requires model with it).
+  const share = out.finetune.computeShare;
+  if (typeof share === 'number' && out.model && share > 0 && share < 1)
+    out.finetune.steps = finetuneStepsForShare(out, out.model, share);
   if (spec.serviceAccountName !== undefined) out.serviceAccountName = spec.serviceAccountName;
   if (spec.podLabels !== undefined) out.podLabels = spec.podLabels;
   if (spec.ttlSecondsAfterFinished !== undefined) {

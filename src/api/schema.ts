@@ -23,6 +23,7 @@ export interface JSONSchema {
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: boolean;
+  exclusiveMaximum?: boolean;
   minLength?: number;
   maxLength?: number;
   pattern?: string;
@@ -459,7 +460,14 @@ const mixSchema: JSONSchema = obj(
 const finetuneSchema: JSONSchema = obj(
   'Fine-tuning of the mixed model on all domains together (learns the routers).',
   {
-    steps: int('Fine-tuning steps.', { minimum: 1, default: DEFAULTS.finetune.steps }),
+    steps: int('Fine-tuning steps (ignored when computeShare is set).', {
+      minimum: 1,
+      default: DEFAULTS.finetune.steps,
+    }),
+    computeShare: num(
+      "The finetune's share of BTX's training compute (experts + finetune, in FLOPs = 6 x active parameters x tokens, as status.compute counts them); when set, the operator sets the finetune's steps from the experts' compute so the finetune spends this share (the BTX paper: 0.23), and finetune.steps is ignored. Needs model (FLOPs are counted from the architecture).",
+      { minimum: 0, exclusiveMinimum: true, maximum: 1, exclusiveMaximum: true },
+    ),
     batchSize: int('Sequences per step.', { minimum: 1, default: DEFAULTS.finetune.batchSize }),
     learningRate: num('Peak learning rate (AdamW).', {
       minimum: 0,
@@ -607,6 +615,13 @@ const specSchema: JSONSchema = obj(
       {
         rule: '!has(self.baselines) || size(self.baselines) == 0 || has(self.model)',
         message: 'model is required when baselines are set (their compute budgets are computed from it)',
+        fieldPath: '.model',
+        reason: 'FieldValueRequired',
+      },
+      {
+        rule: '!has(self.finetune) || !has(self.finetune.computeShare) || has(self.model)',
+        message:
+          'model is required when finetune.computeShare is set (FLOPs are counted from the architecture)',
         fieldPath: '.model',
         reason: 'FieldValueRequired',
       },
@@ -765,7 +780,7 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
     { maxItems: MAX_DOMAINS + 8 },
   ),
   compute: arr(
-    'Training compute (FLOPs = 6 x active parameters x tokens; the seed, shared by all, is left out) of the BTX model (experts + finetune) and of each trained baseline, whose steps are chosen to match it.',
+    "Training compute (FLOPs = 6 x active parameters x tokens; the seed, shared by all, is left out) of the BTX model (experts + finetune, and the finetune's share) and of each trained baseline, whose steps are chosen to match it. Set when spec.baselines or finetune.computeShare is.",
     obj(
       'One model.',
       {
@@ -774,6 +789,10 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
         tokens: num('Training tokens: steps x batch size x window.', { minimum: 0 }),
         flops: num('6 x active parameters x tokens.', { minimum: 0 }),
         relativeToBtx: num("flops / the BTX model's flops.", { minimum: 0 }),
+        finetuneShare: num(
+          "btx only: the finetune's share of its flops, the rest being the experts' (the BTX paper spent 0.23; finetune.computeShare sets it).",
+          { minimum: 0, maximum: 1 },
+        ),
       },
       { required: ['model', 'steps', 'tokens', 'flops', 'relativeToBtx'] },
     ),

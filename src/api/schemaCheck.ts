@@ -83,8 +83,12 @@ export function checkSchema(value: unknown, schema: JSONSchema, path: string): F
         fail(path, `Invalid value: ${value}: should be ${bound} ${schema.minimum}`);
       }
     }
-    if (schema.maximum !== undefined && value > schema.maximum) {
-      fail(path, `Invalid value: ${value}: should be less than or equal to ${schema.maximum}`);
+    if (
+      schema.maximum !== undefined &&
+      (schema.exclusiveMaximum ? value >= schema.maximum : value > schema.maximum)
+    ) {
+      const bound = schema.exclusiveMaximum ? 'less than' : 'less than or equal to';
+      fail(path, `Invalid value: ${value}: should be ${bound} ${schema.maximum}`);
     }
   }
   if (typeof value === 'string') {

@@ -106,7 +106,13 @@ export interface MixSpec {
 }
 
 export interface FinetuneSpec {
+  /** Ignored when computeShare is set (applyDefaults computes the steps from it). */
   steps: number;
+  /**
+   * The finetune's share of BTX's training FLOPs (experts + finetune), 0 < share < 1; sets the steps
+   * from the experts' compute (compute.ts: finetuneStepsForShare). Needs model.
+   */
+  computeShare?: number;
   batchSize: number;
   learningRate: number;
   loadBalancingCoef: number;

@@ -22,6 +22,7 @@ export const SEMANTIC_CHECKS = [
   `Data and checkpoint paths are under ${VOLUME_MOUNT_PATH} and have no '..' segments.`,
   'A failure rule sets exactly one of onExitCodes or onPodCondition.',
   `podLabels are valid label keys and values, and none uses the operator's own ${GROUP}/ prefix.`,
+  'finetune.computeShare needs model (the finetune steps are computed from the FLOPs of the architecture).',
   'baselines lists each baseline once, needs model (the compute budgets are computed from it) and eval.enabled (baselines are compared by the eval stage).',
   'No domain is named like a model the eval reports beside the experts (btx, seed with eval.compareBaselines, dense and btm when they are baselines).',
 ] as const;
@@ -194,6 +195,14 @@ function checkSemantics(spec: BTXRunSpec): FieldError[] {
   }
 
   errors.push(...checkBaselines(spec, names));
+  if (spec.finetune.computeShare !== undefined && spec.model === undefined) {
+    errors.push(
+      err(
+        'spec.model',
+        'Required value: model is required when finetune.computeShare is set (the finetune steps are computed from the FLOPs of the architecture; with seed.checkpoint give its architecture)',
+      ),
+    );
+  }
 
   for (const key of Object.keys(spec.podLabels ?? {})) {
     const problem = checkLabelKey(key);

@@ -220,9 +220,15 @@ export function renderCompute(run: BTXRun): string[] {
     c.flops.toExponential(3),
     `${(c.relativeToBtx * 100).toFixed(2)}%`,
   ]);
+  const share = compute.find((c) => c.model === 'btx')?.finetuneShare;
   return [
     'Training compute (FLOPs = 6 x active parameters x tokens; the shared seed left out):',
     ...table(['model', 'steps', 'tokens', 'FLOPs', 'of BTX'], rows),
+    ...(share !== undefined
+      ? [
+          `BTX's finetune is ${(share * 100).toFixed(1)}% of its compute (the paper: 23%; finetune.computeShare sets it).`,
+        ]
+      : []),
   ];
 }
 

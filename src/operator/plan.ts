@@ -203,7 +203,8 @@ export function plan(input: PlanInput): Plan {
   const eff = effectiveSpec(p, spec);
   const experts = initExperts(p, eff);
   // What BTX's training costs and the steps that give each trained baseline the same (src/api/compute.ts).
-  if ((eff.baselines ?? []).length > 0) p.status.compute = computeBudgets(eff);
+  if ((eff.baselines ?? []).length > 0 || eff.finetune.computeShare !== undefined)
+    p.status.compute = computeBudgets(eff);
   else delete p.status.compute;
   if (planRefusal(p, input.refusal)) {
     // stopped here: the run failed with the refusal, or plan() threw on it and must not walk again

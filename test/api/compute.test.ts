@@ -16,7 +16,7 @@ const cases: {
   spec: BTXRunSpecInput;
   dense: number;
   moe: number;
-  btx: { steps: number; tokens: number; flops: number };
+  btx: { steps: number; tokens: number; flops: number; finetuneShare: number };
   denseBudget: { steps: number; flops: number };
   sparseBudget: { steps: number; flops: number };
 }[] = [
@@ -39,7 +39,7 @@ const cases: {
     },
     dense: 6656,
     moe: 8240,
-    btx: { steps: 20, tokens: 640, flops: 26167296 },
+    btx: { steps: 20, tokens: 640, flops: 26167296, finetuneShare: 3164160 / 26167296 },
     denseBudget: { steps: 20, flops: 25559040 },
     sparseBudget: { steps: 17, flops: 26895360 },
   },
@@ -65,7 +65,7 @@ const cases: {
     },
     dense: 1232,
     moe: 2816,
-    btx: { steps: 35, tokens: 33280, flops: 270336000 },
+    btx: { steps: 35, tokens: 33280, flops: 270336000, finetuneShare: 43253760 / 270336000 },
     denseBudget: { steps: 36, flops: 272498688 },
     sparseBudget: { steps: 31, flops: 268173312 },
   },

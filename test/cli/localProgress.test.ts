@@ -268,3 +268,20 @@ test('btx local flags: defaults, and numbers are checked', () => {
   assert.equal(parseLocalArgs(['-h']), 'help');
   assert.throws(() => parseLocalArgs(['--timeout', 'soon']), /--timeout must be an integer >= 0, got 'soon'/);
 });
+
+test("the compute table says what share of BTX's compute its finetune took", () => {
+  const compute = [
+    {
+      model: 'btx' as const,
+      steps: 190,
+      tokens: 97280,
+      flops: 7.2e10,
+      relativeToBtx: 1,
+      finetuneShare: 0.2627,
+    },
+  ];
+  assert.equal(
+    renderCompute(run({ compute })).at(-1),
+    "BTX's finetune is 26.3% of its compute (the paper: 23%; finetune.computeShare sets it).",
+  );
+});
