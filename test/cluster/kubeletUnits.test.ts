@@ -85,6 +85,34 @@ test('pod requests: limits stand in for missing requests, init containers take t
   );
 });
 
+test('env from ConfigMap and Secret keys: found keys are set, a missing key fails naming it unless optional', async () => {
+  const pod = podManifest('p', {}, { namespace: 'ns' });
+  const sources: EnvSources = {
+    ...noSources,
+    configMapKey: async (ns, name, key) => (`${ns}/${name}/${key}` === 'ns/cm/a' ? 'from-cm' : undefined),
+    secretKey: async (ns, name, key) => (`${ns}/${name}/${key}` === 'ns/sec/b' ? 'from-secret' : undefined),
+  };
+  const envOf = (env: NonNullable<V1Pod['spec']>['containers'][number]['env']) =>
+    containerEnv(pod, { name: 'c', env }, '127.0.0.1', sources);
+  assert.deepEqual(
+    await envOf([
+      { name: 'A', valueFrom: { configMapKeyRef: { name: 'cm', key: 'a' } } },
+      { name: 'B', valueFrom: { secretKeyRef: { name: 'sec', key: 'b' } } },
+      { name: 'C', valueFrom: { configMapKeyRef: { name: 'cm', key: 'none', optional: true } } },
+      { name: 'D', valueFrom: { secretKeyRef: { name: 'sec', key: 'none', optional: true } } },
+    ]),
+    { A: 'from-cm', B: 'from-secret' },
+  );
+  await assert.rejects(
+    envOf([{ name: 'X', valueFrom: { configMapKeyRef: { name: 'cm', key: 'none' } } }]),
+    /^Error: couldn't find key none in ConfigMap ns\/cm$/,
+  );
+  await assert.rejects(
+    envOf([{ name: 'X', valueFrom: { secretKeyRef: { name: 'sec', key: 'none' } } }]),
+    /^Error: couldn't find key none in Secret ns\/sec$/,
+  );
+});
+
 test('env: values refer to earlier ones, fieldRefs read the pod, command args expand', async () => {
   const pod: V1Pod = {
     metadata: { name: 'p', namespace: 'ns', uid: 'u1', labels: { app: 'x' }, annotations: { note: 'n' } },

@@ -12,6 +12,19 @@ export interface EnvSources {
   secretData(namespace: string, name: string): Promise<Record<string, string> | undefined>;
 }
 
+/** A ConfigMap's or Secret's key for `valueFrom`; missing is an error unless the reference is optional. */
+async function keyRefValue(
+  kind: 'ConfigMap' | 'Secret',
+  ref: { name?: string; key: string; optional?: boolean },
+  namespace: string,
+  read: EnvSources['configMapKey'],
+): Promise<string | undefined> {
+  const value = await read(namespace, ref.name ?? '', ref.key);
+  if (value === undefined && !ref.optional)
+    throw new Error(`couldn't find key ${ref.key} in ${kind} ${namespace}/${ref.name}`);
+  return value;
+}
+
 /** The downward API's fieldRef paths the kubelet supports. */
 export function fieldRefValue(pod: V1Pod, fieldPath: string, podIP: string): string {
   const meta = pod.metadata ?? {};
@@ -98,17 +111,10 @@ export async function containerEnv(
         ? (pod.spec?.containers.find((c) => c.name === from.resourceFieldRef?.containerName) ?? container)
         : container;
       env[e.name] = resourceFieldValue(target, from.resourceFieldRef.resource, from.resourceFieldRef.divisor);
-    } else if (from.configMapKeyRef) {
-      const ref = from.configMapKeyRef;
-      const value = await sources.configMapKey(namespace, ref.name ?? '', ref.key);
-      if (value === undefined && !ref.optional)
-        throw new Error(`couldn't find key ${ref.key} in ConfigMap ${namespace}/${ref.name}`);
-      if (value !== undefined) env[e.name] = value;
-    } else if (from.secretKeyRef) {
-      const ref = from.secretKeyRef;
-      const value = await sources.secretKey(namespace, ref.name ?? '', ref.key);
-      if (value === undefined && !ref.optional)
-        throw new Error(`couldn't find key ${ref.key} in Secret ${namespace}/${ref.name}`);
+    } else if (from.configMapKeyRef || from.secretKeyRef) {
+      const value = from.configMapKeyRef
+        ? await keyRefValue('ConfigMap', from.configMapKeyRef, namespace, sources.configMapKey.bind(sources))
+        : await keyRefValue('Secret', from.secretKeyRef!, namespace, sources.secretKey.bind(sources));
       if (value !== undefined) env[e.name] = value;
     }
   }
