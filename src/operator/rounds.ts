@@ -9,7 +9,7 @@
 // immutable fields is refused: condition SpecApplied False naming the field, the run stays as it is.
 import type { BTXRunSpec, RoundStatus } from '../api/types.js';
 import { MAX_ROUNDS_KEPT } from '../api/types.js';
-import { STAGES, isJobStage } from '../api/stageContract.js';
+import { STAGES, isJobStage, runLayout } from '../api/stageContract.js';
 import { changedImmutableField, domainsChange, type DomainsChange } from '../api/immutable.js';
 import type { Planner, Problem } from './planner.js';
 import { reportSpecApplied } from './specApplied.js';
@@ -109,8 +109,12 @@ function startRound(
   const s = p.status;
   const round = s.round ?? 1;
   const record: RoundStatus = { round, domains: (s.startedWith?.domains ?? []).map((d) => d.name) };
-  const checkpoint = s.finetune?.checkpoint ?? s.mix?.checkpoint;
-  if (checkpoint) record.checkpoint = checkpoint;
+  // The round's BTX model: what its finetune (else its mix) reported, else where that stage writes.
+  const layout = runLayout(p.namespace, p.runName, undefined, round);
+  record.checkpoint =
+    s.finetune?.phase === 'Succeeded'
+      ? (s.finetune.checkpoint ?? layout.finetuned)
+      : (s.mix?.checkpoint ?? layout.mixed);
   if (s.completionTime) record.completionTime = s.completionTime;
   if (s.results) record.results = s.results;
   if (s.routing) record.routing = s.routing;

@@ -320,3 +320,22 @@ test('a suspend in round 2 resumes with the round-2 Job names', () => {
   const p = w.step(at(302));
   assert.deepEqual(created(p), ['demo-mix-r2-2']);
 });
+
+test("a round whose finetune reported no checkpoint records the folder that stage writes, not the mix's", () => {
+  const w = succeeded();
+  setDomains(w, w.run.spec.domains.slice(0, 2));
+  w.step(at(300));
+  w.completeJob('demo-mix-r2', { checkpoint: '/btx/runs/ml/demo/rounds/2/mixed' });
+  w.step(at(301));
+  w.completeJob('demo-finetune-r2', {});
+  w.step(at(302));
+  w.completeJob('demo-eval-r2', { results: results1 });
+  assert.equal(w.step(at(303)).status.phase, 'Succeeded');
+  setDomains(w, w.run.spec.domains.slice(0, 1));
+  const p = w.step(at(400));
+  assert.equal(p.status.round, 3);
+  assert.deepEqual(
+    p.status.rounds?.map((r) => r.checkpoint),
+    ['/finetuned/step-2', '/btx/runs/ml/demo/rounds/2/finetuned'],
+  );
+});
