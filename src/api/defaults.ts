@@ -14,6 +14,7 @@ import type {
   MixSpec,
   SeedSpec,
   StorageSpec,
+  TokenizeSpec,
 } from './types.js';
 import { TRAINER_IMAGE } from './images.js';
 import { finetuneStepsForShare } from './compute.js';
@@ -34,6 +35,7 @@ export const DEFAULTS = {
     rmsNormEps: 1e-5,
     tieEmbeddings: false,
   },
+  tokenize: { partBytes: 1024 ** 3, maxParts: 16 },
   expert: {
     steps: 1000,
     batchSize: 8,
@@ -67,6 +69,7 @@ export const DEFAULTS = {
   suspend: boolean;
   seedTrain: { batchSize: number; learningRate: number };
   model: Omit<ModelSpec, 'dModel' | 'layers' | 'heads' | 'ffnHidden' | 'seqLen' | 'kvHeads'>;
+  tokenize: Pick<TokenizeSpec, 'partBytes' | 'maxParts'>;
   expert: Pick<
     ExpertSpec,
     'steps' | 'batchSize' | 'learningRate' | 'checkpointEvery' | 'maxRestarts' | 'backoffSeconds'
@@ -90,6 +93,7 @@ export interface BTXRunSpecInput {
   model?: Partial<ModelSpec>;
   seed: SeedSpec;
   domains: DomainSpec[];
+  tokenize?: Partial<TokenizeSpec>;
   expert?: Partial<ExpertSpec>;
   failurePolicy?: FailurePolicy;
   mix?: Partial<Omit<MixSpec, 'router'>> & { router?: Partial<MixSpec['router']> };
@@ -137,6 +141,7 @@ export function applyDefaults(input: BTXRunSpecInput | BTXRunSpec): BTXRunSpec {
         }
       : (spec.seed ?? {}),
     domains,
+    tokenize: { ...DEFAULTS.tokenize, ...defined(spec.tokenize) },
     expert: { ...DEFAULTS.expert, ...defined(spec.expert) },
     failurePolicy: {
       rules: spec.failurePolicy?.rules ?? [],

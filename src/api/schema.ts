@@ -349,6 +349,24 @@ const podTemplateSchema: JSONSchema = open(
   },
 );
 
+const tokenizeSchema: JSONSchema = obj(
+  "The tokenize stage, first of all: each domain's text (and the seed's training data) becomes token shards once, with the seed's tokenizer (seed.checkpoint's tokenizer.json, or the built-in byte tokenizer for a seed trained here), in one Job per domain; shards that are already current are kept (the Job only checks them). A domain whose source files add up to more than partBytes is tokenized by an Indexed Job of ceil(bytes / partBytes) pods, at most maxParts.",
+  {
+    partBytes: int(
+      'Bytes of source text one pod tokenizes at most; a bigger domain is split across pods (at ~2 MB/s per pod, 1 GiB takes about 9 minutes).',
+      { minimum: 1, format: 'int64', default: DEFAULTS.tokenize.partBytes },
+    ),
+    maxParts: int('The most pods one domain is split across.', {
+      minimum: 1,
+      maximum: 1000,
+      default: DEFAULTS.tokenize.maxParts,
+    }),
+    activeDeadlineSeconds: activeDeadline('each tokenize Job'),
+    resources: resources('each tokenize pod'),
+  },
+  { default: {} },
+);
+
 const expertSchema: JSONSchema = obj(
   'Defaults for every expert pod (one per domain).',
   {
@@ -554,6 +572,7 @@ const specSchema: JSONSchema = obj(
         'x-kubernetes-list-map-keys': ['name'],
       },
     ),
+    tokenize: tokenizeSchema,
     expert: expertSchema,
     failurePolicy: obj('What expert failures mean, and how many experts must succeed.', {
       rules: arr(
@@ -742,10 +761,46 @@ const routingSchema: JSONSchema = arr(
   { maxItems: (MAX_DOMAINS + 1) * MAX_DOMAINS },
 );
 
+function tokenizeStatus(): JSONSchema {
+  const stage = stageStatus('tokenize');
+  const count = (description: string) => int(description, { minimum: 0, format: 'int64' });
+  const domain = obj(
+    "One domain's shards (or the seed's training data, named _seed).",
+    {
+      name: str('The domain name, or _seed for seed.train.data.', { maxLength: DNS_LABEL_MAX_LENGTH }),
+      phase: str('Pending, Running, Succeeded or Failed.', {
+        enum: ['Pending', 'Running', 'Succeeded', 'Failed'],
+      }),
+      job: str('Name of the current (or last) Job.', { maxLength: 253 }),
+      parts: int('More than 1: tokenized by an Indexed Job of this many pods.', { minimum: 1 }),
+      sourceBytes: count('Bytes of the source files, as measured by the pod that asked for the split.'),
+      documents: count('Documents (train and held-out).'),
+      tokens: count('Tokens (train and held-out, separators included).'),
+      bytes: count("UTF-8 bytes of the documents' text."),
+      heldOutTokens: count('Tokens of the held-out stream.'),
+      reused: bool('The shards were current: nothing was tokenized.'),
+      message: str('Why it failed.', { maxLength: 32768 }),
+    },
+    { required: ['name', 'phase'] },
+  );
+  return {
+    ...stage,
+    properties: {
+      ...stage.properties,
+      tokens: str('The folder of the shards (BTX_TOKENS): <tokens>/<domain>/manifest.json.', {
+        maxLength: MAX_PATH_LENGTH,
+      }),
+      domains: arr('One entry per domain, then _seed when the seed is trained here.', domain, {
+        maxItems: MAX_DOMAINS + 1,
+      }),
+    },
+  };
+}
+
 const statusSchema: JSONSchema = obj('The observed state of the run, written by the operator.', {
   phase: str('Where the run stands.', { enum: [...PHASES] }),
   conditions: arr(
-    'ExpertsReady, Mixed, Finetuned, Evaluated, Suspended, Restarting, Succeeded, Failed, SpecApplied, ChildFailure.',
+    'Tokenized, ExpertsReady, Mixed, Finetuned, Evaluated, Suspended, Restarting, Succeeded, Failed, SpecApplied, ChildFailure.',
     conditionSchema,
     {
       maxItems: 16,
@@ -762,7 +817,9 @@ const statusSchema: JSONSchema = obj('The observed state of the run, written by 
   expertsReady: str('"ready/total" experts, for the printer column.', { maxLength: 16 }),
   restarts: int('Sum of expert restarts, for the printer column.', { minimum: 0 }),
   experts: arr('One entry per domain.', expertStatusSchema, { maxItems: MAX_DOMAINS }),
-  ...Object.fromEntries(JOB_STAGES.map((stage) => [stage, stageStatus(stage)])),
+  ...Object.fromEntries(
+    JOB_STAGES.map((stage) => [stage, stage === 'tokenize' ? tokenizeStatus() : stageStatus(stage)]),
+  ),
   results: resultsSchema,
   meanResults: arr(
     "Each model's held-out results averaged over the domains, every domain weighted equally (the paper's average column).",

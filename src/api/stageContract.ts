@@ -6,11 +6,13 @@
 /**
  * Every stage of a run, in pipeline order: the one list the operator's stage table, its metrics, the
  * CRD's status schema and `btx local`'s progress view are written from. `expert` is the one stage of
- * many pods (one per domain); every other stage is one Job whose status lives at `status.<stage>`.
+ * pods (one per domain); every other stage runs as Jobs and keeps its status at `status.<stage>`: one
+ * Job, except `tokenize`, which runs first, one Job per domain (status.tokenize.domains).
  * `dense`, `sparseUpcyclingMix` and `sparseUpcycling` are the trained baselines (spec.baselines): they
  * start as soon as the seed is there, beside the experts, and eval waits for them.
  */
 export const STAGES = [
+  'tokenize',
   'seed',
   'expert',
   'mix',
@@ -22,7 +24,7 @@ export const STAGES = [
 ] as const;
 export type Stage = (typeof STAGES)[number];
 
-/** The single-pod stages, each run as one Job. */
+/** The stages run as Jobs (one Job each, tokenize one per domain). */
 export type JobStage = Exclude<Stage, 'expert'>;
 export const JOB_STAGES: readonly JobStage[] = STAGES.filter((s): s is JobStage => s !== 'expert');
 
@@ -44,15 +46,28 @@ export const ENV = {
   data: 'BTX_DATA',
   /**
    * Token shards: `<BTX_TOKENS>/<domain>/manifest.json` + shards (docs/stage-contract.md). The tokenize
-   * stage writes them; seed/expert/finetune/eval read them (and make them first if missing or stale).
+   * stage writes them; seed/expert/finetune/eval read them (and, without BTX_TOKENIZED, make them
+   * first if missing or stale).
    */
   tokens: 'BTX_TOKENS',
+  /**
+   * seed/expert/finetune/eval: `true` when the tokenize stage made every domain's shards under
+   * BTX_TOKENS: the stage reads them and fails (naming the domain) instead of tokenizing on its own.
+   */
+  tokenized: 'BTX_TOKENIZED',
   /** tokenize: the checkpoint folder whose tokenizer to use (absent: the built-in byte tokenizer). */
   tokenizer: 'BTX_TOKENIZER',
   /** tokenize: `i/n`, this pod's part of the domain (or JOB_COMPLETION_INDEX of an Indexed Job + BTX_PARTS). */
   part: 'BTX_PART',
   /** tokenize: how many parts (the Indexed Job's completions) when the index comes from JOB_COMPLETION_INDEX. */
   parts: 'BTX_PARTS',
+  /**
+   * tokenize, one pod for the whole domain: when the domain is not current and its sources add up to
+   * more than this many bytes, tokenize nothing and answer `split` (the operator then runs an Indexed Job).
+   */
+  partBytes: 'BTX_PART_BYTES',
+  /** tokenize: the most parts a `split` answer asks for. */
+  maxParts: 'BTX_MAX_PARTS',
   /** The checkpoint a stage starts from: the seed for an expert, the mixed model for finetune. */
   input: 'BTX_INPUT',
   /** mix: comma-separated expert checkpoint folders, in expert order. */
@@ -173,6 +188,20 @@ export interface TokenizeSummary {
   reused: boolean;
 }
 
+/** A tokenize pod's answer for a domain too big for one pod: run it as `parts` parts instead. */
+export interface TokenizeSplit {
+  domain: string;
+  /** Bytes of the domain's source files. */
+  bytes: number;
+  parts: number;
+}
+
+/**
+ * The name the seed's own training data (spec.seed.train.data) is tokenized under:
+ * `<BTX_TOKENS>/_seed/`. Not a DNS label, so no domain can share its folder.
+ */
+export const SEED_DATA_NAME = '_seed';
+
 export interface TerminationMessage {
   checkpoint?: string;
   step?: number;
@@ -183,6 +212,8 @@ export interface TerminationMessage {
   routing?: RoutingShare[];
   /** tokenize only. */
   tokenized?: TokenizeSummary[];
+  /** tokenize only: domains too big for one pod (BTX_PART_BYTES), not tokenized. */
+  split?: TokenizeSplit[];
 }
 
 /** The architecture of a model trained from scratch (the seed), in BTXRun's terms. */

@@ -53,6 +53,21 @@ export interface DomainSpec {
   resources?: V1ResourceRequirements;
 }
 
+/**
+ * The tokenize stage: one Job per domain (and one for the seed's training data) turns the text into
+ * token shards before any stage trains. The operator cannot see the volume, so a domain's size is
+ * learned from its first pod: over `partBytes` of sources, it answers with a split and the domain is
+ * tokenized by an Indexed Job of ceil(bytes / partBytes) pods (at most `maxParts`).
+ */
+export interface TokenizeSpec {
+  /** Bytes of source text one pod tokenizes at most (at ~2 MB/s per pod, 1 GiB is ~9 minutes). */
+  partBytes: number;
+  /** The most pods one domain is split across. */
+  maxParts: number;
+  activeDeadlineSeconds?: number;
+  resources?: V1ResourceRequirements;
+}
+
 /** Defaults for every expert pod. */
 export interface ExpertSpec {
   steps: number;
@@ -143,6 +158,7 @@ export interface BTXRunSpec {
   model?: ModelSpec;
   seed: SeedSpec;
   domains: DomainSpec[];
+  tokenize: TokenizeSpec;
   expert: ExpertSpec;
   failurePolicy?: FailurePolicy;
   mix: MixSpec;
@@ -157,6 +173,7 @@ export interface BTXRunSpec {
 
 export const PHASES = [
   'Pending',
+  'Tokenizing',
   'Seeding',
   'TrainingExperts',
   'Mixing',
@@ -171,6 +188,7 @@ export const PHASES = [
 export type RunPhase = (typeof PHASES)[number];
 
 export const CONDITION_TYPES = [
+  'Tokenized',
   'ExpertsReady',
   'Mixed',
   'Finetuned',
@@ -246,10 +264,39 @@ export interface StageStatus {
   message?: string;
 }
 
+/** One domain of the tokenize stage (or the seed's training data, named `_seed`). */
+export interface TokenizeDomainStatus {
+  /** The domain's name, or `_seed` (SEED_DATA_NAME) for spec.seed.train.data. */
+  name: string;
+  phase: StagePhase;
+  /** The current (or last) Job. */
+  job?: string;
+  /** More than 1: the domain is tokenized by an Indexed Job of this many pods. */
+  parts?: number;
+  /** Bytes of the source files, when a pod measured them (a split). */
+  sourceBytes?: number;
+  documents?: number;
+  tokens?: number;
+  /** UTF-8 bytes of the documents' text. */
+  bytes?: number;
+  heldOutTokens?: number;
+  /** The shards were current: nothing was tokenized. */
+  reused?: boolean;
+  message?: string;
+}
+
+/** `status.tokenize`: the stage, its shards folder and each domain. */
+export interface TokenizeStatus extends StageStatus {
+  /** The folder of the run's shards (BTX_TOKENS): `<tokens>/<domain>/manifest.json`. */
+  tokens?: string;
+  domains?: TokenizeDomainStatus[];
+}
+
 /** `status.seed`, `status.mix`, ...: one entry per Job stage (STAGES in stageContract.ts). */
 export type JobStageStatuses = Partial<Record<JobStage, StageStatus>>;
 
 export interface BTXRunStatus extends JobStageStatuses {
+  tokenize?: TokenizeStatus;
   phase?: RunPhase;
   conditions?: Condition[];
   observedGeneration?: number;

@@ -2,7 +2,7 @@
 // (a run's status in, lines out) so tests pin them down; ProgressView only decides how to print:
 // redrawn in place on a terminal, plain lines at most every few seconds otherwise (CI logs, pipes).
 import { JOB_STAGES, STAGES, type JobStage, type Progress } from '../api/stageContract.js';
-import type { BTXRun, Condition, ExpertStatus, StageStatus } from '../api/types.js';
+import type { BTXRun, Condition, ExpertStatus, StageStatus, TokenizeStatus } from '../api/types.js';
 import { meanResults } from '../api/meanResults.js';
 
 const BAR_WIDTH = 24;
@@ -61,12 +61,29 @@ function shownStage(run: BTXRun, stage: JobStage): boolean {
   return true;
 }
 
+/** What the tokenize stage did: domains done of all, tokens so far, how many were current already. */
+function tokenizeDetail(st: TokenizeStatus | undefined): string {
+  const domains = st?.domains ?? [];
+  if (domains.length === 0) return '';
+  const done = domains.filter((d) => d.phase === 'Succeeded');
+  const tokens = done.reduce((n, d) => n + (d.tokens ?? 0), 0);
+  const reused = done.filter((d) => d.reused).length;
+  const split = domains.filter((d) => (d.parts ?? 1) > 1).map((d) => `${d.name} in ${d.parts} parts`);
+  return [
+    `${done.length}/${domains.length} tokenized`,
+    `${tokens} tokens`,
+    ...(reused > 0 ? [`${reused} reused`] : []),
+    ...split,
+  ].join(', ');
+}
+
 function stageLine(
   name: string,
   stage: StageStatus | undefined,
   nameWidth: number,
   now: number,
   progress: Progress | undefined,
+  extra = '',
 ): string {
   if (!stage) return `  ${name.padEnd(nameWidth)}  waiting`;
   const started = stage.startTime ? Date.parse(stage.startTime) : undefined;
@@ -77,7 +94,7 @@ function stageLine(
     progress && stage.phase === 'Running' && progress.totalSteps > 0
       ? `${progressBar(progress.step, progress.totalSteps)}  ${progress.step}/${progress.totalSteps}  loss ${formatLoss(progress.loss)}  `
       : '';
-  return `  ${name.padEnd(nameWidth)}  ${steps}${stage.phase}${took ? ` (${took})` : ''}${detail}`;
+  return `  ${name.padEnd(nameWidth)}  ${steps}${stage.phase}${took ? ` (${took})` : ''}${extra ? `  ${extra}` : ''}${detail}`;
 }
 
 /** The live view of one run: a header, one line per expert, one per later stage. */
@@ -93,7 +110,9 @@ export function renderProgress(run: BTXRun, now: number = Date.now(), stages: St
   ];
   for (const stage of STAGES) {
     if (stage !== 'expert') {
-      if (shownStage(run, stage)) lines.push(stageLine(stage, status[stage], nameWidth, now, stages[stage]));
+      const extra = stage === 'tokenize' ? tokenizeDetail(status.tokenize) : '';
+      if (shownStage(run, stage))
+        lines.push(stageLine(stage, status[stage], nameWidth, now, stages[stage], extra));
       continue;
     }
     for (const name of domainNames) {
@@ -250,6 +269,7 @@ export function renderRouting(run: BTXRun): string[] {
 
 /** What each Job stage's output is called in the checkpoint list. */
 const CHECKPOINT_LABELS: Record<JobStage, string> = {
+  tokenize: 'tokens',
   seed: 'seed',
   mix: 'mixed',
   finetune: 'finetuned',
@@ -271,7 +291,9 @@ export function renderCheckpoints(
       : [
           [
             CHECKPOINT_LABELS[stage],
-            s[stage]?.checkpoint ?? (stage === 'seed' ? run.spec.seed?.checkpoint : undefined),
+            stage === 'tokenize'
+              ? s.tokenize?.tokens
+              : (s[stage]?.checkpoint ?? (stage === 'seed' ? run.spec.seed?.checkpoint : undefined)),
           ],
         ],
   );

@@ -1,21 +1,27 @@
 // `btx tokenize --tokenizer DIR --data NAME=PATH [...] --out DIR [--part i/n]`: each domain's text
 // -> token shards + manifest.json in OUT/NAME/ (docs/stage-contract.md), skipped when current.
-// As the tokenize stage it reads the same BTX_* variables and writes a termination message.
-import { ENV, type TokenizeSummary } from '../api/stageContract.js';
+// As the tokenize stage it reads the same BTX_* variables and writes a termination message; with
+// --part-bytes (the operator's first pod of a domain) a domain too big for one pod is not tokenized
+// but answered as a `split`, and the operator runs it as an Indexed Job of that many parts.
+import { ENV, type TokenizeSplit, type TokenizeSummary } from '../api/stageContract.js';
 import { type CommandSpec, type Flags, UsageError } from './flags.js';
 import { runningAsStage, writeTerminationMessage } from '../trainer/progress.js';
 import type { Part } from '../trainer/corpus.js';
-import { tokenizeDomain } from '../trainer/tokenize.js';
+import { domainState, partsFor, tokenizeDomain } from '../trainer/tokenize.js';
+import { readManifest, type TokenManifest } from '../trainer/tokenShards.js';
 import { byteTokenizer, loadTokenizer } from '../trainer/tokenizer.js';
 import { hostPath } from '../util/containerPaths.js';
 
 export const command: CommandSpec = {
   name: 'btx tokenize',
-  usage: 'btx tokenize --data NAME=PATH [...] --out DIR [--tokenizer CHECKPOINT_DIR] [--part i/n]',
+  usage:
+    'btx tokenize --data NAME=PATH [...] --out DIR [--tokenizer CHECKPOINT_DIR] [--part i/n | --part-bytes N]',
   about: `Tokenizes each domain once into OUT/NAME/ (token shards + manifest.json) with the tokenizer of a
 checkpoint folder (its tokenizer.json; default: the built-in byte tokenizer). Current shards (same
 source files by size and mtime, same tokenizer) are kept. --part i/n tokenizes one of n parts (an
-Indexed Job's pod: JOB_COMPLETION_INDEX with BTX_PARTS=n); the last part merges the manifest.`,
+Indexed Job's pod: JOB_COMPLETION_INDEX with BTX_PARTS=n); the last part merges the manifest.
+--part-bytes N (the operator's first pod of a domain): a stale domain with more bytes of sources is
+not tokenized but answered as a split into ceil(bytes / N) parts (at most --max-parts).`,
   flags: [
     {
       name: 'data',
@@ -33,6 +39,18 @@ Indexed Job's pod: JOB_COMPLETION_INDEX with BTX_PARTS=n); the last part merges 
     },
     { name: 'part', value: 'I/N', env: ENV.part, help: 'tokenize part I (0-based) of N' },
     { name: 'parts', value: 'N', env: ENV.parts, help: 'N parts, this pod being JOB_COMPLETION_INDEX' },
+    {
+      name: 'part-bytes',
+      value: 'BYTES',
+      env: ENV.partBytes,
+      help: 'without --part: a stale domain with more bytes of sources is not tokenized but answered as a split',
+    },
+    {
+      name: 'max-parts',
+      value: 'N',
+      env: ENV.maxParts,
+      help: 'the most parts a split asks for (default 16)',
+    },
   ],
 };
 
@@ -56,6 +74,10 @@ function parsePart(f: Flags): Part | undefined {
   return { index: Number(index), count };
 }
 
+function counts(m: TokenManifest): Pick<TokenizeSummary, 'documents' | 'tokens' | 'bytes' | 'heldOutTokens'> {
+  return { documents: m.documents, tokens: m.tokens, bytes: m.bytes, heldOutTokens: m.heldOutTokens };
+}
+
 export async function run(f: Flags): Promise<number> {
   const out = f.required('out');
   const data = f.named('data').map((d) => ({ name: d.name, path: d.value }));
@@ -63,24 +85,47 @@ export async function run(f: Flags): Promise<number> {
   const tokenizerDir = f.string('tokenizer');
   const tokenizer = tokenizerDir ? await loadTokenizer(hostPath(tokenizerDir)) : byteTokenizer();
   const part = parsePart(f);
+  const partBytes = part ? undefined : f.optionalNumber('part-bytes', { integer: true, min: 1 });
+  const maxParts = f.number('max-parts', 16, { integer: true, min: 1 });
   const summaries: TokenizeSummary[] = [];
+  const splits: TokenizeSplit[] = [];
   for (const d of data) {
-    const r = await tokenizeDomain({
+    const req = {
       name: d.name,
       dataPath: d.path,
       hostDataPath: hostPath(d.path),
       tokensDir: hostPath(out),
       tokenizer,
-      ...(part ? { part } : {}),
-    });
+    };
+    const direct = await readManifest(req.hostDataPath);
+    if (direct) {
+      // The data path is a tokenized folder already (a manifest.json of `btx tokenize`): nothing to do
+      // but check that it speaks this tokenizer (the stages read it where it is).
+      if (direct.tokenizerSha256 !== tokenizer.sha256)
+        throw new Error(
+          `domain ${d.name}: ${d.path} holds token shards of tokenizer sha256 ${direct.tokenizerSha256.slice(0, 16)}..., not ${tokenizer.sha256.slice(0, 16)}...; point it at the text or tokenize it again with this tokenizer`,
+        );
+      summaries.push({ domain: d.name, ...counts(direct), reused: true });
+      process.stdout.write(`${d.name.padEnd(16)} tokenized folder  tokens ${direct.tokens}\n`);
+      continue;
+    }
+    if (partBytes !== undefined) {
+      const state = await domainState(req);
+      const parts = partsFor(state.bytes, partBytes, maxParts);
+      if (!state.current && parts > 1) {
+        splits.push({ domain: d.name, bytes: state.bytes, parts });
+        process.stdout.write(
+          `${d.name.padEnd(16)} split    ${(state.bytes / 1e6).toFixed(1)} MB of sources > --part-bytes ${partBytes}: ${parts} parts\n`,
+        );
+        continue;
+      }
+    }
+    const r = await tokenizeDomain({ ...req, ...(part ? { part } : {}) });
     const m = r.manifest;
     summaries.push({
       domain: d.name,
       ...(part && part.count > 1 ? { part: `${part.index}/${part.count}` } : {}),
-      documents: m.documents,
-      tokens: m.tokens,
-      bytes: m.bytes,
-      heldOutTokens: m.heldOutTokens,
+      ...counts(m),
       reused: r.reused,
     });
     process.stdout.write(
@@ -88,7 +133,12 @@ export async function run(f: Flags): Promise<number> {
         `held-out ${m.heldOutTokens}  ${(m.bytes / 1e6).toFixed(1)} MB  ${r.seconds.toFixed(1)} s  ${m.dtype}\n`,
     );
   }
-  if (runningAsStage()) await writeTerminationMessage({ checkpoint: out, tokenized: summaries });
+  if (runningAsStage())
+    await writeTerminationMessage({
+      checkpoint: out,
+      tokenized: summaries,
+      ...(splits.length > 0 ? { split: splits } : {}),
+    });
   process.stdout.write(`tokens: ${out}\n`);
   return 0;
 }

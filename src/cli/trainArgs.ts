@@ -46,6 +46,11 @@ export const TRAIN_COMMAND: CommandSpec = {
     },
     { name: 'out', value: 'DIR', env: ENV.output, help: 'folder for checkpoints step-N (required)' },
     sharedFlag('tokens', 'token shards DIR/<domain>/ (made if missing or stale; default OUT/tokens)'),
+    {
+      name: 'tokenized',
+      env: ENV.tokenized,
+      help: 'the shards in --tokens are made already (the tokenize stage): read them, never tokenize',
+    },
     { name: 'steps', value: 'N', env: ENV.steps, help: 'total optimizer steps (default 200)' },
     sharedFlag('batch-size', 'windows per step (default 8)'),
     {
@@ -150,6 +155,11 @@ routed to each expert. Bits per byte = loss / ln 2 x held-out tokens / held-out 
       env: ENV.btmPrior,
       help: "BTM's prior over the experts, in order, e.g. their training tokens (default uniform)",
     },
+    {
+      name: 'tokenized',
+      env: ENV.tokenized,
+      help: "the shards in --tokens are made already (the tokenize stage): read them, never tokenize (the first model's tokenizer)",
+    },
     { name: 'batches', value: 'N', env: ENV.evalBatches, help: 'held-out batches per domain (default 4)' },
     sharedFlag('batch-size', 'windows per batch (default 8)'),
     sharedFlag('seq-len', "window length (default the smallest config's, at most 256)"),
@@ -233,6 +243,7 @@ export function trainSettingsFromFlags(stage: TrainStage, f: Flags): TrainStageS
     ...(weights ? { weights } : {}),
     ...(input ? { input } : {}),
     ...(tokens ? { tokens } : {}),
+    tokenized: f.boolean('tokenized', false),
     out: f.required('out'),
     steps,
     batchSize: f.number('batch-size', 8, { integer: true, min: 1 }),
@@ -272,6 +283,7 @@ export function evalSettingsFromFlags(f: Flags) {
   return {
     ...(btmExperts.length > 0 ? { btm: { experts: btmExperts, ...(prior ? { prior } : {}) } } : {}),
     tokens: f.string('tokens') ?? `${out.endsWith('.json') ? dirname(out) : out}/tokens`,
+    tokenized: f.boolean('tokenized', false),
     checkpoints: f.named('checkpoint').map((c) => ({ name: c.name, dir: c.value })),
     data: f.named('data').map((d) => ({ name: d.name, path: d.value })),
     out,

@@ -5,7 +5,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { BTXRun, BTXRunSpec, DomainSpec } from '../api/types.js';
 import { ENV, runLayout } from '../api/stageContract.js';
 import { expertPodName } from './names.js';
-import { tokensFolder } from './tokensFolder.js';
+import { runTokensFolder } from './tokensFolder.js';
 import { childMeta, envFrom, mergeTemplate, ownerReference, stagePodTemplate } from './podTemplate.js';
 
 export interface ExpertPodInput {
@@ -32,7 +32,9 @@ export function buildExpertPod(input: ExpertPodInput): V1Pod {
     env: envFrom({
       [ENV.domain]: domain.name,
       [ENV.data]: domain.data,
-      [ENV.tokens]: tokensFolder(spec),
+      [ENV.tokens]: runTokensFolder(run, spec),
+      // The tokenize stage made the shards: the expert reads them and never tokenizes on its own.
+      [ENV.tokenized]: true,
       [ENV.input]: input.seedCheckpoint,
       [ENV.output]: runLayout(namespace, runName).expert(domain.name),
       [ENV.steps]: domain.steps ?? spec.expert.steps,

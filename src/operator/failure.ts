@@ -70,7 +70,7 @@ function disruption(pod: V1Pod): { reason: FailureReason; why: string } | undefi
 }
 
 /** The last line of a container's termination message (the log tail, with FallbackToLogsOnError). */
-function lastLine(message: string | undefined): string {
+export function lastLine(message: string | undefined): string {
   const lines = (message ?? '').trim().split('\n');
   const line = (lines[lines.length - 1] ?? '').trim();
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;

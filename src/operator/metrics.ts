@@ -11,6 +11,7 @@ export const METRIC_NAMES = [
   'btx_expert_step',
   'btx_expert_restarts_total',
   'btx_stage_duration_seconds',
+  'btx_tokenize_tokens',
   'btx_eval_loss',
   'btx_eval_perplexity',
   'btx_eval_bits_per_byte',
@@ -33,6 +34,7 @@ interface RunSeries {
   means: Set<string>; // models with a mean loss
   flops: Set<string>; // models with training FLOPs
   routing: Set<string>; // `${domain}\0${expert}`
+  tokenized: Set<string>; // domain (or _seed)
 }
 
 export class OperatorMetrics {
@@ -44,6 +46,7 @@ export class OperatorMetrics {
   private readonly step: Gauge<'namespace' | 'run' | 'expert'>;
   private readonly restarts: Counter<'namespace' | 'run' | 'expert' | 'reason'>;
   private readonly stageDuration: Histogram<'stage'>;
+  private readonly tokenizeTokens: Gauge<'namespace' | 'run' | 'domain'>;
   private readonly evalLoss: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
   private readonly evalBitsPerByte: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
   private readonly evalPerplexity: Gauge<'namespace' | 'run' | 'model' | 'domain'>;
@@ -88,6 +91,11 @@ export class OperatorMetrics {
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
       registers,
     });
+    this.tokenizeTokens = gauge(
+      'btx_tokenize_tokens',
+      "Tokens of each domain's shards (train and held-out; _seed: the seed's training data), from the tokenize stage.",
+      ['namespace', 'run', 'domain'],
+    );
     this.evalLoss = gauge('btx_eval_loss', 'Held-out loss per model and domain.', evalLabels);
     this.evalPerplexity = gauge(
       'btx_eval_perplexity',
@@ -141,6 +149,7 @@ export class OperatorMetrics {
         means: new Set(),
         flops: new Set(),
         routing: new Set(),
+        tokenized: new Set(),
       };
       this.series.set(key, s);
     }
@@ -166,6 +175,11 @@ export class OperatorMetrics {
       if (e.step !== undefined) this.step.set(labels, e.step);
       if (e.step !== undefined && e.totalSteps) this.progress.set(labels, Math.min(1, e.step / e.totalSteps));
       if (typeof e.loss === 'number') this.loss.set(labels, e.loss);
+    }
+    for (const d of run.status?.tokenize?.domains ?? []) {
+      if (d.tokens === undefined) continue;
+      s.tokenized.add(d.name);
+      this.tokenizeTokens.set({ namespace, run: name, domain: d.name }, d.tokens);
     }
     for (const r of run.status?.results ?? []) {
       const labels = { namespace, run: name, model: r.model, domain: r.domain };
@@ -219,6 +233,11 @@ export class OperatorMetrics {
       this.removeRouting(namespace, name, k);
       s.routing.delete(k);
     }
+    const tokenized = new Set((run.status?.tokenize?.domains ?? []).map((d) => d.name));
+    for (const domain of [...s.tokenized].filter((d) => !tokenized.has(d))) {
+      this.tokenizeTokens.remove({ namespace, run: name, domain });
+      s.tokenized.delete(domain);
+    }
   }
 
   private removeExpert(namespace: string, run: string, expert: string): void {
@@ -260,6 +279,7 @@ export class OperatorMetrics {
       const [expert = '', reason = ''] = k.split('\0');
       this.restarts.remove({ namespace, run: name, expert, reason });
     }
+    for (const domain of s.tokenized) this.tokenizeTokens.remove({ namespace, run: name, domain });
     for (const k of s.results) this.removeResult(namespace, name, k);
     for (const model of s.means) this.evalMeanLoss.remove({ namespace, run: name, model });
     for (const model of s.flops) this.trainingFlops.remove({ namespace, run: name, model });

@@ -1,7 +1,7 @@
 // Deterministic names and labels of a run's children. The same run, stage, expert and attempt always
 // give the same name, so a second create is answered 409 AlreadyExists instead of making a duplicate.
 import { createHash } from 'node:crypto';
-import type { Stage } from '../api/stageContract.js';
+import { SEED_DATA_NAME, type Stage } from '../api/stageContract.js';
 
 /** Kubernetes limit for label values, and the limit we keep for every child name (Job names become labels). */
 export const MAX_NAME = 63;
@@ -63,6 +63,19 @@ export function stageJobName(
   const base = `${run}-${stageNamePart(stage)}`;
   const suffix = `${round > 1 ? `-r${round}` : ''}${attempt > 1 ? `-${attempt}` : ''}`;
   if (suffix === '') return fit(base);
+  return fit(base, MAX_NAME - suffix.length) + suffix;
+}
+
+/**
+ * Tokenize Jobs, one per domain: `<run>-tokenize-<domain>-<attempt>`, and `...-<attempt>-<n>parts` for
+ * the Indexed Job of a domain split in n parts. The attempt is always there (as for expert pods), so a
+ * domain named `code-2` never takes the name of `code`'s second attempt; a split name ends in a letter,
+ * so it never takes the name of a single Job. The seed's training data (`_seed`) gets
+ * `<run>-seed-tokenize-<attempt>`: a domain Job always starts `<run>-tokenize-`.
+ */
+export function tokenizeJobName(run: string, name: string, attempt: number, parts = 1): string {
+  const suffix = parts > 1 ? `-${attempt}-${parts}parts` : `-${attempt}`;
+  const base = name === SEED_DATA_NAME ? `${run}-seed-tokenize` : `${run}-tokenize-${name}`;
   return fit(base, MAX_NAME - suffix.length) + suffix;
 }
 

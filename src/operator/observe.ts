@@ -1,7 +1,13 @@
 // Reading what the children say: the trainer's progress annotation, the termination message, and
 // whether a pod or Job has finished. Garbage in an annotation or message is ignored, never fatal.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { PROGRESS_ANNOTATION, type Progress, type TerminationMessage } from '../api/stageContract.js';
+import {
+  PROGRESS_ANNOTATION,
+  type Progress,
+  type TerminationMessage,
+  type TokenizeSplit,
+  type TokenizeSummary,
+} from '../api/stageContract.js';
 import { LABELS } from './names.js';
 import { trainerTermination } from './failure.js';
 
@@ -28,6 +34,35 @@ export function readProgress(pod: V1Pod): Partial<Progress> | undefined {
   return p;
 }
 
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+function isTokenizeSummary(v: unknown): v is TokenizeSummary {
+  const o = v as Partial<TokenizeSummary> | null;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.domain === 'string' &&
+    (o.part === undefined || typeof o.part === 'string') &&
+    isCount(o.documents) &&
+    isCount(o.tokens) &&
+    isCount(o.bytes) &&
+    isCount(o.heldOutTokens) &&
+    typeof o.reused === 'boolean'
+  );
+}
+
+function isTokenizeSplit(v: unknown): v is TokenizeSplit {
+  const o = v as Partial<TokenizeSplit> | null;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.domain === 'string' &&
+    isCount(o.bytes) &&
+    Number.isInteger(o.parts) &&
+    (o.parts ?? 0) >= 2
+  );
+}
+
 export function readTerminationMessage(pod: V1Pod): TerminationMessage | undefined {
   const o = parseObject(trainerTermination(pod)?.message);
   if (!o) return undefined;
@@ -37,8 +72,13 @@ export function readTerminationMessage(pod: V1Pod): TerminationMessage | undefin
   if (typeof o.loss === 'number' || o.loss === null) m.loss = o.loss;
   if (Array.isArray(o.results)) m.results = o.results as TerminationMessage['results'];
   if (Array.isArray(o.routing)) m.routing = o.routing as TerminationMessage['routing'];
+  if (Array.isArray(o.tokenized)) m.tokenized = o.tokenized.filter(isTokenizeSummary);
+  if (Array.isArray(o.split)) m.split = o.split.filter(isTokenizeSplit);
   return m;
 }
+
+/** How long a finished Job may wait for its pod's final status to reach the cache. */
+export const JOB_POD_GRACE_MS = 30_000;
 
 export function podAttempt(pod: V1Pod): number {
   const n = Number(pod.metadata?.labels?.[LABELS.attempt]);

@@ -32,6 +32,8 @@ export function stageArgs(stage: Stage): string[] {
       return ['train', 'finetune'];
     case 'eval':
       return ['eval'];
+    case 'tokenize':
+      return ['tokenize'];
     default:
       return ['train', stage];
   }

@@ -3,17 +3,21 @@
 // has its own deadline. The baselines reuse the recipes they are compared with: dense trains like an
 // expert (on every domain, weighted as finetune weights them), sparseUpcycling mixes copies of the seed
 // like the mix stage and trains the result like the finetune stage, each for the steps that match
-// BTX's compute (src/api/compute.ts).
+// BTX's compute (src/api/compute.ts). Every stage that reads data reads the shards the tokenize stage
+// made (BTX_TOKENIZED: never tokenizing on its own).
 import type { V1Job } from '@kubernetes/client-node';
 import { baselineSteps } from '../api/compute.js';
 import type { BTXRun, BTXRunSpec } from '../api/types.js';
-import { ENV, runLayout, type JobStage } from '../api/stageContract.js';
+import { ENV, runLayout, SEED_DATA_NAME, type JobStage } from '../api/stageContract.js';
 import { stageJobName } from './names.js';
-import { tokensFolder } from './tokensFolder.js';
+import { runTokensFolder } from './tokensFolder.js';
 import { childMeta, envFrom, ownerReference, stagePodTemplate } from './podTemplate.js';
 
 /** Pod retries inside one stage Job; small, because the trainer resumes from checkpoints. */
 export const STAGE_BACKOFF_LIMIT = 2;
+
+/** The stages of one Job each (tokenize has one per domain: tokenizeJob.ts). */
+export type SingleJobStage = Exclude<JobStage, 'tokenize'>;
 
 /** What the later stages read: the checkpoints of the earlier ones. */
 export interface StageInputs {
@@ -77,12 +81,13 @@ function mixEnv(
 }
 
 /** The finetune stage's environment: this MoE checkpoint on every domain for `steps` steps. */
-function finetuneEnv(spec: BTXRunSpec, input: string, steps: number, out: string) {
+function finetuneEnv(run: BTXRun, spec: BTXRunSpec, input: string, steps: number, out: string) {
   return {
     env: envFrom({
       [ENV.input]: input,
       [ENV.data]: domainList(spec),
-      [ENV.tokens]: tokensFolder(spec),
+      [ENV.tokens]: runTokensFolder(run, spec),
+      [ENV.tokenized]: true,
       [ENV.dataWeights]: dataWeightsList(spec),
       [ENV.steps]: steps,
       [ENV.batchSize]: spec.finetune.batchSize,
@@ -130,7 +135,7 @@ export function mixWeights(spec: BTXRunSpec, experts: readonly string[]): number
   return [...weights, train ? train.steps * (train.batchSize ?? batch) : mean];
 }
 
-function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number, inputs: StageInputs) {
+function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: SingleJobStage, round: number, inputs: StageInputs) {
   const layout = runLayout(run.metadata.namespace ?? 'default', run.metadata.name ?? '', undefined, round);
   switch (stage) {
     case 'seed': {
@@ -138,7 +143,9 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
       return {
         env: envFrom({
           [ENV.data]: train?.data,
-          [ENV.tokens]: tokensFolder(spec),
+          [ENV.domain]: SEED_DATA_NAME,
+          [ENV.tokens]: runTokensFolder(run, spec),
+          [ENV.tokenized]: true,
           [ENV.output]: layout.seed,
           [ENV.steps]: train?.steps,
           [ENV.batchSize]: train?.batchSize ?? spec.expert.batchSize,
@@ -152,14 +159,15 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
     case 'mix':
       return mixEnv(spec, inputs, inputs.experts, layout.mixed);
     case 'finetune':
-      return finetuneEnv(spec, inputs.mixCheckpoint, spec.finetune.steps, layout.finetuned);
+      return finetuneEnv(run, spec, inputs.mixCheckpoint, spec.finetune.steps, layout.finetuned);
     case 'dense':
       // The seed trained further on every domain, as an expert is trained on one.
       return {
         env: envFrom({
           [ENV.input]: inputs.seedCheckpoint,
           [ENV.data]: domainList(spec),
-          [ENV.tokens]: tokensFolder(spec),
+          [ENV.tokens]: runTokensFolder(run, spec),
+          [ENV.tokenized]: true,
           [ENV.dataWeights]: dataWeightsList(spec),
           [ENV.output]: layout.dense,
           [ENV.steps]: budgetSteps(spec, 'dense'),
@@ -180,6 +188,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
       );
     case 'sparseUpcycling':
       return finetuneEnv(
+        run,
         spec,
         inputs.upcycledCheckpoint ?? layout.upcycled,
         budgetSteps(spec, 'sparseUpcycling'),
@@ -201,7 +210,8 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
       return {
         env: envFrom({
           [ENV.data]: domainList(spec),
-          [ENV.tokens]: tokensFolder(spec),
+          [ENV.tokens]: runTokensFolder(run, spec),
+          [ENV.tokenized]: true,
           [ENV.checkpoints]: checkpoints.join(','),
           [ENV.btmExperts]: btm,
           [ENV.evalBatches]: spec.eval.batches,
@@ -218,7 +228,7 @@ function stageEnv(run: BTXRun, spec: BTXRunSpec, stage: JobStage, round: number,
 export interface StageJobInput {
   run: BTXRun;
   spec: BTXRunSpec;
-  stage: JobStage;
+  stage: SingleJobStage;
   attempt: number;
   /** The run's round (status.round): a later round's Jobs have their own names and folders. */
   round?: number;

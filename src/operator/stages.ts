@@ -27,15 +27,13 @@ import type {
   StageStatus,
 } from '../api/types.js';
 import type { JobStage, runLayout, Stage, TerminationMessage } from '../api/stageContract.js';
-import { trainerTermination } from './failure.js';
+import { lastLine, trainerTermination } from './failure.js';
 import { observeExperts, startExperts } from './expertStage.js';
 import { stageJobName } from './names.js';
-import { jobCondition, podsOfJob, readTerminationMessage } from './observe.js';
+import { JOB_POD_GRACE_MS, jobCondition, podsOfJob, readTerminationMessage } from './observe.js';
 import type { Planner } from './planner.js';
-import { buildStageJob, type StageInputs } from './stageJob.js';
-
-/** How long a finished Job may wait for its pod's final status to reach the cache. */
-const JOB_POD_GRACE_MS = 30_000;
+import { buildStageJob, type SingleJobStage, type StageInputs } from './stageJob.js';
+import { observeTokenize, startTokenize } from './tokenizeStage.js';
 
 /** What every stage step sees: the planner, the effective spec, and what earlier stages produced. */
 export interface StageContext {
@@ -72,7 +70,7 @@ interface JobStageCondition {
 }
 
 interface JobStageEntry {
-  stage: JobStage;
+  stage: SingleJobStage;
   phase: RunPhase;
   startsAfter?: Stage;
   failReason: string;
@@ -88,12 +86,6 @@ function stageStatus(ctx: StageContext, stage: JobStage): StageStatus {
   const st: StageStatus = ctx.p.status[stage] ?? { phase: 'Pending' };
   ctx.p.status[stage] = st;
   return st;
-}
-
-function lastLine(message: string | undefined): string {
-  const lines = (message ?? '').trim().split('\n');
-  const line = (lines[lines.length - 1] ?? '').trim();
-  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
 /** Follow a stage's Job: fail with its reason and last output, succeed with its pod's termination message. */
@@ -174,7 +166,7 @@ function jobFailed(ctx: StageContext, entry: JobStageEntry, st: StageStatus): St
 }
 
 /** Create the stage's Job for its current attempt if it is not there. */
-function startJob(ctx: StageContext, stage: JobStage): void {
+function startJob(ctx: StageContext, stage: SingleJobStage): void {
   const { p, spec, inputs } = ctx;
   const st = stageStatus(ctx, stage);
   const attempt = st.attempt ?? 1;
@@ -207,6 +199,15 @@ function jobStage(entry: JobStageEntry): PipelineStage {
 
 /** The pipeline, in the order of STAGES. */
 export const PIPELINE: readonly PipelineStage[] = [
+  {
+    // First of all: the seed's own training data is tokenized here too, with the same tokenizer.
+    stage: 'tokenize',
+    phase: 'Tokenizing',
+    runs: () => true,
+    observe: (ctx) => observeTokenize(ctx.p, ctx.spec),
+    start: (ctx) => startTokenize(ctx.p, ctx.spec),
+    done: () => undefined,
+  },
   jobStage({
     stage: 'seed',
     phase: 'Seeding',

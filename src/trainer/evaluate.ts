@@ -38,6 +38,8 @@ export interface EvalSettings {
   tokens: string;
   /** Also score the Branch-Train-Merge ensemble of these (dense, same-tokenizer) experts as `btm`. */
   btm?: { experts: { name: string; dir: string }[]; prior?: number[] };
+  /** The tokenize stage made `<tokens>/<domain>/` for the first model's tokenizer: never tokenize those. */
+  tokenized?: boolean;
 }
 
 export interface LayerRouting {
@@ -113,7 +115,9 @@ export async function runEval(s: EvalSettings): Promise<EvalReport> {
       const root = first ? s.tokens : `${s.tokens}/by-tokenizer/${tokenizer.sha256.slice(0, 16)}`;
       const domains: Domain[] = [];
       for (const d of s.data)
-        domains.push(await loadDomain(d.name, d.path, hostPath(d.path), hostPath(root), tokenizer));
+        domains.push(
+          await loadDomain(d.name, d.path, hostPath(d.path), hostPath(root), tokenizer, first && s.tokenized),
+        );
       entry = { domains, windows: domains.map((d) => heldOutWindows(d, seqLen, s.batches * s.batchSize)) };
       byTokenizer.set(tokenizer.sha256, entry);
     }

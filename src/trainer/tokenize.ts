@@ -242,6 +242,37 @@ async function mergeAndCheck(
   return merged;
 }
 
+/** The sources of a domain, and whether `<tokensDir>/<name>/` holds current shards of them. */
+export interface DomainState {
+  bytes: number;
+  current: boolean;
+  /** Why not current (for messages); empty when current. */
+  reason: string;
+}
+
+export async function domainState(
+  req: Pick<TokenizeRequest, 'name' | 'dataPath' | 'hostDataPath' | 'tokensDir' | 'tokenizer'>,
+): Promise<DomainState> {
+  const sources = await listSources(req.hostDataPath);
+  const want = { tokenizerSha256: req.tokenizer.sha256, path: req.dataPath, files: sources };
+  const existing = await readManifest(join(req.tokensDir, req.name));
+  const current = existing !== null && isCurrent(existing, want);
+  return {
+    bytes: sources.reduce((n, f) => n + f.size, 0),
+    current,
+    reason: current ? '' : staleReason(existing, want),
+  };
+}
+
+/**
+ * How many parts a domain should be tokenized in: 1 while its sources fit in `partBytes`, else
+ * ceil(bytes / partBytes), at most `maxParts`.
+ */
+export function partsFor(bytes: number, partBytes: number, maxParts: number): number {
+  if (bytes <= partBytes) return 1;
+  return Math.max(1, Math.min(maxParts, Math.ceil(bytes / partBytes)));
+}
+
 /** A tokenized domain opened for reading. */
 export interface Domain {
   name: string;
@@ -274,6 +305,8 @@ export function closeDomain(d: Domain): void {
  * A stage's domain: `path` may be a tokenized folder (a manifest.json of `btx tokenize`, used as it
  * is once its tokenizer matches) or source text, tokenized into `<tokensDir>/<name>/` unless current
  * shards are already there. Paths: `path` as given (container), `hostPath` to read it, tokensDir on the host.
+ * `tokenized` (the operator's tokenize stage ran, BTX_TOKENIZED): the shards must be there and
+ * current; the stage fails naming the domain instead of tokenizing on its own.
  */
 export async function loadDomain(
   name: string,
@@ -281,6 +314,7 @@ export async function loadDomain(
   hostDataPath: string,
   tokensDir: string,
   tokenizer: TextTokenizer,
+  tokenized = false,
 ): Promise<Domain> {
   const direct = await readManifest(hostDataPath);
   if (direct) {
@@ -291,6 +325,18 @@ export async function loadDomain(
       );
     }
     return openDomain(name, hostDataPath, direct);
+  }
+  if (tokenized) {
+    const dir = join(tokensDir, name);
+    const state = await domainState({ name, dataPath: path, hostDataPath, tokensDir, tokenizer });
+    const manifest = state.current ? await readManifest(dir) : null;
+    if (!manifest) {
+      throw new Error(
+        `domain ${name}: the tokenize stage's shards in ${dir} are not current for ${path} (${state.reason || 'manifest gone'}); ` +
+          'this stage does not tokenize on its own when the tokenize stage ran: run the tokenize stage again (a new run) or unset BTX_TOKENIZED',
+      );
+    }
+    return openDomain(name, dir, manifest);
   }
   const { merged, dir } = await tokenizeDomain({ name, dataPath: path, hostDataPath, tokensDir, tokenizer });
   return openDomain(name, dir, merged!);

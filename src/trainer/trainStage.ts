@@ -39,6 +39,8 @@ export interface TrainStageSettings {
   data: { name: string; path: string }[];
   /** Token shards: `<tokens>/<domain>/` (container path; default `<out>/tokens`). */
   tokens?: string;
+  /** The tokenize stage made the shards: read them, never tokenize (a missing or stale one fails). */
+  tokenized?: boolean;
   /** Per data entry; default equal. */
   weights?: number[];
   input?: string;
@@ -146,7 +148,7 @@ export async function runTrainStage(s: TrainStageSettings): Promise<TerminationM
   const tokensDir = hostPath(s.tokens ?? `${s.out.replace(/\/+$/, '')}/tokens`);
   const domains = [];
   for (const d of s.data)
-    domains.push(await loadDomain(d.name, d.path, hostPath(d.path), tokensDir, tokenizer));
+    domains.push(await loadDomain(d.name, d.path, hostPath(d.path), tokensDir, tokenizer, s.tokenized));
   const source: BatchSource = { domains, ...(s.weights ? { weights: s.weights } : {}) };
   const seqLen = s.seqLen ?? Math.min(Number(config.max_position_embeddings), DEFAULT_MAX_SEQ_LEN);
   log.info('training stage starting', {

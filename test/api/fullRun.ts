@@ -61,6 +61,7 @@ export const fullRun: Full<BTXRun> = {
     model,
     seed: fullRunSeed,
     domains: [domain],
+    tokenize: { partBytes: 1 << 30, maxParts: 8, activeDeadlineSeconds: 600, resources },
     expert: {
       steps: 10,
       batchSize: 4,
@@ -124,6 +125,27 @@ export const fullRun: Full<BTXRun> = {
     observedGeneration: 1,
     startTime: time,
     completionTime: time,
+    tokenize: {
+      ...stage,
+      job: 'run-tokenize-math-1',
+      checkpoint: '/btx/tokens/0123456789abcdef',
+      tokens: '/btx/tokens/0123456789abcdef',
+      domains: [
+        {
+          name: 'math',
+          phase: 'Succeeded',
+          job: 'run-tokenize-math-1-2parts',
+          parts: 2,
+          sourceBytes: 2000,
+          documents: 10,
+          tokens: 2100,
+          bytes: 2000,
+          heldOutTokens: 200,
+          reused: false,
+          message: 'done',
+        },
+      ],
+    },
     expertsReady: '1/1',
     restarts: 0,
     experts: [

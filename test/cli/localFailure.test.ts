@@ -30,13 +30,14 @@ spec:
   expert: {steps: 3, batchSize: 2, maxRestarts: 0}
 `;
 
-test('a run that fails exits 1 and prints why, naming the expert and the missing data', async () => {
+test('a run that fails exits 1 and prints why, naming the domain and the missing data', async () => {
   const path = manifest('broken', MISSING_DATA);
   const result = await startLocal(['-f', path, '--data-dir', join(dir, 'data'), '--timeout', '100'], 120_000)
     .done;
   assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
   assert.match(result.stdout, /Run failed: \w+: .*missing/);
-  assert.match(result.stdout, /expert missing \(attempt 1\): .*(does-not-exist|no-seed-here)/);
+  // The tokenize stage is the first to read the data (and the seed's tokenizer): it fails, saying why.
+  assert.match(result.stdout, /TokenizeFailed: tokenizing missing failed: .*(does-not-exist|no-seed-here)/);
   assert.doesNotMatch(result.stdout + result.stderr, /^\s+at /m, 'no stack trace');
 });
 
@@ -72,10 +73,12 @@ function processesMentioning(text: string): number[] {
 }
 
 test('Ctrl-C during a run stops the pods and the cluster and exits 130', async () => {
-  const slow = MISSING_DATA.replace('name: broken', 'name: slow').replace(
-    'seed: {checkpoint: /btx/no-seed-here}',
-    'model: {dModel: 32, layers: 1, heads: 2, ffnHidden: 64, seqLen: 32}\n  seed: {train: {data: /btx/data/math, steps: 100000, batchSize: 2}}',
-  );
+  const slow = MISSING_DATA.replace('name: broken', 'name: slow')
+    .replace('/btx/data/does-not-exist', '/btx/data/code')
+    .replace(
+      'seed: {checkpoint: /btx/no-seed-here}',
+      'model: {dModel: 32, layers: 1, heads: 2, ffnHidden: 64, seqLen: 32}\n  seed: {train: {data: /btx/data/math, steps: 100000, batchSize: 2}}',
+    );
   const dataDir = join(dir, 'data-int');
   const local = startLocal(['-f', manifest('slow', slow), '--data-dir', dataDir], 120_000);
   await local.waitForOutput('Seeding', 90_000);

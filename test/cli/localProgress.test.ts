@@ -39,7 +39,18 @@ const training = run({
   phase: 'TrainingExperts',
   expertsReady: '1/2',
   restarts: 1,
-  seed: { phase: 'Succeeded', startTime: '2026-01-01T00:00:00Z', completionTime: '2026-01-01T00:00:20Z' },
+  tokenize: {
+    phase: 'Succeeded',
+    startTime: '2026-01-01T00:00:00Z',
+    completionTime: '2026-01-01T00:00:04Z',
+    tokens: '/btx/tokens/0123456789abcdef',
+    domains: [
+      { name: 'math', phase: 'Succeeded', tokens: 3000, reused: true },
+      { name: 'code', phase: 'Succeeded', tokens: 1000, parts: 2 },
+      { name: '_seed', phase: 'Succeeded', tokens: 4000 },
+    ],
+  },
+  seed: { phase: 'Succeeded', startTime: '2026-01-01T00:00:04Z', completionTime: '2026-01-01T00:00:24Z' },
   experts: [
     { name: 'math', phase: 'Succeeded', attempt: 1, restarts: 0, step: 150, totalSteps: 150, loss: 1.234 },
     {
@@ -73,17 +84,18 @@ test('the live view has one line per expert with bar, step/total, loss, restarts
     lines[0] ?? '',
     /^BTXRun default\/tiny {2}TrainingExperts {2}experts 1\/2 {2}restarts 1 {2}1m05s$/,
   );
-  assert.match(lines[1] ?? '', /seed\s+Succeeded \(20s\)/);
+  assert.equal(lines[1], '  tokenize  Succeeded (4s)  3/3 tokenized, 8000 tokens, 1 reused, code in 2 parts');
+  assert.match(lines[2] ?? '', /seed\s+Succeeded \(20s\)/);
   assert.match(
-    lines[2] ?? '',
+    lines[3] ?? '',
     /math\s+\[#{24}\]\s+150\/150 {2}loss {2}1\.234 {2}restarts 0 {2}attempt 1 {2}Succeeded/,
   );
   assert.match(
-    lines[3] ?? '',
+    lines[4] ?? '',
     /code\s+\[#{12}-{12}\]\s+75\/150 {2}loss {2}2\.500 {2}restarts 1 {2}attempt 2 {2}Running {2}last failure: Error/,
   );
   assert.deepEqual(
-    lines.slice(4).map((l) => l.trim()),
+    lines.slice(5).map((l) => l.trim()),
     ['mix       waiting', 'finetune  waiting', 'eval      waiting'],
   );
 });
@@ -92,7 +104,7 @@ test('a running seed or finetune stage shows the progress its pod reports', () =
   const seeding = run({ phase: 'Seeding', seed: { phase: 'Running', startTime: '2026-01-01T00:00:00Z' } });
   const progress = { step: 5, totalSteps: 10, loss: 3.21, tokensPerSecond: null, time: '' };
   const lines = renderProgress(seeding, t0 + 3000, { seed: progress });
-  assert.match(lines[1] ?? '', /seed\s+\[#{12}-{12}\] {2}5\/10 {2}loss 3\.210 {2}Running \(3s\)/);
+  assert.match(lines[2] ?? '', /seed\s+\[#{12}-{12}\] {2}5\/10 {2}loss 3\.210 {2}Running \(3s\)/);
   assert.match(
     renderSummary(seeding, t0 + 3000, { seed: progress }),
     /^\[3s\] Seeding \| seed 5\/10 loss 3\.210/,
@@ -102,7 +114,8 @@ test('a running seed or finetune stage shows the progress its pod reports', () =
 test('experts without status yet show as waiting', () => {
   const lines = renderProgress(run({}), t0);
   assert.match(lines[0] ?? '', /Pending {2}experts 0\/2/);
-  assert.equal(lines[2]?.trim(), 'math      waiting');
+  assert.equal(lines[1]?.trim(), 'tokenize  waiting');
+  assert.equal(lines[3]?.trim(), 'math      waiting');
 });
 
 const done = run({
@@ -235,8 +248,8 @@ test('on a terminal the view redraws in place; otherwise it prints a line per ch
   const view = new ProgressView({ isTTY: true, write: (s) => tty.push(s) });
   view.update(training, t0);
   view.update(training, t0 + 1000);
-  assert.ok(!tty[0]?.includes('\x1b[7F'));
-  assert.ok(tty[1]?.startsWith('\x1b[7F'), 'moves back up over the 7 lines drawn');
+  assert.ok(!tty[0]?.includes('\x1b[8F'));
+  assert.ok(tty[1]?.startsWith('\x1b[8F'), 'moves back up over the 8 lines drawn');
 
   const plain: string[] = [];
   const log = new ProgressView({ isTTY: false, write: (s) => plain.push(s) }, 10_000);

@@ -17,8 +17,9 @@ import { at, env, eventReasons, kinds, makeRun, makeSpec, World } from './fixtur
 
 const ALL = ['dense', 'sparseUpcycling', 'btm'] as const;
 
+/** The run's Jobs after the tokenize stage's (test/operator/tokenize.test.ts covers those). */
 function jobNames(w: World): string[] {
-  return [...w.jobs.keys()].sort();
+  return [...w.jobs.keys()].filter((n) => !n.includes('tokenize')).sort();
 }
 
 function cond(w: World, type: string) {
@@ -27,6 +28,7 @@ function cond(w: World, type: string) {
 
 test('dense and the upcycling mix start with the experts once the seed is done, with matched budgets', () => {
   const w = new World(makeRun({ baselines: [...ALL] }));
+  w.throughTokenize();
   w.step();
   assert.deepEqual(jobNames(w), ['demo-seed'], 'nothing waits on the seed but the seed');
   w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
@@ -59,6 +61,7 @@ test('dense and the upcycling mix start with the experts once the seed is done, 
 
 test('the upcycled MoE is trained with the finetune recipe for its budget once its mix is done', () => {
   const w = new World(makeRun({ baselines: ['sparseUpcycling'] }));
+  w.throughTokenize();
   w.step();
   w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
   w.step();
@@ -129,6 +132,7 @@ test('eval waits for the trained baselines, then evaluates every model, BTM from
 
 test('a baseline that finishes before the experts does not move the run on; BTX still gates eval', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' }, baselines: ['dense'] }));
+  w.throughTokenize();
   w.step();
   assert.ok(w.jobs.has('demo-dense'), 'a given seed: dense starts at once');
   w.completeJob('demo-dense', { checkpoint: '/btx/runs/ml/demo/baselines/dense/step-9' });
@@ -140,6 +144,7 @@ test('a baseline that finishes before the experts does not move the run on; BTX 
 
 test('a failed baseline Job fails the run with its reason and stops the experts', () => {
   const w = new World(makeRun({ baselines: ['dense'] }));
+  w.throughTokenize();
   w.step();
   w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
   w.step();
@@ -169,6 +174,7 @@ test('a failed baseline Job fails the run with its reason and stops the experts'
 
 test('suspend stops the baseline Jobs with the experts; resuming starts their attempt 2', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' }, baselines: ['dense', 'sparseUpcycling'] }));
+  w.throughTokenize();
   w.step();
   w.run = { ...w.run, spec: { ...w.run.spec, suspend: true } };
   const p = w.step(at(10));
@@ -184,6 +190,7 @@ test('suspend stops the baseline Jobs with the experts; resuming starts their at
 
 test('without baselines nothing of theirs appears: no Jobs, no compute in status', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' } }));
+  w.throughTokenize();
   const p = w.step();
   assert.deepEqual(jobNames(w), []);
   assert.equal(p.status.compute, undefined);
@@ -198,6 +205,7 @@ test('the trainer reads the baseline Jobs back from their environment: dense tra
       finetune: { ...makeSpec().finetune, dataWeights: { code: 2, math: 1 } },
     }),
   );
+  w.throughTokenize();
   w.step();
   const flags = parseFlags(TRAIN_COMMAND, [], env(w.job('demo-dense')));
   assert.ok(flags !== 'help');

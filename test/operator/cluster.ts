@@ -1,9 +1,12 @@
 // The embedded control plane for operator tests (test/support/controlPlane.ts) with the BTXRun CRD
 // installed, and helpers to create runs and wait on them (every wait says what it waited for).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ControlPlane, ControlPlaneOptions } from '../../src/cluster/controlPlane.js';
 import { btxPodRuntime } from '../../src/cli/podRuntime.js';
 import { btxRunCRD } from '../../src/api/crd.js';
+import { byteTokenizerFiles } from '../../src/trainer/tokenizer.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../../src/api/types.js';
 import type { BTXRunSpecInput } from '../../src/api/defaults.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
@@ -21,6 +24,27 @@ export async function startCluster(opts: Partial<ControlPlaneOptions> = {}): Pro
   const res = await c.req('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', btxRunCRD());
   if (!res.ok) throw new Error(`CRD install failed: ${res.status} ${await res.text()}`);
   return { ...c, plane: c.plane! };
+}
+
+/**
+ * What the tokenize stage needs on a run's volume: `/btx/data/<domain>.txt` (100 short lines each,
+ * so about 10 are held out) for the given domains, and a seed folder `/btx/seed` holding the byte
+ * tokenizer's files, as a seed checkpoint carries them. The tokenize Jobs then run the real CLI.
+ */
+export function writeTinyVolume(
+  c: TestCluster,
+  claim: string,
+  domains: readonly string[],
+  namespace = 'default',
+): void {
+  const root = join(c.dataDir, 'volumes', 'pvc', namespace, claim);
+  mkdirSync(join(root, 'data'), { recursive: true });
+  for (const d of domains) {
+    const lines = Array.from({ length: 100 }, (_, i) => `${d} example ${i}: ${'abc'.repeat(1 + (i % 7))}`);
+    writeFileSync(join(root, 'data', `${d}.txt`), `${lines.join('\n')}\n`);
+  }
+  mkdirSync(join(root, 'seed'), { recursive: true });
+  for (const [file, bytes] of byteTokenizerFiles()) writeFileSync(join(root, 'seed', file), bytes);
 }
 
 export async function createRun(
@@ -82,6 +106,15 @@ export async function waitForRun(
 
 export async function podsOf(c: TestCluster, run: string, namespace = 'default'): Promise<V1Pod[]> {
   const list = await c.core.listNamespacedPod({ namespace, labelSelector: `btx.ai/run=${run}` });
+  return list.items;
+}
+
+/** The run's expert pods (not the pods of its tokenize and other Jobs). */
+export async function expertPodsOf(c: TestCluster, run: string, namespace = 'default'): Promise<V1Pod[]> {
+  const list = await c.core.listNamespacedPod({
+    namespace,
+    labelSelector: `btx.ai/run=${run},btx.ai/stage=expert`,
+  });
   return list.items;
 }
 

@@ -11,12 +11,14 @@ import { startOperator, type RunningOperator } from '../../src/operator/operator
 import { kubectlPath } from '../support/tools.js';
 import {
   createRun,
+  expertPodsOf,
   fakeExpertTemplate,
   getRun,
   podsOf,
   startCluster,
   waitForRun,
   type TestCluster,
+  writeTinyVolume,
 } from './cluster.js';
 import { waitFor } from '../support/waitFor.js';
 
@@ -26,6 +28,8 @@ let op: RunningOperator;
 
 before(async () => {
   c = await startCluster();
+  // The tokenize stage runs the real CLI on these (a second or two per run).
+  writeTinyVolume(c, 'data', ['code', 'math', 'prose']);
   op = await startOperator({ kubeConfig: c.kc, metricsPort: 0, workers: 2 });
 });
 
@@ -85,7 +89,7 @@ test('node loss restarts only that expert at attempt 2 without spending budget; 
   const pods = await waitFor(
     'three running expert pods',
     async () => {
-      const p = await podsOf(c, 'faults');
+      const p = await expertPodsOf(c, 'faults');
       return p.length === 3 && p.every((x) => x.status?.phase === 'Running') ? p : undefined;
     },
     60_000,
@@ -119,7 +123,7 @@ test('node loss restarts only that expert at attempt 2 without spending budget; 
   assert.equal(expertOf(run, 'code')?.restarts, 1);
   assert.equal(expertOf(run, 'code')?.lastFailure?.exitCode, 137);
   assert.equal(run.status?.restarts, 1);
-  const now = await podsOf(c, 'faults');
+  const now = await expertPodsOf(c, 'faults');
   for (const name of ['faults-expert-math-1', 'faults-expert-prose-1']) {
     assert.equal(now.find((p) => p.metadata?.name === name)?.metadata?.uid, uid(name), `${name} untouched`);
   }
@@ -314,6 +318,46 @@ test('a pod the API server refuses (422) reaches the status with its message and
   const warnings = events.items.filter((e) => e.reason === 'CreateRefused');
   assert.ok(warnings.length >= 1 && warnings.length <= 5, `${warnings.length} CreateRefused Events`);
   assert.equal(warnings[0]?.type, 'Warning');
-  assert.equal((await podsOf(c, 'refused')).length, 0);
+  assert.equal((await expertPodsOf(c, 'refused')).length, 0);
   await deleteRun('refused');
+});
+
+test('a domain over spec.tokenize.partBytes is tokenized by an Indexed Job whose parts merge into one manifest, then the experts start', async () => {
+  await createRun(
+    c,
+    'parts',
+    spec(
+      {},
+      {
+        domains: [
+          { name: 'code', data: '/btx/data/code.txt' },
+          { name: 'math', data: '/btx/data/math.txt' },
+        ],
+        tokenize: { partBytes: 1000 },
+      },
+    ),
+  );
+  const run = await waitForRun(
+    c,
+    'parts',
+    (r) => r.status?.tokenize?.phase === 'Succeeded' || r.status?.phase === 'Failed',
+    'tokenized',
+    90_000,
+  );
+  const code = run.status?.tokenize?.domains?.find((d) => d.name === 'code');
+  // 100 lines of ~30 bytes: about 3 KB, so 3 or 4 parts of at most 1000 bytes.
+  assert.ok((code?.parts ?? 0) >= 3, JSON.stringify(run.status?.tokenize));
+  assert.equal(code?.job, `parts-tokenize-code-1-${code?.parts}parts`);
+  assert.equal(code?.documents, 100, 'every line once, whatever part it fell in');
+  assert.ok((code?.heldOutTokens ?? 0) > 0 && (code?.tokens ?? 0) > (code?.bytes ?? 0));
+  const job = await c.batch.readNamespacedJob({ name: code?.job ?? '', namespace: 'default' });
+  assert.equal(job.spec?.completionMode, 'Indexed');
+  // The merged manifest is what the experts read (BTX_TOKENIZED): the run goes on to them.
+  await waitForRun(
+    c,
+    'parts',
+    (r) => r.status?.phase === 'TrainingExperts' || r.status?.phase === 'Mixing',
+    'experts',
+  );
+  await deleteRun('parts');
 });

@@ -19,6 +19,7 @@ export function makeSpec(overrides: Partial<BTXRunSpec> = {}): BTXRunSpec {
       { name: 'math', data: '/btx/data/math.txt' },
       { name: 'prose', data: '/btx/data/prose.txt' },
     ],
+    tokenize: { partBytes: 1000, maxParts: 4 },
     expert: {
       steps: 6,
       batchSize: 2,
@@ -90,7 +91,7 @@ export function podIn(pod: V1Pod, patch: PodPatch): V1Pod {
   return p;
 }
 
-export function jobIn(job: V1Job, type: 'Complete' | 'Failed', reason = type): V1Job {
+export function jobIn(job: V1Job, type: 'Complete' | 'Failed', reason: string = type): V1Job {
   const j = structuredClone(job);
   j.metadata = { ...j.metadata, uid: `uid-${j.metadata?.name}` };
   j.status = {
@@ -156,7 +157,13 @@ export class World {
       if (!this.jobs.has(name))
         this.jobs.set(name, { ...a.job, metadata: { ...a.job.metadata, uid: `uid-${name}` }, status: {} });
     } else if (a.kind === 'deletePod') this.pods.delete(a.name);
-    else if (a.kind === 'deleteJob') this.jobs.delete(a.name);
+    else if (a.kind === 'deleteJob') {
+      this.jobs.delete(a.name);
+      // The garbage collector takes the Job's pods with it (they name the Job as their owner).
+      for (const [name, pod] of this.pods)
+        if (pod.metadata?.ownerReferences?.some((o) => o.kind === 'Job' && o.name === a.name))
+          this.pods.delete(name);
+    }
   }
 
   pod(name: string): V1Pod {
@@ -183,8 +190,27 @@ export class World {
     this.pods.set(pod.metadata?.name ?? '', pod);
   }
 
-  /** Seed done and every expert succeeded. */
+  /** What a tokenize pod says for a domain it tokenized (or found current). */
+  static tokenized(domain: string, tokens = 1000, reused = false): object {
+    return {
+      checkpoint: '/btx/tokens/x',
+      tokenized: [{ domain, documents: 10, tokens, bytes: tokens, heldOutTokens: tokens / 10, reused }],
+    };
+  }
+
+  /** Start the tokenize stage and finish each of its Jobs (every domain, then the seed's data). */
+  throughTokenize(): void {
+    this.step();
+    for (const job of [...this.jobs.keys()].filter((n) => n.includes('tokenize')))
+      this.completeJob(
+        job,
+        World.tokenized(this.jobs.get(job)?.metadata?.labels?.['btx.ai/expert'] ?? '_seed'),
+      );
+  }
+
+  /** Tokenized, seed done and every expert succeeded. */
   throughExperts(): void {
+    this.throughTokenize();
     this.step();
     this.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
     this.step();

@@ -11,6 +11,7 @@ import {
   fakeExpertTemplate,
   podsOf,
   startCluster,
+  writeTinyVolume,
   waitForRun,
   type TestCluster,
 } from './cluster.js';
@@ -19,6 +20,7 @@ import { waitFor } from '../support/waitFor.js';
 let c: TestCluster;
 before(async () => {
   c = await startCluster();
+  writeTinyVolume(c, 'data', ['code', 'math']);
 });
 after(async () => {
   await c?.stop();
@@ -146,10 +148,11 @@ test('a leader failover in the middle of a run finishes it with no duplicate pod
       namespace: 'default',
       labelSelector: 'btx.ai/run=failover',
     });
-    assert.deepEqual(
-      jobs.items.map((j) => j.metadata?.name),
-      ['failover-mix'],
-    );
+    assert.deepEqual(jobs.items.map((j) => j.metadata?.name).sort(), [
+      'failover-mix',
+      'failover-tokenize-code-1',
+      'failover-tokenize-math-1',
+    ]);
     await c.custom.deleteNamespacedCustomObject({
       group: GROUP,
       version: VERSION,

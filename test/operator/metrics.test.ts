@@ -21,6 +21,13 @@ test("a run's series appear from its status and all go when the run is deleted",
     meanResults: [{ model: 'dense', loss: 1.25, perplexity: 3.49, domains: 3 }],
     compute: [{ model: 'sparseUpcycling', steps: 17, tokens: 544, flops: 26895360, relativeToBtx: 1.03 }],
     routing: [{ domain: 'code', expert: 'code', share: 0.8 }],
+    tokenize: {
+      phase: 'Succeeded',
+      domains: [
+        { name: 'code', phase: 'Succeeded', tokens: 4321, documents: 9, bytes: 4000, heldOutTokens: 400 },
+        { name: 'math', phase: 'Running' },
+      ],
+    },
   };
   m.observeRun(run);
   m.expertRestarted('ml', 'demo', 'code', 'Evicted');
@@ -40,6 +47,8 @@ test("a run's series appear from its status and all go when the run is deleted",
   assert.match(text, /btx_eval_mean_loss\{namespace="ml",run="demo",model="dense"\} 1.25/);
   assert.match(text, /btx_training_flops\{namespace="ml",run="demo",model="sparseUpcycling"\} 26895360/);
   assert.match(text, /btx_reconcile_total\{result="success"\} 1/);
+  assert.match(text, /btx_tokenize_tokens\{namespace="ml",run="demo",domain="code"\} 4321/);
+  assert.doesNotMatch(text, /btx_tokenize_tokens\{[^}]*domain="math"/, 'no series before its counts');
   run.status.phase = 'Mixing';
   m.observeRun(run);
   const moved = await m.registry.metrics();

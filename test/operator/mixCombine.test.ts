@@ -51,6 +51,7 @@ test('combine weighted: weights are the tokens each expert trained on, in expert
       seed: { checkpoint: '/btx/models/seed' },
     }),
   );
+  w.throughTokenize();
   w.step();
   for (const d of domains) {
     w.setPod(`demo-expert-${d.name}-1`, {

@@ -17,7 +17,11 @@ after(async () => {
   await c?.stop();
 });
 
-test('runs in watched namespaces get pods; runs elsewhere are not touched', async () => {
+async function jobsOf(run: string, namespace: string) {
+  return (await c.batch.listNamespacedJob({ namespace, labelSelector: `btx.ai/run=${run}` })).items;
+}
+
+test('runs in watched namespaces get children; runs elsewhere are not touched', async () => {
   const spec = {
     storage: { persistentVolumeClaim: { claimName: 'data' } },
     seed: { checkpoint: '/btx/seed' },
@@ -29,14 +33,16 @@ test('runs in watched namespaces get pods; runs elsewhere are not touched', asyn
   };
   await createRun(c, 'watched', spec, 'team-a');
   await createRun(c, 'ignored', spec, 'default');
+  // Its first stage: one tokenize Job per domain (no Job controller here: they stay Jobs).
   await waitFor(
-    'the watched run to get its expert pod',
-    async () => ((await podsOf(c, 'watched', 'team-a')).length === 2 ? true : undefined),
+    'the watched run to get its tokenize Jobs',
+    async () => ((await jobsOf('watched', 'team-a')).length === 2 ? true : undefined),
     20_000,
   );
   const watched = await getRun(c, 'watched', 'team-a');
-  assert.equal(watched.status?.phase, 'TrainingExperts');
+  assert.equal(watched.status?.phase, 'Tokenizing');
   const ignored = await getRun(c, 'ignored', 'default');
   assert.equal(ignored.status, undefined);
   assert.equal((await podsOf(c, 'ignored', 'default')).length, 0);
+  assert.equal((await jobsOf('ignored', 'default')).length, 0);
 });

@@ -1,4 +1,4 @@
-// The whole pipeline on the embedded control plane with the REAL trainer at tiny size: seed ->
+// The whole pipeline on the embedded control plane with the REAL trainer at tiny size: tokenize -> seed ->
 // three experts -> mix -> finetune -> eval. Midway one expert's process is killed (only it restarts,
 // at attempt 2, resuming from its checkpoint) and the operator itself is replaced by a new one; the
 // run still finishes with no duplicate pods or Jobs, and `kubectl wait` sees it succeed. Then a
@@ -106,8 +106,18 @@ test('the whole pipeline completes through an expert kill and an operator restar
     240_000,
   );
   assert.equal(done.status?.phase, 'Succeeded', JSON.stringify(done.status?.conditions));
-  for (const stage of ['seed', 'mix', 'finetune', 'eval'] as const)
+  for (const stage of ['tokenize', 'seed', 'mix', 'finetune', 'eval'] as const)
     assert.equal(done.status?.[stage]?.phase, 'Succeeded', stage);
+  // Every domain and the seed's data tokenized once, with their counts from the tokenize pods.
+  const tokenized = done.status?.tokenize?.domains ?? [];
+  assert.deepEqual(
+    tokenized.map((d) => d.name),
+    ['math', 'code', 'prose', '_seed'],
+  );
+  for (const d of tokenized) {
+    assert.ok((d.tokens ?? 0) > (d.heldOutTokens ?? 0) && (d.heldOutTokens ?? 0) > 0, JSON.stringify(d));
+    assert.ok((d.documents ?? 0) > 0 && (d.bytes ?? 0) > 0, JSON.stringify(d));
+  }
   assert.equal(done.status?.expertsReady, '3/3');
   assert.ok(done.status?.experts?.every((e) => e.checkpoint?.includes('/step-')));
   assert.ok(
@@ -115,7 +125,7 @@ test('the whole pipeline completes through an expert kill and an operator restar
     'results for the BTX model',
   );
   assert.ok((done.status?.routing ?? []).length > 0, 'routing shares');
-  for (const type of ['ExpertsReady', 'Mixed', 'Finetuned', 'Evaluated', 'Succeeded']) {
+  for (const type of ['Tokenized', 'ExpertsReady', 'Mixed', 'Finetuned', 'Evaluated', 'Succeeded']) {
     assert.equal(done.status?.conditions?.find((x) => x.type === type)?.status, 'True', type);
   }
 
@@ -134,6 +144,10 @@ test('the whole pipeline completes through an expert kill and an operator restar
     'tiny-finetune',
     'tiny-mix',
     'tiny-seed',
+    'tiny-seed-tokenize-1',
+    'tiny-tokenize-code-1',
+    'tiny-tokenize-math-1',
+    'tiny-tokenize-prose-1',
   ]);
 
   const kubectl = (...args: string[]) =>
@@ -193,5 +207,14 @@ test('appending a domain to the finished run trains exactly one new expert pod, 
     'tiny-mix',
     'tiny-mix-r2',
     'tiny-seed',
+    'tiny-seed-tokenize-1',
+    'tiny-tokenize-algebra-1',
+    'tiny-tokenize-code-1',
+    'tiny-tokenize-math-1',
+    'tiny-tokenize-prose-1',
   ]);
+  // Only the new domain was tokenized, into the folder the others' shards are in.
+  const algebra = done.status?.tokenize?.domains?.find((d) => d.name === 'algebra');
+  assert.equal(algebra?.phase, 'Succeeded');
+  assert.ok((algebra?.tokens ?? 0) > 0, JSON.stringify(algebra));
 });

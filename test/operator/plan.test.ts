@@ -11,8 +11,9 @@ const expert = (w: World, name: string) => w.run.status?.experts?.find((e) => e.
 const createdPods = (actions: Action[]) =>
   actions.flatMap((a) => (a.kind === 'createPod' ? [a.pod.metadata?.name] : []));
 
-test('a new run with seed.train starts with the seed Job only, phase Seeding', () => {
+test('once tokenized, a run with seed.train starts the seed Job only, phase Seeding', () => {
   const w = new World(makeRun());
+  w.throughTokenize();
   const p = w.step();
   assert.deepEqual(
     p.actions
@@ -34,6 +35,7 @@ test('a new run with seed.train starts with the seed Job only, phase Seeding', (
 
 test('the seed finishing starts one expert pod per domain from the seed checkpoint, following the stage contract', () => {
   const w = new World(makeRun({ podLabels: { 'kueue.x-k8s.io/queue-name': 'gpus' } }));
+  w.throughTokenize();
   w.step();
   w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
   const p = w.step();
@@ -74,6 +76,7 @@ test('the seed finishing starts one expert pod per domain from the seed checkpoi
 
 test('a run with a seed checkpoint skips the seed stage', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/models/llama' } }));
+  w.throughTokenize();
   const p = w.step();
   assert.equal(createdPods(p.actions).length, 3);
   assert.equal(env(w.pod('demo-expert-code-1')).BTX_INPUT, '/btx/models/llama');
@@ -82,6 +85,7 @@ test('a run with a seed checkpoint skips the seed stage', () => {
 
 test('progress annotations land in experts[] (step, totalSteps, loss, checkpoint)', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' } }));
+  w.throughTokenize();
   w.step();
   const progress = {
     step: 3,
@@ -168,6 +172,7 @@ test('the whole pipeline: experts -> mix -> finetune -> eval -> Succeeded, with 
 
 function running(): World {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' } }));
+  w.throughTokenize();
   w.step();
   for (const d of ['code', 'math', 'prose']) w.setPod(`demo-expert-${d}-1`, { phase: 'Running' });
   w.step();
@@ -285,6 +290,7 @@ test('an exit code in a FailExpert rule fails the expert at once; Ignore rules r
     { action: 'Ignore' as const, onExitCodes: [75] },
   ];
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' }, failurePolicy: { rules, minExperts: 2 } }));
+  w.throughTokenize();
   w.step();
   w.setPod('demo-expert-math-1', { phase: 'Failed', exitCode: 75 });
   let p = w.step(at(101));
@@ -307,6 +313,7 @@ test('with minExperts, the mix goes on with the experts that succeeded and says 
       failurePolicy: { minExperts: 2, rules: [{ action: 'FailExpert', onExitCodes: [3] }] },
     }),
   );
+  w.throughTokenize();
   w.step();
   w.setPod('demo-expert-math-1', { phase: 'Failed', exitCode: 3 });
   for (const d of ['code', 'prose'])
@@ -363,6 +370,7 @@ test('suspend stops running stage pods, keeps progress, and resuming starts atte
 
 test('suspending a running Job stage deletes the Job; resuming creates <run>-<stage>-2', () => {
   const w = new World(makeRun());
+  w.throughTokenize();
   w.step();
   w.run = { ...w.run, spec: { ...w.run.spec, suspend: true } };
   const p = w.step();
@@ -493,6 +501,7 @@ test('the expert template merges under the pod: command override, extra env and 
     resources: { limits: { 'nvidia.com/gpu': '1' } },
   };
   const w = new World(run);
+  w.throughTokenize();
   w.step();
   const pod = w.pod('demo-expert-code-1');
   assert.deepEqual(pod.spec?.containers[0]?.command, ['node', '-e', 'process.exit(3)']);
@@ -514,6 +523,7 @@ test('when the run fails, an expert restarting in the same step starts no new po
       failurePolicy: { rules: [{ action: 'FailExpert', onExitCodes: [9] }] },
     }),
   );
+  w.throughTokenize();
   w.step();
   w.setPod('demo-expert-code-1', {
     phase: 'Failed',
@@ -537,6 +547,7 @@ test('when the run fails, an expert restarting in the same step starts no new po
 
 test('changing seed.checkpoint while experts train is reported naming the field, and later attempts branch from the original seed', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/models/llama' } }));
+  w.throughTokenize();
   w.step();
   w.run = { ...w.run, spec: { ...w.run.spec, seed: { checkpoint: '/btx/models/other' } } };
   w.setPod('demo-expert-code-1', { phase: 'Failed', reason: 'Evicted' });

@@ -61,11 +61,20 @@ function succeedExpert(w: World, pod: string, domain: string): void {
 test('appending a domain to a Succeeded run trains exactly one new expert, then mix, finetune and eval of all experts as round 2', () => {
   const w = succeeded();
   const before = structuredClone(w.run.status?.experts);
+  const tokens = w.run.status?.tokenize?.tokens;
   setDomains(w, [...w.run.spec.domains, LAW]);
   const allCreated: (string | undefined)[] = [];
+  // The new domain is tokenized first, into the folder the run's other shards are in.
+  const roundStart = w.step(at(300));
+  allCreated.push(...created(roundStart));
+  assert.deepEqual(created(roundStart), ['demo-tokenize-law-1']);
+  assert.equal(roundStart.status.phase, 'Tokenizing');
+  assert.equal(env(w.job('demo-tokenize-law-1')).BTX_TOKENS, tokens);
+  w.completeJob('demo-tokenize-law-1', World.tokenized('law'));
   let p = w.step(at(300));
   allCreated.push(...created(p));
   assert.deepEqual(created(p), ['demo-expert-law-1'], 'one new expert pod, nothing else');
+  assert.equal(env(w.pod('demo-expert-law-1')).BTX_TOKENS, tokens);
   assert.equal(p.status.phase, 'TrainingExperts');
   assert.equal(p.status.round, 2);
   assert.deepEqual(p.status.rounds, [
@@ -93,9 +102,9 @@ test('appending a domain to a Succeeded run trains exactly one new expert, then 
   assert.equal(cond(w, 'Succeeded')?.status, 'False');
   assert.equal(cond(w, 'Succeeded')?.reason, 'NewRound');
   assert.equal(cond(w, 'Mixed')?.status, 'False');
-  assert.ok(eventReasons(p).includes('RoundStarted'));
+  assert.ok(eventReasons(roundStart).includes('RoundStarted'));
   assert.match(
-    eventMessages(p, 'RoundStarted'),
+    eventMessages(roundStart, 'RoundStarted'),
     /^round 2 started \(law appended: training its expert, then mixing all 4 experts again\)$/,
   );
   // Planned again before anything moved: nothing new.
@@ -133,7 +142,13 @@ test('appending a domain to a Succeeded run trains exactly one new expert, then 
   assert.equal(p.status.rounds?.length, 1);
   assert.equal(cond(w, 'Succeeded')?.status, 'True');
   assert.ok(eventReasons(p).includes('RunSucceeded'));
-  assert.deepEqual(allCreated, ['demo-expert-law-1', 'demo-mix-r2', 'demo-finetune-r2', 'demo-eval-r2']);
+  assert.deepEqual(allCreated, [
+    'demo-tokenize-law-1',
+    'demo-expert-law-1',
+    'demo-mix-r2',
+    'demo-finetune-r2',
+    'demo-eval-r2',
+  ]);
   // Round-1 Jobs are still there, untouched (owner references as ever).
   assert.ok(w.jobs.has('demo-mix') && w.jobs.has('demo-eval'));
   assert.equal(w.job('demo-mix-r2').metadata?.ownerReferences?.[0]?.uid, 'uid-1');
@@ -251,7 +266,7 @@ test('an append while the run is not Succeeded waits: refused naming spec.domain
   assert.deepEqual(created(p), []);
   // ...and the next plan starts round 2 from the spec that asked for law (level-triggered).
   p = w.step(at(300));
-  assert.deepEqual(created(p), ['demo-expert-law-1']);
+  assert.deepEqual(created(p), ['demo-tokenize-law-1'], 'round 2 starts by tokenizing law');
   assert.equal(cond(w, 'SpecApplied')?.status, 'True');
 });
 
@@ -297,6 +312,9 @@ test('after ttlSecondsAfterFinished removed round 1 children, an append still tr
   w.pods.clear(); // the garbage collector takes the Jobs' pods
   setDomains(w, [...w.run.spec.domains, LAW]);
   let p = w.step(at(1001));
+  assert.deepEqual(created(p), ['demo-tokenize-law-1'], 'only the new domain is tokenized');
+  w.completeJob('demo-tokenize-law-1', World.tokenized('law'));
+  p = w.step(at(1001));
   assert.deepEqual(created(p), ['demo-expert-law-1']);
   succeedExpert(w, 'demo-expert-law-1', 'law');
   p = w.step(at(1002));

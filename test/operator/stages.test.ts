@@ -24,6 +24,9 @@ test('each stage sets the run phase its table entry names while it runs', () => 
   };
   w.step();
   record();
+  w.throughTokenize();
+  w.step();
+  record();
   w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
   w.step();
   record();
@@ -46,6 +49,7 @@ test('fail() deletes each running child once, even an attempt the experts stage 
       failurePolicy: { rules: [{ action: 'FailExpert', onExitCodes: [9] }] },
     }),
   );
+  w.throughTokenize();
   w.step();
   // A previous operator started code's attempt 2 while attempt 1 still runs.
   const second: V1Pod = structuredClone(w.pod('demo-expert-code-1'));
@@ -66,6 +70,7 @@ test('fail() deletes each running child once, even an attempt the experts stage 
 
 test('fail() says what it stops: the running children and the unfinished experts', () => {
   const w = new World(makeRun({ seed: { checkpoint: '/btx/s' } }));
+  w.throughTokenize();
   w.step();
   w.setPod('demo-expert-code-1', { phase: 'Running' });
   w.setPod('demo-expert-math-1', { phase: 'Succeeded', exitCode: 0 });

@@ -81,6 +81,7 @@ async function scrapeOperatorMetrics(): Promise<Map<string, Set<string>>> {
       meanResults: [{ model: 'btx', loss: 1.5, perplexity: 4.48, bitsPerByte: 2.1, domains: 1 }],
       compute: [{ model: 'btx', steps: 10, tokens: 640, flops: 1e9, relativeToBtx: 1 }],
       routing: [{ domain: 'math', expert: 'math', share: 0.7 }],
+      tokenize: { phase: 'Succeeded', domains: [{ name: 'math', phase: 'Succeeded', tokens: 1234 }] },
     } as BTXRun['status'],
   };
   metrics.observeRun(run);
