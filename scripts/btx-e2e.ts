@@ -55,13 +55,13 @@ export function parseE2eArgs(argv: string[]): E2eOptions {
   const { values: args } = parseArgs({
     args: argv,
     options: {
-      'seed-steps': { type: 'string', default: '150' },
+      // The defaults are run B of docs/trainer.md's "What BTX buys at small scale" table.
+      'seed-steps': { type: 'string', default: '600' },
       'expert-steps': { type: 'string', default: '100' },
       'finetune-steps': { type: 'string', default: '100' },
-      'eval-batches': { type: 'string', default: '6' },
+      'eval-batches': { type: 'string', default: '20' },
       'seed-lr': { type: 'string', default: '3e-3' },
-      // The learning rates docs/trainer.md's "End-to-end quality" table was measured with.
-      'expert-lr': { type: 'string', default: '2e-3' },
+      'expert-lr': { type: 'string', default: '1e-3' },
       'finetune-lr': { type: 'string', default: '1e-3' },
       router: { type: 'string', default: 'topK' },
       combine: { type: 'string', default: 'average' },

@@ -1,5 +1,5 @@
 // scripts/btx-e2e.ts: its learning-rate flags reach the stages they name (they used to be parsed and
-// ignored), bad values are refused naming the flag, its defaults are the rates docs/trainer.md states,
+// ignored), bad values are refused naming the flag, its defaults are docs/trainer.md's run B,
 // and its baselines get the training FLOPs of BTX's experts + finetune (numbers worked out by hand).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -43,14 +43,24 @@ test('scripts/btx-e2e.ts: refuses bad values naming the flag', () => {
   assert.throws(() => parseE2eArgs(['--balance=-1']), /--balance must be a number >= 0/);
 });
 
-test('scripts/btx-e2e.ts: defaults to the learning rates docs/trainer.md says the table was measured with', () => {
+test('scripts/btx-e2e.ts: without flags it runs the recipe docs/trainer.md calls run B', () => {
   const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'trainer.md'), 'utf8');
-  const expertLr = /three experts \(\d+ steps each on their domain, LR ([\d.e-]+)\)/.exec(doc)?.[1];
-  const finetuneLr = /finetune \(\d+ steps on\s+all domains, LR ([\d.e-]+)\)/.exec(doc)?.[1];
-  assert.ok(expertLr && finetuneLr, 'docs/trainer.md names both rates');
+  const row = /\| B \| d64 L2 \| (\d+) \| (\d+), ([\d.e-]+) \| (\d+), ([\d.e-]+), \d+% \| (\w+) \|/.exec(doc);
+  assert.ok(row, 'docs/trainer.md has run B');
+  const [, seedSteps, expertSteps, expertLr, finetuneSteps, finetuneLr, combine] = row;
   const o = parseE2eArgs([]);
-  assert.equal(o.expertLr, Number(expertLr));
-  assert.equal(o.finetuneLr, Number(finetuneLr));
+  assert.deepEqual(
+    [o.seedSteps, o.expertSteps, o.expertLr, o.finetuneSteps, o.finetuneLr, o.combine],
+    [
+      Number(seedSteps),
+      Number(expertSteps),
+      Number(expertLr),
+      Number(finetuneSteps),
+      Number(finetuneLr),
+      combine,
+    ],
+  );
+  assert.deepEqual([o.model.dModel, o.model.layers], [64, 2]);
   const s = e2eStages(o, '/w', INPUTS);
   assert.ok(s.experts.every((e) => e.learningRate === o.expertLr));
   assert.equal(s.finetune.learningRate, o.finetuneLr);
