@@ -60,11 +60,7 @@ test('dense and the upcycling mix start with the experts once the seed is done, 
 });
 
 test('the upcycled MoE is trained with the finetune recipe for its budget once its mix is done', () => {
-  const w = new World(makeRun({ baselines: ['sparseUpcycling'] }));
-  w.throughTokenize();
-  w.step();
-  w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
-  w.step();
+  const w = pastSeed(makeRun({ baselines: ['sparseUpcycling'] }));
   w.completeJob('demo-sparse-upcycling-mix', { checkpoint: '/btx/runs/ml/demo/baselines/upcycled' });
   const p = w.step(at(10));
   assert.equal(p.status.phase, 'TrainingExperts');
@@ -82,6 +78,16 @@ test('the upcycled MoE is trained with the finetune recipe for its budget once i
     'finetune',
   ]);
 });
+
+/** Tokenized and seeded: the experts and the side stages have just been started. */
+function pastSeed(run: BTXRun): World {
+  const w = new World(run);
+  w.throughTokenize();
+  w.step();
+  w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
+  w.step();
+  return w;
+}
 
 /** Seed, experts, mix and finetune done; the baselines' Jobs still as the world has them. */
 function throughFinetune(run: BTXRun): World {
@@ -143,11 +149,7 @@ test('a baseline that finishes before the experts does not move the run on; BTX 
 });
 
 test('a failed baseline Job fails the run with its reason and stops the experts', () => {
-  const w = new World(makeRun({ baselines: ['dense'] }));
-  w.throughTokenize();
-  w.step();
-  w.completeJob('demo-seed', { checkpoint: '/btx/runs/ml/demo/seed/step-4' });
-  w.step();
+  const w = pastSeed(makeRun({ baselines: ['dense'] }));
   for (const d of ['code', 'math', 'prose']) w.setPod(`demo-expert-${d}-1`, { phase: 'Running' });
   w.jobs.set('demo-dense', {
     ...w.job('demo-dense'),

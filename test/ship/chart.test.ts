@@ -111,34 +111,15 @@ test('the operator pod is non-root, read-only, capability-free, seccomp RuntimeD
 
 test('operator args: metrics port, leader election in the release namespace, log env; namespaces and workers when set', () => {
   const defaults = podSpec(helmTemplate([], 'btx-operator', 'ops')).containers[0]!;
-  assert.deepEqual(defaults.args, [
-    'operator',
-    '--metrics-port',
-    '8080',
-    '--leader-elect',
-    '--lease-namespace',
-    'ops',
-  ]);
+  const base = ['operator', '--metrics-port', '8080', '--leader-elect', '--lease-namespace', 'ops'];
+  assert.deepEqual(defaults.args, base);
   assert.deepEqual(defaults.env, [
     { name: 'BTX_LOG_LEVEL', value: 'info' },
     { name: 'BTX_LOG_FORMAT', value: 'json' },
   ]);
   const all = podSpec(helmTemplate(['--values', ALL_ON], 'btx-operator', 'ops'));
   const c = all.containers[0]!;
-  assert.deepEqual(c.args, [
-    'operator',
-    '--metrics-port',
-    '8080',
-    '--leader-elect',
-    '--lease-namespace',
-    'ops',
-    '--namespace',
-    'team-a',
-    '--namespace',
-    'team-b',
-    '--workers',
-    '4',
-  ]);
+  assert.deepEqual(c.args, [...base, '--namespace', 'team-a', '--namespace', 'team-b', '--workers', '4']);
   assert.deepEqual(c.env, [
     { name: 'BTX_LOG_LEVEL', value: 'debug' },
     { name: 'BTX_LOG_FORMAT', value: 'text' },
