@@ -143,6 +143,14 @@ export interface Progress {
  */
 export const MAX_TRAIN_SEQ_LEN = 256;
 
+/**
+ * Exit codes a stage uses when trying again cannot help: 2, the command line is wrong; 3, its input is
+ * refused (data missing or unreadable, a tokenizer that does not fit). Stage Jobs fail at once on them
+ * (podFailurePolicy FailJob) instead of spending their pod retries.
+ */
+export const EXIT_USAGE = 2;
+export const EXIT_INPUT_REFUSED = 3;
+
 /** Default terminationMessagePath; a stage writes {@link TerminationMessage} JSON there. */
 export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 /** Kubernetes truncates termination messages at 4096 bytes; stages keep theirs below this. */

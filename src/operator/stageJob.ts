@@ -5,16 +5,28 @@
 // like the mix stage and trains the result like the finetune stage, each for the steps that match
 // BTX's compute (src/api/compute.ts). Every stage that reads data reads the shards the tokenize stage
 // made (BTX_TOKENIZED: never tokenizing on its own).
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1PodFailurePolicy } from '@kubernetes/client-node';
 import { baselineSteps } from '../api/compute.js';
 import type { BTXRun, BTXRunSpec } from '../api/types.js';
-import { ENV, runLayout, SEED_DATA_NAME, type JobStage } from '../api/stageContract.js';
+import {
+  ENV,
+  EXIT_INPUT_REFUSED,
+  EXIT_USAGE,
+  runLayout,
+  SEED_DATA_NAME,
+  type JobStage,
+} from '../api/stageContract.js';
 import { stageJobName } from './names.js';
 import { runTokensFolder } from './tokensFolder.js';
 import { childMeta, envFrom, ownerReference, stagePodTemplate } from './podTemplate.js';
 
 /** Pod retries inside one stage Job; small, because the trainer resumes from checkpoints. */
 export const STAGE_BACKOFF_LIMIT = 2;
+
+/** A stage that exits with a usage or refused-input code fails its Job at once: a retry cannot help. */
+export const STAGE_POD_FAILURE_POLICY: V1PodFailurePolicy = {
+  rules: [{ action: 'FailJob', onExitCodes: { operator: 'In', values: [EXIT_USAGE, EXIT_INPUT_REFUSED] } }],
+};
 
 /** The stages of one Job each (tokenize has one per domain: tokenizeJob.ts). */
 export type SingleJobStage = Exclude<JobStage, 'tokenize'>;
@@ -248,6 +260,7 @@ export function buildStageJob(input: StageJobInput): V1Job {
     metadata: { ...meta, ownerReferences: [ownerReference(run)] },
     spec: {
       backoffLimit: STAGE_BACKOFF_LIMIT,
+      podFailurePolicy: STAGE_POD_FAILURE_POLICY,
       completions: 1,
       parallelism: 1,
       template: stagePodTemplate(podInput),

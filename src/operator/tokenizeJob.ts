@@ -7,7 +7,7 @@ import { ENV, SEED_DATA_NAME } from '../api/stageContract.js';
 import type { BTXRun, BTXRunSpec } from '../api/types.js';
 import { tokenizeJobName } from './names.js';
 import { childMeta, envFrom, ownerReference, stagePodTemplate } from './podTemplate.js';
-import { STAGE_BACKOFF_LIMIT } from './stageJob.js';
+import { STAGE_BACKOFF_LIMIT, STAGE_POD_FAILURE_POLICY } from './stageJob.js';
 import { runTokensFolder } from './tokensFolder.js';
 
 /** What one tokenize Job tokenizes: a domain, or the seed's training data (named SEED_DATA_NAME). */
@@ -63,6 +63,7 @@ export function buildTokenizeJob(input: TokenizeJobInput): V1Job {
     spec: {
       // Each pod may be retried a few times: a part's output is committed whole or not at all.
       backoffLimit: STAGE_BACKOFF_LIMIT * parts,
+      podFailurePolicy: STAGE_POD_FAILURE_POLICY,
       completions: parts,
       parallelism: parts,
       ...(split ? { completionMode: 'Indexed' } : {}),

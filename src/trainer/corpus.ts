@@ -10,6 +10,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join, relative } from 'node:path';
+import { InputError } from './inputError.js';
 
 export const EXTENSIONS = new Set(['.txt', '.md', '.jsonl']);
 /** Documents longer than this (UTF-8 bytes) are cut into pieces, so memory never holds a huge string. */
@@ -36,7 +37,7 @@ export interface Part {
 /** Every .txt/.md/.jsonl file under `root` (a file or a folder, recursively), sorted, with size and mtime. */
 export async function listSources(root: string): Promise<SourceFile[]> {
   const info = await stat(root).catch((err: unknown) => {
-    throw new Error(`data path ${root} cannot be read`, { cause: err });
+    throw new InputError(`data path ${root} cannot be read`, { cause: err });
   });
   if (info.isFile()) return [{ path: '', size: info.size, mtimeMs: info.mtimeMs }];
   const out: SourceFile[] = [];

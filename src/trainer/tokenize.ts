@@ -19,6 +19,7 @@ import {
   type Part,
   type SourceFile,
 } from './corpus.js';
+import { InputError } from './inputError.js';
 import { hashString } from './prng.js';
 import {
   dtypeFor,
@@ -165,7 +166,7 @@ export async function tokenizeDomain(req: TokenizeRequest): Promise<TokenizeResu
   const domainDir = join(req.tokensDir, req.name);
   const sources = await listSources(req.hostDataPath);
   if (sources.length === 0)
-    throw new Error(`domain ${req.name}: no .txt, .md or .jsonl files under ${req.dataPath}`);
+    throw new InputError(`domain ${req.name}: no .txt, .md or .jsonl files under ${req.dataPath}`);
   const want = { tokenizerSha256: req.tokenizer.sha256, path: req.dataPath, files: sources };
   const split = part.count > 1;
   const dir = split ? join(domainDir, partDirName(part)) : domainDir;

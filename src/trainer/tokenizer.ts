@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from 'tokenizers';
+import { InputError } from './inputError.js';
 import { collectGarbage } from './nativeMemory.js';
 
 export interface TextTokenizer {
@@ -161,7 +162,7 @@ export function byteTokenizer(): TextTokenizer {
 }
 
 /** A tokenizer refused for a checkpoint folder; the message names the folder and the numbers. */
-export class TokenizerError extends Error {
+export class TokenizerError extends InputError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TokenizerError';
