@@ -16,6 +16,12 @@ import { makeRun, World } from './fixtures.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
+/** The Job's Failed condition in a plan's status (wire JSON). */
+function failedCondition(plan: ReturnType<typeof planJob>): { reason?: string } | undefined {
+  const conditions = (plan.status.conditions ?? []) as { type: string; reason?: string }[];
+  return conditions.find((c) => c.type === 'Failed');
+}
+
 function failedPod(job: V1Job, exitCode: number): V1Pod {
   return {
     metadata: { name: `${job.metadata?.name}-a`, labels: { 'job-name': job.metadata?.name ?? '' } },
@@ -49,14 +55,14 @@ test('tokenize and single-pod stage Jobs fail at once on exit 2 or 3 and retry o
     const plan = (exitCode: number) =>
       planJob(started, [failedPod(job, exitCode)], T0, { backoffBaseMs: 1000, backoffMaxMs: 60_000 });
     for (const code of [EXIT_USAGE, EXIT_INPUT_REFUSED]) {
-      const failed = plan(code).status.conditions?.find((c) => c.type === 'Failed');
-      assert.equal(failed?.reason, 'PodFailurePolicy', `${job.metadata?.name} exit ${code}`);
+      assert.equal(
+        failedCondition(plan(code))?.reason,
+        'PodFailurePolicy',
+        `${job.metadata?.name} exit ${code}`,
+      );
     }
     const retried = plan(1);
-    assert.equal(
-      retried.status.conditions?.find((c) => c.type === 'Failed'),
-      undefined,
-    );
+    assert.equal(failedCondition(retried), undefined);
     assert.equal(retried.status.failed, 1, `${job.metadata?.name}: exit 1 spends one retry`);
   }
 });
