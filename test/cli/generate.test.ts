@@ -16,6 +16,7 @@ import { byteTokenizer } from '../../src/trainer/tokenizer.js';
 import { llama3TokenizerDir } from '../../scripts/llama3TokenizerDir.js';
 import { runBtxInProcess, runBtxProcess } from '../support/btx.js';
 import { backend, tempDir, tinyLlama, tinyMixtral } from '../trainer/trainerFixtures.js';
+import { EXIT_INPUT_REFUSED } from '../../src/api/stageContract.js';
 
 const tmp = tempDir('generate-cli');
 const denseDir = join(tmp.dir, 'seed'); // a training output folder: step-3 inside
@@ -112,7 +113,7 @@ test('btx generate: fails with one line naming the folder when there is no check
   const wide = join(tmp.dir, 'wide');
   await save(wide, tinyLlama({ vocab_size: 300 }));
   const r = await btx(['--checkpoint', wide, '--prompt', 'x']);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, EXIT_INPUT_REFUSED, 'a checkpoint without a tokenizer is refused input');
   assert.match(r.stderr, /wide has no tokenizer\.json/);
 });
 
