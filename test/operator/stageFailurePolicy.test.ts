@@ -8,11 +8,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { EXIT_INPUT_REFUSED, EXIT_USAGE } from '../../src/api/stageContract.js';
 import { planJob } from '../../src/cluster/jobs/jobPlan.js';
 import { repoRoot } from '../support/tools.js';
-import { makeRun, World } from './fixtures.js';
+import { jobPod, makeRun, podIn, World } from './fixtures.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
@@ -20,26 +19,6 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 function failedCondition(plan: ReturnType<typeof planJob>): { reason?: string } | undefined {
   const conditions = (plan.status.conditions ?? []) as { type: string; reason?: string }[];
   return conditions.find((c) => c.type === 'Failed');
-}
-
-function failedPod(job: V1Job, exitCode: number): V1Pod {
-  return {
-    metadata: { name: `${job.metadata?.name}-a`, labels: { 'job-name': job.metadata?.name ?? '' } },
-    spec: { containers: [{ name: 'trainer' }], restartPolicy: 'Never' },
-    status: {
-      phase: 'Failed',
-      containerStatuses: [
-        {
-          name: 'trainer',
-          image: 'btx',
-          imageID: 'btx',
-          ready: false,
-          restartCount: 0,
-          state: { terminated: { exitCode, startedAt: new Date(T0), finishedAt: new Date(T0) } },
-        },
-      ],
-    },
-  };
 }
 
 test('tokenize and single-pod stage Jobs fail at once on exit 2 or 3 and retry on other failures', () => {
@@ -53,7 +32,10 @@ test('tokenize and single-pod stage Jobs fail at once on exit 2 or 3 and retry o
   for (const job of [tokenize, seed]) {
     const started = { ...job, status: { startTime: new Date(T0) } };
     const plan = (exitCode: number) =>
-      planJob(started, [failedPod(job, exitCode)], T0, { backoffBaseMs: 1000, backoffMaxMs: 60_000 });
+      planJob(started, [podIn(jobPod(job, {}), { phase: 'Failed', exitCode })], T0, {
+        backoffBaseMs: 1000,
+        backoffMaxMs: 60_000,
+      });
     for (const code of [EXIT_USAGE, EXIT_INPUT_REFUSED]) {
       assert.equal(
         failedCondition(plan(code))?.reason,
