@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { computeBudgets, type ComputeBudget, type ComputedModel } from '../src/api/compute.js';
-import { applyDefaults } from '../src/api/defaults.js';
+import { applyDefaults, DEFAULT_VOCAB_SIZE } from '../src/api/defaults.js';
 import type { ModelSpec } from '../src/api/stageContract.js';
 import { initBackend } from '../src/trainer/backend.js';
 import { runEval } from '../src/trainer/evaluate.js';
@@ -123,7 +123,7 @@ export function parseE2eArgs(argv: string[]): E2eOptions {
     generalist: !args['no-generalist'],
     baselines: !args['no-baselines'],
     model: {
-      vocabSize: 259,
+      vocabSize: DEFAULT_VOCAB_SIZE,
       dModel: count('d-model'),
       layers: count('layers'),
       heads: count('heads'),
