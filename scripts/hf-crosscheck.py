@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load btx checkpoints with Hugging Face transformers and compare with our TensorFlow.js logits.
 
-    python3 scripts/hf-crosscheck.py WORKDIR [--tol 1e-5]
+    python3 scripts/hf-crosscheck.py WORKDIR [--tol 1e-5] [--device cpu|cuda]
 
 WORKDIR is what scripts/hf-crosscheck.ts wrote: manifest.json, tfjs-logits.safetensors and the
 checkpoint folders. For every case it loads the folder with the class named in its config.json
@@ -44,11 +44,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdir")
     parser.add_argument("--tol", type=float, default=1e-5)
+    parser.add_argument("--device", default="cpu", help="torch device to run transformers on, e.g. cuda")
     args = parser.parse_args()
     torch.manual_seed(0)
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    # TF32 matmuls on a GPU round to 10 mantissa bits: the comparison is float32 against float32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    device = torch.device(args.device)
 
     with open(os.path.join(args.workdir, "manifest.json")) as f:
         manifest = json.load(f)
@@ -57,7 +62,7 @@ def main():
     batch, seq = ids.shape
     print(
         f"transformers {transformers.__version__}, torch {torch.__version__}; "
-        f"tfjs {manifest['tfjsVersion']} ({manifest['backend']} backend); input_ids [{batch}, {seq}], float32"
+        f"tfjs {manifest['tfjsVersion']} ({manifest['backend']} backend); input_ids [{batch}, {seq}], float32 on {args.device}"
     )
 
     failed = False
@@ -66,6 +71,8 @@ def main():
     print(header)
     print("-" * len(header))
     for case in manifest["cases"]:
+        # Folders are relative to the manifest (absolute ones, from older manifests, stay as they are).
+        case["dir"] = os.path.join(args.workdir, case["dir"])
         cls = getattr(transformers, case["architecture"])
         ref = ours[case["logitsKey"]]
         ids = ours[case.get("inputKey", "input_ids")].round().to(torch.long)
@@ -80,13 +87,13 @@ def main():
                 + (f"same {len(hf_ids)} ids as ours" if same_ids else f"ids differ: {hf_ids} vs ours {ids[0].tolist()}  <-- MISMATCH")
             )
         for attn in ("eager", "sdpa"):
-            model = load_model(cls, case["dir"], attn)
+            model = load_model(cls, case["dir"], attn).to(device)
             assert type(model).__name__ == case["architecture"], type(model).__name__
             moe = case["architecture"] == "MixtralForCausalLM"
             with torch.no_grad():
                 kwargs = {"output_router_logits": True} if moe else {}
-                out = model(input_ids=ids, labels=ids, **kwargs)
-            logits = out.logits.reshape(batch * seq, -1).float()
+                out = model(input_ids=ids.to(device), labels=ids.to(device), **kwargs)
+            logits = out.logits.reshape(batch * seq, -1).float().cpu()
             hf_logits.setdefault(case["name"], logits)
             diff = (logits - ref).abs().max().item()
             scale = max(1.0, ref.abs().max().item())
@@ -101,7 +108,7 @@ def main():
                 k = model.config.num_experts_per_tok
                 same = total = 0
                 for layer, key in enumerate(case["maskKeys"]):
-                    router_logits = out.router_logits[layer].reshape(batch * seq, -1)
+                    router_logits = out.router_logits[layer].reshape(batch * seq, -1).cpu()
                     picked = torch.topk(router_logits.float().softmax(-1), k, dim=-1).indices
                     mask = torch.zeros_like(router_logits).scatter_(1, picked, 1.0)
                     same += int((mask == ours[key]).all(dim=-1).sum())

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/trainer/backend.js';
@@ -327,13 +327,15 @@ async function main(): Promise<number> {
   ];
   tensors.push({ name: 'llama3_input_ids', shape: [1, llamaIds.length], data: Float32Array.from(llamaIds) });
   await writeSafetensors(join(work, 'tfjs-logits.safetensors'), tensors, 'F32');
+  // Folders relative to the manifest, so the workdir can be copied to another machine (the GPU check).
+  const relocatable = cases.map((c) => ({ ...c, dir: relative(work, c.dir) }));
   const manifest = {
     backend,
     tfjsVersion: tf.version.tfjs,
     batch: BATCH,
     seqLen: SEQ,
     logitsFile: 'tfjs-logits.safetensors',
-    cases,
+    cases: relocatable,
     // Compared inside transformers: the mix of identical experts against the dense model.
     sameFunction: [{ a: 'mixed-identical', b: 'dense' }],
   };
