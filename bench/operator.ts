@@ -26,6 +26,7 @@ import { startControlPlane } from '../src/cluster/controlPlane.js';
 import { btxRunCRD } from '../src/api/crd.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../src/api/types.js';
 import { MANAGED_SELECTOR } from '../src/operator/names.js';
+import { KeepAliveKubeConfig } from '../src/util/keepAliveKubeConfig.js';
 
 const RUNS = Number(process.env.BTX_BENCH_RUNS ?? 200);
 const EXPERTS = 4;
@@ -185,7 +186,8 @@ function terminated(message: object, exitCode = 0) {
 export async function bench(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'btx-bench-operator-'));
   const plane = await startControlPlane({ dataDir, kubelet: false, jobController: false });
-  const kc = plane.kubeConfig();
+  // Kept connections, as a real kubelet's: each request of the fake kubelet is on the measured path.
+  const kc = KeepAliveKubeConfig.from(plane.kubeConfig());
   const core = kc.makeApiClient(CoreV1Api);
   const batch = kc.makeApiClient(BatchV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -419,6 +421,7 @@ export async function bench(): Promise<void> {
   await pods.stop();
   await jobs.stop();
   await requests.drain();
+  kc.closeConnections();
   await plane.stop();
   process.off('unhandledRejection', onUnhandled);
   rmSync(dataDir, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { KeepAliveKubeConfig } from '../util/keepAliveKubeConfig.js';
 import { log } from '../util/log.js';
 import { Controller } from './controller.js';
 import { startHttpServer } from './httpServer.js';
@@ -50,8 +51,10 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   const metrics = createMetrics();
   const election = opts.leaderElection;
   const identity = (election && election.identity) || `${hostname()}_${randomBytes(4).toString('hex')}`;
+  // One kept connection pool for every API call (client-node alone opens a TLS connection per call).
+  const kubeConfig = KeepAliveKubeConfig.from(opts.kubeConfig);
   const controller = new Controller({
-    kubeConfig: opts.kubeConfig,
+    kubeConfig,
     namespaces: opts.namespaces,
     workers: Math.max(1, opts.workers ?? 4),
     metrics,
@@ -74,7 +77,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   let leading = false;
   if (election) {
     elector = new LeaderElector({
-      kubeConfig: opts.kubeConfig,
+      kubeConfig,
       namespace: election.namespace,
       name: election.name,
       identity,
@@ -110,6 +113,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         await elector?.stop();
         await controller.stop();
         await http?.close();
+        kubeConfig.closeConnections();
         log.info('operator stopped', { identity });
       })();
       return stopping;
