@@ -4,9 +4,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import { combineRange, type CombineInput } from '../../src/trainer/mix/combineKernel.js';
+import { combineRange, type Combination, type CombineInput } from '../../src/trainer/mix/combineKernel.js';
 import { KernelPool } from '../../src/trainer/mix/kernelPool.js';
-import { f16BitsToF32, f16BitsToF32Bits, f32ToBf16Bits } from '../../src/trainer/safetensors.js';
+import {
+  bf16BitsToF32,
+  f16BitsToF32,
+  f16BitsToF32Bits,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  type FloatDType,
+} from '../../src/trainer/safetensors.js';
 
 function bytesOf(a: Uint16Array | Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -110,6 +117,59 @@ test('the mean is float32 arithmetic in input order, rounded like the sequential
   combineRange(inputs, { kind: 'mean' }, bytesOf(out), 'F32', 0, 1);
   assert.equal(out[0], Math.fround(Math.fround(Math.fround(1 + tiny) + tiny) / 3));
   assert.equal(out[0], Math.fround(1 / 3));
+});
+
+/** Random raw values of a dtype: every bit pattern, so NaN, infinities and subnormals turn up too. */
+function randomBits(dtype: FloatDType, n: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(n * (dtype === 'F32' ? 4 : 2));
+  let x = seed;
+  for (let i = 0; i < bytes.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
+
+/** Element i of raw bytes of a dtype, as a number, one scalar at a time. */
+function scalarAt(bytes: Uint8Array, dtype: FloatDType, i: number): number {
+  if (dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset)[i]!;
+  const h = new Uint16Array(bytes.buffer, bytes.byteOffset)[i]!;
+  return dtype === 'BF16' ? bf16BitsToF32(h) : f16BitsToF32(h);
+}
+
+test('the block kernel equals element-by-element float32 arithmetic for every dtype pair and rule', () => {
+  // The reference: one element at a time, float32 rounding after every step, the scalar encoders.
+  const n = 2 * 4096 + 301;
+  const dtypes: FloatDType[] = ['F32', 'F16', 'BF16'];
+  const inputs: CombineInput[] = [0, 1, 2, 3].map((k) => ({
+    bytes: randomBits(dtypes[k % 3]!, n, k + 7),
+    dtype: dtypes[k % 3]!,
+  }));
+  const rules: Combination[] = [{ kind: 'mean' }, { kind: 'weighted', weights: [0.1, 0.2, 0.3, 0.4] }];
+  for (const how of rules) {
+    for (const outDtype of dtypes) {
+      const out = new Uint8Array(n * (outDtype === 'F32' ? 4 : 2));
+      combineRange(inputs, how, out, outDtype, 0, n);
+      for (let i = 0; i < n; i++) {
+        let acc = 0;
+        inputs.forEach((input, k) => {
+          const x = scalarAt(input.bytes, input.dtype, i);
+          const w = how.kind === 'weighted' ? Math.fround(how.weights[k]!) : 1;
+          const term = how.kind === 'weighted' ? w * x : x;
+          acc = k === 0 ? Math.fround(term) : Math.fround(acc + term);
+        });
+        if (how.kind === 'mean') acc = Math.fround(acc / inputs.length);
+        const got = scalarAt(out, outDtype, i);
+        const what = `${how.kind} -> ${outDtype}, element ${i}`;
+        if (Number.isNaN(acc)) assert.ok(Number.isNaN(got), what);
+        else if (outDtype === 'F32') assert.ok(Object.is(got, acc), `${what}: ${got} vs ${acc}`);
+        else {
+          const want = outDtype === 'BF16' ? f32ToBf16Bits(acc) : f32ToF16Bits(acc);
+          assert.equal(new Uint16Array(out.buffer)[i], want, what);
+        }
+      }
+    }
+  }
 });
 
 test('bad shapes of input are refused: weights per input, buffers that hold too few values', () => {

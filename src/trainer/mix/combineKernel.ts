@@ -4,13 +4,7 @@
 // It walks the elements in blocks of BLOCK, so the float32 accumulator stays in the L1 cache
 // instead of a full-slice float array being swept once per input (measured: the table-lookup,
 // one-pass-per-input version spent ~0.9 CPU s of a 1.5 s mix of 4 BF16 experts in these loops).
-import {
-  DTYPE_BYTES,
-  f16BitsToF32Bits,
-  f32BitsToBf16Bits,
-  f32BitsToF16Bits,
-  type FloatDType,
-} from '../safetensors.js';
+import { DTYPE_BYTES, f16BitsToF32Bits, f32BitsToF16Bits, type FloatDType } from '../safetensors.js';
 
 export interface CombineInput {
   bytes: Uint8Array;
@@ -27,41 +21,106 @@ export type Combination = { kind: 'mean' } | { kind: 'weighted'; weights: readon
 export const BLOCK = 4096;
 
 const acc = new Float32Array(BLOCK);
-const accBits = new Uint32Array(acc.buffer);
-const tmp = new Float32Array(BLOCK);
-const tmpBits = new Uint32Array(tmp.buffer);
+// Int32, not Uint32, views of float bits: a uint32 above 2^31 (every negative float) is no small
+// integer to V8 and takes its slower double path.
+const accBits = new Int32Array(acc.buffer);
+/** One float's bits, to reinterpret an element in registers instead of through a block array. */
+const one = new Float32Array(1);
+const oneBits = new Int32Array(one.buffer);
 
 function view16(bytes: Uint8Array): Uint16Array {
   return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
 }
 
-function view32(bytes: Uint8Array): Uint32Array {
-  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+function view32(bytes: Uint8Array): Int32Array {
+  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
 }
 
-/** tmp[0..len) = elements [start, start+len) of the input as float32. */
-function decodeBlock(input: CombineInput, start: number, len: number): void {
+function viewF32(bytes: Uint8Array): Float32Array {
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+}
+
+/**
+ * acc[0..len) = (first ? 0 : acc) + w * elements [start, start+len) of the input, each step
+ * rounded to float32; w undefined (the mean) adds the elements themselves, the first input as a
+ * bit copy, so one input converts dtypes exactly (NaN payloads too). Decoding and adding in one
+ * loop per input (measured on the 2-core machine: 13 vs 20 ns per element for the mean of 4 BF16
+ * inputs, against a decode-to-block-then-add version).
+ */
+function accumulate(
+  input: CombineInput,
+  start: number,
+  len: number,
+  first: boolean,
+  w: number | undefined,
+): void {
   if (input.dtype === 'F32') {
-    tmpBits.set(view32(input.bytes).subarray(start, start + len));
-  } else if (input.dtype === 'BF16') {
-    const h = view16(input.bytes);
-    for (let k = 0; k < len; k++) tmpBits[k] = h[start + k]! << 16;
+    const f = viewF32(input.bytes);
+    if (w === undefined) {
+      if (first) accBits.set(view32(input.bytes).subarray(start, start + len));
+      else for (let k = 0; k < len; k++) acc[k] += f[start + k]!;
+    } else if (first) for (let k = 0; k < len; k++) acc[k] = w * f[start + k]!;
+    else for (let k = 0; k < len; k++) acc[k] += w * f[start + k]!;
+    return;
+  }
+  const h = view16(input.bytes);
+  if (input.dtype === 'BF16') {
+    if (w === undefined && first) for (let k = 0; k < len; k++) accBits[k] = h[start + k]! << 16;
+    else if (w === undefined) {
+      for (let k = 0; k < len; k++) {
+        oneBits[0] = h[start + k]! << 16;
+        acc[k] += one[0]!;
+      }
+    } else if (first) {
+      for (let k = 0; k < len; k++) {
+        oneBits[0] = h[start + k]! << 16;
+        acc[k] = w * one[0]!;
+      }
+    } else {
+      for (let k = 0; k < len; k++) {
+        oneBits[0] = h[start + k]! << 16;
+        acc[k] += w * one[0]!;
+      }
+    }
+    return;
+  }
+  if (w === undefined && first) for (let k = 0; k < len; k++) accBits[k] = f16BitsToF32Bits(h[start + k]!);
+  else if (w === undefined) {
+    for (let k = 0; k < len; k++) {
+      oneBits[0] = f16BitsToF32Bits(h[start + k]!);
+      acc[k] += one[0]!;
+    }
+  } else if (first) {
+    for (let k = 0; k < len; k++) {
+      oneBits[0] = f16BitsToF32Bits(h[start + k]!);
+      acc[k] = w * one[0]!;
+    }
   } else {
-    const h = view16(input.bytes);
-    for (let k = 0; k < len; k++) tmpBits[k] = f16BitsToF32Bits(h[start + k]!);
+    for (let k = 0; k < len; k++) {
+      oneBits[0] = f16BitsToF32Bits(h[start + k]!);
+      acc[k] += w * one[0]!;
+    }
   }
 }
 
-/** Elements [start, start+len) of `out` (dtype `dtype`) = acc[0..len). */
-function encodeBlock(out: Uint8Array, dtype: FloatDType, start: number, len: number): void {
+/** Elements [start, start+len) of `out` (dtype `dtype`) = acc[0..len) / divisor. */
+function encodeBlock(out: Uint8Array, dtype: FloatDType, start: number, len: number, divisor: number): void {
+  if (divisor !== 1) for (let k = 0; k < len; k++) acc[k] /= divisor;
   if (dtype === 'F32') {
     view32(out).set(accBits.subarray(0, len), start);
-  } else if (dtype === 'BF16') {
-    const o = view16(out);
-    for (let k = 0; k < len; k++) o[start + k] = f32BitsToBf16Bits(accBits[k]!);
+    return;
+  }
+  const o = view16(out);
+  if (dtype === 'BF16') {
+    // f32BitsToBf16Bits (safetensors.ts) inlined on int32 bits: NaN stays a quiet NaN, the rest
+    // rounds to nearest even.
+    for (let k = 0; k < len; k++) {
+      const x = accBits[k]!;
+      o[start + k] =
+        (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+    }
   } else {
-    const o = view16(out);
-    for (let k = 0; k < len; k++) o[start + k] = f32BitsToF16Bits(accBits[k]!);
+    for (let k = 0; k < len; k++) o[start + k] = f32BitsToF16Bits(accBits[k]! >>> 0);
   }
 }
 
@@ -87,21 +146,10 @@ export function combineRange(
   if (out.byteLength < to * DTYPE_BYTES[outDtype])
     throw new Error(`combine: ${outDtype} output of ${out.byteLength} bytes holds fewer than ${to} values`);
   const n = inputs.length;
+  const weights = how.kind === 'weighted' ? how.weights.map((w) => Math.fround(w)) : undefined;
   for (let start = from; start < to; start += BLOCK) {
     const len = Math.min(BLOCK, to - start);
-    for (let i = 0; i < n; i++) {
-      decodeBlock(inputs[i]!, start, len);
-      if (how.kind === 'mean') {
-        if (i === 0) acc.set(tmp.subarray(0, len));
-        else for (let k = 0; k < len; k++) acc[k] += tmp[k]!;
-      } else {
-        // With w rounded to float32, w*x is exact in float64; each sum is rounded to float32 on store.
-        const w = Math.fround(how.weights[i]!);
-        if (i === 0) for (let k = 0; k < len; k++) acc[k] = w * tmp[k]!;
-        else for (let k = 0; k < len; k++) acc[k] += w * tmp[k]!;
-      }
-    }
-    if (how.kind === 'mean' && n > 1) for (let k = 0; k < len; k++) acc[k] /= n;
-    encodeBlock(out, outDtype, start, len);
+    for (let i = 0; i < n; i++) accumulate(inputs[i]!, start, len, i === 0, weights?.[i]);
+    encodeBlock(out, outDtype, start, len, weights ? 1 : n);
   }
 }
