@@ -2,9 +2,10 @@
 // Each layer's feed-forward weights become that layer's experts (w1 <- gate_proj, w3 <- up_proj,
 // w2 <- down_proj, expert e from input e); every other tensor is combined by the combine rule (the
 // paper's elementwise float32 mean over all inputs by default); each layer gets a new router. It
-// streams: one tensor slice of each input at a time goes through memory (two while the next one is
-// read), so checkpoints of any size mix in bounded memory. The arithmetic and the output sha256s
-// run on worker threads (kernelPool.ts); this thread reads, copies into the writer and writes.
+// streams: a bounded number of tensor slices (the pipeline depth) go through memory at once, so
+// checkpoints of any size mix in bounded memory. The arithmetic and the output sha256s run on worker
+// threads (kernelPool.ts); this thread reads, copies into the writer and writes, each slice's reads
+// and combine overlapping the writes of the ones before it (slicePipeline.ts).
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { log } from '../../util/log.js';
@@ -30,6 +31,7 @@ import type { Combination } from './combineKernel.js';
 import { KernelPool } from './kernelPool.js';
 import { mixtralConfigFromLlama } from './mixtralConfig.js';
 import { routerWeights, type RouterInit } from './routerInit.js';
+import { runPipeline } from './slicePipeline.js';
 
 /**
  * How non-feed-forward tensors (attention, norms, embeddings, head) are combined:
@@ -57,8 +59,13 @@ export interface MixOptions {
   auxLossCoef?: number;
   /** Check our checkpoints' sha256s before mixing (default true; HF folders have none). */
   verifyInputs?: boolean;
-  /** Elements per streamed slice (memory ~ slice x (2 x inputs x input bytes + 4 output bytes)). */
+  /**
+   * Elements per streamed slice (memory ~ pipelineDepth x slice x (inputs x input bytes + output
+   * bytes), plus the writer's two 8 MB staging buffers).
+   */
   sliceElements?: number;
+  /** Slices in flight at once: read or combined while earlier ones are written (default 3). */
+  pipelineDepth?: number;
   /** Default `average`. */
   combine?: CombineRule;
   /** `weighted`: one positive weight per expert, in expert order (the generalist's last). */
@@ -103,6 +110,7 @@ export const COPIED_FILES = [
 ] as const;
 
 const DEFAULT_SLICE_ELEMENTS = 2 * 1024 * 1024;
+const DEFAULT_PIPELINE_DEPTH = 3;
 
 /** How one output tensor is made; `copy` takes input `from` (an expert, or the seed checkpoint). */
 type Source =
@@ -218,6 +226,9 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const randomSeed = opts.randomSeed ?? 0;
   const auxLossCoef = opts.auxLossCoef ?? 0.01;
   const slice = opts.sliceElements ?? DEFAULT_SLICE_ELEMENTS;
+  const depth = opts.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH;
+  if (!Number.isInteger(depth) || depth < 1)
+    throw new MixError(`pipeline depth ${depth} must be an integer >= 1`);
   const rule = opts.combine ?? 'average';
   if (!COMBINE_RULES.includes(rule))
     throw new MixError(`--combine ${rule} must be one of ${COMBINE_RULES.join(', ')}`);
@@ -254,7 +265,6 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   }
   let tmp: string | undefined;
   let writer: ShardedWriter | undefined;
-  let pending: Promise<Uint8Array[]> | undefined;
   const kernels = KernelPool.start(opts.threads);
   try {
     const dtype = opts.dtype ?? majorityDtype(experts[0]!);
@@ -277,59 +287,57 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     let bytesRead = 0;
     const counts = { copy: 0, combine: 0, router: 0 };
     for (const t of plan) counts[t.source.kind]++;
-    // One job per slice of each output tensor. The reads of job j+1 start before job j is combined
-    // and written, so disk and CPU overlap. Buffers are shared memory and reused (two read sets, by
-    // job parity, and one output slice), so memory stays flat and fresh pages are not faulted in.
+    // One job per slice of each output tensor, through a bounded pipeline (slicePipeline.ts): the
+    // reads and combines of the next jobs run while this one is written. Each pipeline slot has its
+    // own shared-memory buffers (one per input, one output slice), reused job after job, so memory
+    // stays flat and fresh pages are not faulted in.
     const jobs = planSlices(plan, slice);
-    const readBuffers = [0, 1].map(() => inputs.map(() => sharedBytes(0)));
-    const out = sharedBytes(slice * DTYPE_BYTES[dtype]);
-    const read = (j: number): Promise<Uint8Array[]> | undefined => {
-      const job = jobs[j];
-      if (!job || job.source.kind === 'router') return undefined;
-      const { input } = job.source;
-      const which = job.source.kind === 'copy' ? [job.source.from] : experts.map((_, e) => e);
-      return Promise.all(
-        which.map((e) => {
-          const reader = inputs[e]!.reader;
-          const bytes = job.count * DTYPE_BYTES[reader.info(input).dtype];
-          const set = readBuffers[j % 2]!;
-          if (set[e]!.byteLength < bytes) set[e] = sharedBytes(Math.max(bytes, slice * 2));
-          return reader.readBytes(input, job.start, job.count, set[e]);
-        }),
-      );
-    };
+    const slots = Array.from({ length: depth }, () => ({
+      reads: inputs.map(() => sharedBytes(0)),
+      out: sharedBytes(0),
+    }));
     const dtypeOf = (e: number, input: string) => inputs[e]!.reader.info(input).dtype as FloatDType;
-    pending = read(0);
-    for (let j = 0; j < jobs.length; j++) {
-      const job = jobs[j]!;
-      const src = job.source;
-      const slices = (await pending) ?? [];
-      pending = read(j + 1);
-      for (const b of slices) bytesRead += b.byteLength;
-      if (src.kind === 'router') {
-        const hidden = experts[0]!.config.hidden_size;
-        await writer.writeFloat32(
-          job.name,
-          routerWeights(routerInit, experts.length, hidden, randomSeed, src.layer),
+    const ioWriter = writer;
+    await runPipeline(jobs.length, depth, {
+      prepare: async (j, s) => {
+        const job = jobs[j]!;
+        const src = job.source;
+        if (src.kind === 'router') return undefined;
+        const slot = slots[s]!;
+        const from = src.kind === 'copy' ? [src.from] : experts.map((_, e) => e);
+        const slices = await Promise.all(
+          from.map((e) => {
+            const bytes = job.count * DTYPE_BYTES[dtypeOf(e, src.input)];
+            if (slot.reads[e]!.byteLength < bytes) slot.reads[e] = sharedBytes(Math.max(bytes, slice * 2));
+            return inputs[e]!.reader.readBytes(src.input, job.start, job.count, slot.reads[e]);
+          }),
         );
-        continue;
-      }
-      const from = src.kind === 'copy' ? [src.from] : experts.map((_, e) => e);
-      // Same dtype, one input: copy the bytes as they are (bit-exact, no decode).
-      if (from.length === 1 && dtypeOf(from[0]!, src.input) === dtype) {
-        await writer.writeBytes(job.name, slices[0]!);
-        continue;
-      }
-      const combined = out.subarray(0, job.count * DTYPE_BYTES[dtype]);
-      await kernels.combine(
-        slices.map((bytes, i) => ({ bytes, dtype: dtypeOf(from[i]!, src.input) })),
-        from.length === 1 ? { kind: 'mean' } : how,
-        combined,
-        dtype,
-        job.count,
-      );
-      await writer.writeBytes(job.name, combined);
-    }
+        for (const b of slices) bytesRead += b.byteLength;
+        // Same dtype, one input: copy the bytes as they are (bit-exact, no decode).
+        if (from.length === 1 && dtypeOf(from[0]!, src.input) === dtype) return slices[0]!;
+        const bytes = job.count * DTYPE_BYTES[dtype];
+        if (slot.out.byteLength < bytes) slot.out = sharedBytes(Math.max(bytes, slice * DTYPE_BYTES[dtype]));
+        const combined = slot.out.subarray(0, bytes);
+        await kernels.combine(
+          slices.map((b, i) => ({ bytes: b, dtype: dtypeOf(from[i]!, src.input) })),
+          from.length === 1 ? { kind: 'mean' } : how,
+          combined,
+          dtype,
+          job.count,
+        );
+        return combined;
+      },
+      commit: async (j, _slot, bytes) => {
+        const job = jobs[j]!;
+        if (bytes) return ioWriter.writeBytes(job.name, bytes);
+        if (job.source.kind !== 'router') throw new Error(`mix: job ${j} (${job.name}) has no bytes`);
+        const hidden = experts[0]!.config.hidden_size;
+        await ioWriter.writeFloat32(
+          job.name,
+          routerWeights(routerInit, experts.length, hidden, randomSeed, job.source.layer),
+        );
+      },
+    });
     const written: WrittenFile[] = [...(await writer.close()).files];
     writer = undefined;
 
@@ -404,8 +412,6 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     log.info('mix finished', { ...summary, experts: summary.experts.map((e) => e.name) });
     return summary;
   } finally {
-    // An error can leave the next slice's reads in flight: let them settle before closing files.
-    await pending?.catch(() => undefined);
     await writer?.abort();
     await kernels.close();
     if (tmp) await rm(tmp, { recursive: true, force: true });
