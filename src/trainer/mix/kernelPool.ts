@@ -14,31 +14,34 @@ type Request = KernelRequest extends infer R ? (R extends { id: number } ? Omit<
 
 /** The part of esbuild's API used here (esbuild comes with tsx, which runs our sources). */
 interface Esbuild {
-  buildSync(opts: Record<string, unknown>): { outputFiles: { text: string }[] };
+  build(opts: Record<string, unknown>): Promise<{ outputFiles: { text: string }[] }>;
 }
 
-let devSource: string | undefined;
+let devSource: Promise<string> | undefined;
 
 /**
  * The worker thread. From the compiled build it is kernelWorker.js. From the TypeScript sources (a
  * development checkout, run through tsx) it is that file bundled to one script by tsx's esbuild:
  * Node 20 passes neither the parent's loader hooks nor `--import` to a worker, and loading tsx in
  * the worker took 1.3-2.3 s on the busy 2-core machine against ~0.2 s for the bundled script.
+ * The bundling is asynchronous (esbuild's own process): measured 0.3-0.5 s of blocked main thread
+ * under load with buildSync, time the mix now spends opening the experts and reading.
  */
-function startWorker(): Worker {
+async function startWorker(): Promise<Worker> {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./kernelWorker.js', import.meta.url));
-  if (devSource === undefined) {
+  devSource ??= (async () => {
     const esbuild = createRequire(import.meta.resolve('tsx'))('esbuild') as Esbuild;
-    devSource = esbuild.buildSync({
+    const built = await esbuild.build({
       entryPoints: [fileURLToPath(new URL('./kernelWorker.ts', import.meta.url))],
       bundle: true,
       platform: 'node',
       format: 'cjs',
       target: 'node20',
       write: false,
-    }).outputFiles[0]!.text;
-  }
-  return new Worker(devSource, { eval: true });
+    });
+    return built.outputFiles[0]!.text;
+  })();
+  return new Worker(await devSource, { eval: true });
 }
 
 function shared(bytes: Uint8Array): SharedBytes {
@@ -48,7 +51,8 @@ function shared(bytes: Uint8Array): SharedBytes {
 }
 
 class KernelThread {
-  private readonly worker: Worker;
+  /** Starting (bundling, in a development checkout); calls wait for it. */
+  private readonly worker: Promise<Worker>;
   private readonly pending = new Map<
     number,
     { resolve: (r: KernelReply) => void; reject: (e: Error) => void }
@@ -57,14 +61,19 @@ class KernelThread {
   private failure: Error | undefined;
 
   constructor() {
-    this.worker = startWorker();
-    this.worker.on('message', (reply: KernelReply) => {
-      const p = this.pending.get(reply.id);
-      this.pending.delete(reply.id);
-      p?.resolve(reply);
+    this.worker = startWorker().then((worker) => {
+      worker.on('message', (reply: KernelReply) => {
+        const p = this.pending.get(reply.id);
+        this.pending.delete(reply.id);
+        p?.resolve(reply);
+      });
+      worker.on('error', (err) => this.fail(err));
+      worker.on('exit', (code) => this.fail(new Error(`mix worker thread exited (code ${code})`)));
+      return worker;
     });
-    this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => this.fail(new Error(`mix worker thread exited (code ${code})`)));
+    this.worker.catch((err: unknown) =>
+      this.fail(new Error(`mix worker thread did not start: ${String(err)}`, { cause: err })),
+    );
   }
 
   private fail(err: Error): void {
@@ -75,10 +84,12 @@ class KernelThread {
 
   async call(req: Request): Promise<KernelReply & { ok: true }> {
     if (this.failure) throw this.failure;
+    const worker = await this.worker;
+    if (this.failure) throw this.failure;
     const id = this.nextId++;
     const reply = await new Promise<KernelReply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...req, id });
+      worker.postMessage({ ...req, id });
     });
     if (!reply.ok) throw new Error(`mix worker: ${reply.error}`);
     return reply;
@@ -86,8 +97,9 @@ class KernelThread {
 
   async terminate(): Promise<void> {
     this.failure ??= new Error('mix worker threads were stopped');
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
+    const worker = await this.worker.catch(() => undefined);
+    worker?.removeAllListeners('exit');
+    await worker?.terminate();
   }
 }
 
@@ -96,7 +108,10 @@ export class KernelPool {
 
   private constructor(private readonly threads: KernelThread[]) {}
 
-  /** Default: as many threads as cores, at most 2 (the main thread's I/O needs little CPU). */
+  /**
+   * Default: as many threads as cores, at most 2 (the main thread's I/O needs little CPU). Returns at
+   * once; the threads boot in the background and calls wait for them.
+   */
   static start(threads = Math.min(2, availableParallelism())): KernelPool {
     return new KernelPool(Array.from({ length: Math.max(1, threads) }, () => new KernelThread()));
   }
