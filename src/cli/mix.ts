@@ -195,7 +195,7 @@ function formatSummary(s: MixSummary): string {
     `  router ${s.router} (${s.numExpertsPerToken} per token), dtype ${s.dtype}, ${s.shards} shard(s)`,
     `  tensors: ${s.tensorsStacked} stacked, ${s.tensorsAveraged} ${COMBINED[s.combine]}, ${s.routersCreated} routers`,
     ...(s.weights ? [`  weights: ${s.weights.map((w) => w.toFixed(4)).join(', ')}`] : []),
-    `  read ${mb(s.bytesRead)} MB, wrote ${mb(s.bytesWritten)} MB in ${s.seconds.toFixed(2)} s (${s.megabytesPerSecond.toFixed(0)} MB/s), peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+    `  read ${mb(s.bytesRead)} MB, wrote ${mb(s.bytesWritten)} MB in ${s.seconds.toFixed(2)} s (${s.megabytesPerSecond.toFixed(0)} MB/s), peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB, CPU ${s.cpuSeconds.toFixed(2)} s`,
     '',
   ].join('\n');
 }

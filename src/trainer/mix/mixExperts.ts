@@ -96,6 +96,8 @@ export interface MixSummary {
   bytesRead: number;
   bytesWritten: number;
   seconds: number;
+  /** CPU seconds of the whole process (every thread, user + system) during the mix. */
+  cpuSeconds: number;
   /** (bytes read + bytes written) / seconds, in MB (10^6 bytes) per second. */
   megabytesPerSecond: number;
 }
@@ -220,6 +222,7 @@ function sharedBytes(bytes: number): Uint8Array {
 
 export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const started = performance.now();
+  const startedCpu = process.cpuUsage();
   const router = opts.router ?? 'topK';
   const topK = opts.topK ?? 2;
   const routerInit = opts.routerInit ?? 'normal';
@@ -399,6 +402,7 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     tmp = undefined;
 
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(startedCpu);
     const bytesWritten = written.reduce((s, f) => s + f.bytes, 0);
     const summary: MixSummary = {
       out: opts.out,
@@ -416,6 +420,7 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
       bytesRead,
       bytesWritten,
       seconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       megabytesPerSecond: (bytesRead + bytesWritten) / 1e6 / Math.max(seconds, 1e-9),
     };
     log.info('mix finished', { ...summary, experts: summary.experts.map((e) => e.name) });
