@@ -7,6 +7,9 @@
 import { relative } from 'node:path';
 import { inspect } from 'node:util';
 
+/** What test/support/cpuTime.ts prints at a test process's exit: its CPU seconds, children included. */
+const CPU_LINE = /^btx-test-cpu-seconds:([0-9.]+) ([0-9.]+)\n?/m;
+
 const ms = (n) => (n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n)} ms`);
 
 /** The error a failed test reports: node:test wraps what the test threw (ERR_TEST_FAILURE). */
@@ -24,7 +27,16 @@ export default async function* report(source) {
   const fileOf = (path) => {
     let f = files.get(path);
     if (!f) {
-      f = { pass: 0, fail: 0, skip: 0, lines: [], output: [], always: [] };
+      f = {
+        pass: 0,
+        fail: 0,
+        skip: 0,
+        lines: [],
+        output: [],
+        always: [],
+        cpuSeconds: undefined,
+        childCpuSeconds: undefined,
+      };
       files.set(path, f);
     }
     return f;
@@ -37,7 +49,11 @@ export default async function* report(source) {
     files.delete(file);
     const durationMs = f.durationMs;
     const counts = `${f.pass} passed${f.skip ? `, ${f.skip} skipped` : ''}${f.fail ? `, ${f.fail} failed` : ''}`;
-    const time = durationMs === undefined ? '' : ` (${ms(durationMs)})`;
+    // Wall time, and CPU time (test/support/cpuTime.ts): on a shared machine only the second is steady.
+    // The children's share (btx processes, stage pods, kubectl) says where a heavy file spends it.
+    const children = f.childCpuSeconds ? `, ${f.childCpuSeconds.toFixed(1)} s of it in child processes` : '';
+    const cpu = f.cpuSeconds === undefined ? '' : `, cpu ${f.cpuSeconds.toFixed(1)} s${children}`;
+    const time = durationMs === undefined ? '' : ` (${ms(durationMs)}${cpu})`;
     const always = f.always.map((l) => `${l}\n`).join('');
     const output = f.output.join('');
     if (!f.fail) {
@@ -54,6 +70,7 @@ export default async function* report(source) {
   // file is done when the ordered events move on to the next one, or when the run ends.
   let current;
   const printed = new Set();
+  let totalCpuSeconds = 0;
   for await (const { type, data } of source) {
     const file = data?.file;
     const isFileItself = file !== undefined && data?.name === file;
@@ -67,12 +84,23 @@ export default async function* report(source) {
     }
     switch (type) {
       case 'test:stdout':
-      case 'test:stderr':
+      case 'test:stderr': {
+        const cpu = type === 'test:stdout' && file ? CPU_LINE.exec(data.message) : null;
+        if (cpu) {
+          totalCpuSeconds += Number(cpu[1]);
+          if (!printed.has(file)) {
+            fileOf(file).cpuSeconds = Number(cpu[1]);
+            fileOf(file).childCpuSeconds = Number(cpu[2]);
+          }
+          data.message = data.message.replace(CPU_LINE, '');
+          if (data.message === '') break;
+        }
         if (file && printed.has(file))
           yield `  --- ${name(file)} printed after its tests ---\n${data.message}`;
         else if (file) fileOf(file).output.push(data.message);
         else yield data.message;
         break;
+      }
       case 'test:pass': {
         if (isFileItself || data.details?.type === 'suite') break;
         const f = fileOf(file);
@@ -107,4 +135,5 @@ export default async function* report(source) {
     }
   }
   for (const file of [...files.keys()]) yield finish(file);
+  yield `ℹ cpu seconds of the test files ${totalCpuSeconds.toFixed(1)}\n`;
 }
