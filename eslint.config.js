@@ -76,7 +76,7 @@ function layerRules() {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'charts/', 'coverage/', '.tools/', '.btx/'] },
+  { ignores: ['dist/', 'node_modules/', 'charts/', 'coverage/', '.tools/', '.btx/', '.test-cli-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

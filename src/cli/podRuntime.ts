@@ -12,13 +12,16 @@ import type { ControlPlaneOptions } from '../cluster/controlPlane.js';
 /** argv that runs this checkout's (or this image's) CLI: what the project's images run. */
 export function projectEntrypoint(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  // src/cli or dist/cli: the launcher is two folders up.
+  // Compiled (dist/cli, or the copy `npm test` compiles): this build's main.js, which is what the
+  // launcher runs from dist/. From the sources (src/cli): the launcher two folders up (tsx).
+  if (!import.meta.url.endsWith('.ts')) return [process.execPath, resolve(here, 'main.js')];
   return [process.execPath, resolve(here, '..', '..', 'bin', 'btx.js')];
 }
 
-/** The control plane options that run the project's pods. */
-export function btxPodRuntime(): Pick<ControlPlaneOptions, 'imageCommands' | 'pathMapVariable'> {
-  const entrypoint = projectEntrypoint();
+/** The control plane options that run the project's pods (with `entrypoint`: a test's build). */
+export function btxPodRuntime(
+  entrypoint: string[] = projectEntrypoint(),
+): Pick<ControlPlaneOptions, 'imageCommands' | 'pathMapVariable'> {
   return {
     imageCommands: (image) => (isProjectImage(image) ? entrypoint : undefined),
     pathMapVariable: ENV.localPaths,

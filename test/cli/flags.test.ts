@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { type CommandSpec, helpText, parseFlags, UsageError } from '../../src/cli/flags.js';
-import { runBtxInProcess, runBtxProcess } from '../support/btx.js';
+import { LAUNCHER, runBtxInProcess, runBtxProcess } from '../support/btx.js';
 
 /** Every way to reach a flag parser: each command, and each stage of `btx train`. */
 const INVOCATIONS = Object.entries(COMMANDS).flatMap(([name, c]) =>
@@ -41,7 +41,7 @@ test('every btx subcommand: an unknown flag exits 2 with one plain line naming i
 });
 
 test('bin/btx.js: a usage error is the exit status 2 and one line, with no log line', async () => {
-  const r = await runBtxProcess(['operator', '--bogus']);
+  const r = await runBtxProcess(['operator', '--bogus'], {}, 60_000, LAUNCHER);
   assert.equal(r.code, 2);
   assert.equal(r.stdout, '');
   assert.equal(r.stderr, "btx operator: unknown flag '--bogus' (see btx operator --help)\n");

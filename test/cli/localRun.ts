@@ -1,6 +1,7 @@
-// Runs `btx local` as a user does (node bin/btx.js local ...) and collects its output.
+// Runs `btx local` as a user does (node bin/btx.js local ...; under npm test the CLI compiled for the
+// run, whose pods then run it too: test/support/btx.ts) and collects its output.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { btxEntrypoint } from '../support/btx.js';
 import { repoRoot } from '../support/tools.js';
 
 export interface LocalResult {
@@ -18,7 +19,8 @@ export interface LocalProcess {
 }
 
 export function startLocal(args: string[], timeoutMs: number): LocalProcess {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'btx.js'), 'local', ...args], {
+  const [node, ...entry] = btxEntrypoint();
+  const child = spawn(node!, [...entry, 'local', ...args], {
     cwd: repoRoot,
     env: { ...process.env, BTX_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,14 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
-import { kubectlPath, repoRoot } from '../support/tools.js';
+import { btxEntrypoint } from '../support/btx.js';
+import { kubectlPath } from '../support/tools.js';
 import { waitFor } from '../support/waitFor.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'btx-cli-cluster-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const btx = join(repoRoot, 'bin', 'btx.js');
+/** node and the CLI it runs (under npm test the copy compiled for the run: test/support/btx.ts). */
+const [node, ...btx] = btxEntrypoint() as [string, ...string[]];
 /** How long `btx cluster` may take to start (24.5 s measured on the shared 2-core machine at a load average of 26). */
 const STARTUP_MS = 90_000;
 
@@ -35,7 +37,7 @@ function runPidPod(name: string, pidFile: string): string[] {
 }
 
 test('btx cluster --help lists its flags', async () => {
-  const { stdout } = await run(process.execPath, [btx, 'cluster', '--help']);
+  const { stdout } = await run(node, [...btx, 'cluster', '--help']);
   for (const flag of ['--kubeconfig', '--port', '--data-dir', '--gpus', '--cpu', '--memory'])
     assert.ok(stdout.includes(flag), flag);
 });
@@ -44,8 +46,8 @@ test('btx cluster serves kubectl from the kubeconfig it writes, runs pods, and e
   const kubeconfig = join(dir, 'kubeconfig');
   const dataDir = join(dir, 'data');
   const child = spawn(
-    process.execPath,
-    [btx, 'cluster', '--kubeconfig', kubeconfig, '--port', '0', '--data-dir', dataDir, '--gpus', '1'],
+    node,
+    [...btx, 'cluster', '--kubeconfig', kubeconfig, '--port', '0', '--data-dir', dataDir, '--gpus', '1'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BTX_LOG_LEVEL: 'warn' },
@@ -105,7 +107,7 @@ interface ClusterProcess {
 }
 
 async function startCluster(args: string[]): Promise<ClusterProcess> {
-  const child = spawn(process.execPath, [btx, 'cluster', ...args], {
+  const child = spawn(node, [...btx, 'cluster', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BTX_LOG_LEVEL: 'warn' },
   });

@@ -9,6 +9,7 @@ import { btxRunCRD } from '../../src/api/crd.js';
 import { byteTokenizerFiles } from '../../src/trainer/tokenizer.js';
 import { GROUP, PLURAL, VERSION, type BTXRun } from '../../src/api/types.js';
 import type { BTXRunSpecInput } from '../../src/api/defaults.js';
+import { btxEntrypoint } from '../support/btx.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlPlane.js';
 import { waitFor } from '../support/waitFor.js';
 
@@ -17,10 +18,14 @@ export type TestCluster = TestControlPlane & { plane: ControlPlane };
 /**
  * The whole embedded control plane (test/support/controlPlane.ts) with the BTXRun CRD installed, POSTed
  * as plain JSON: client-node's typed serializer drops `x-kubernetes-*` keys (it knows them as
- * x_kubernetes_* attributes), which would prune spec.expert.template to {}.
+ * x_kubernetes_* attributes), which would prune spec.expert.template to {}. The project's pods run
+ * btxEntrypoint() (under npm test, the CLI compiled for the run: test/support/btx.ts).
  */
 export async function startCluster(opts: Partial<ControlPlaneOptions> = {}): Promise<TestCluster> {
-  const c = await startTestControlPlane({ name: 'operator', controllers: { ...btxPodRuntime(), ...opts } });
+  const c = await startTestControlPlane({
+    name: 'operator',
+    controllers: { ...btxPodRuntime(btxEntrypoint()), ...opts },
+  });
   const res = await c.req('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', btxRunCRD());
   if (!res.ok) throw new Error(`CRD install failed: ${res.status} ${await res.text()}`);
   return { ...c, plane: c.plane! };
