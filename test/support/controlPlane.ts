@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
+import { KeepAliveKubeConfig } from '../../src/util/keepAliveKubeConfig.js';
 import { JobController } from '../../src/cluster/jobs/jobController.js';
 import { Kubelet } from '../../src/cluster/kubelet/kubelet.js';
 import { startApiServer, type ApiServer, type ApiServerOptions } from '../../src/cluster/apiserver/server.js';
@@ -54,7 +55,7 @@ export interface TestControlPlane {
   kubeconfigPath: string;
   /** The https kubeconfig (for what is under test: an operator, informers). */
   kc: KubeConfig;
-  /** The test's own clients: plain http to the same server (no TLS handshake per request). */
+  /** The test's own clients, over one kept connection (KeepAliveKubeConfig). */
   core: CoreV1Api;
   batch: BatchV1Api;
   custom: CustomObjectsApi;
@@ -112,19 +113,10 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
   writeFileSync(kubeconfigPath, kubeconfigYaml(url, token, 'btx-test', caCert));
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
-  // The harness's own clients (core, batch, custom: what a test reads and polls with) talk plain http
-  // to the same port, which serves both: client-node 1.4 makes a new TLS connection per request, and
-  // those handshakes (both ends in this process) were ~10 of the 37 s of CPU the operator controller
-  // test spent in-process. What is under test (the operator, kubelet, Job controller, kubectl) keeps
-  // the https kubeconfig.
-  const plainKc = new KubeConfig();
-  plainKc.loadFromOptions({
-    // client-node refuses a plain http server unless TLS checks are off (there is no TLS to check).
-    clusters: [{ name: 'btx-test', server: url, skipTLSVerify: true }],
-    users: [{ name: 'btx-test', token }],
-    contexts: [{ name: 'btx-test', cluster: 'btx-test', user: 'btx-test', namespace: 'default' }],
-    currentContext: 'btx-test',
-  });
+  // The harness's own clients (core, batch, custom: what a test reads and polls with, waitForRun every
+  // 100 ms) share one kept connection: client-node 1.4 alone makes a TLS connection per request, and
+  // both ends of those handshakes ran in the test process (src/util/keepAliveKubeConfig.ts).
+  const pooledKc = KeepAliveKubeConfig.from(kc);
   const env = { ...process.env, HOME: dir, KUBECONFIG: kubeconfigPath };
   let kubelet: Kubelet | undefined;
   let jobs: JobController | undefined;
@@ -184,9 +176,9 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
     dataDir,
     kubeconfigPath,
     kc,
-    core: plainKc.makeApiClient(CoreV1Api),
-    batch: plainKc.makeApiClient(BatchV1Api),
-    custom: plainKc.makeApiClient(CustomObjectsApi),
+    core: pooledKc.makeApiClient(CoreV1Api),
+    batch: pooledKc.makeApiClient(BatchV1Api),
+    custom: pooledKc.makeApiClient(CustomObjectsApi),
     req,
     async json<T>(method: string, path: string, body?: unknown, contentType?: string) {
       const res = await req(method, path, body, contentType);
