@@ -33,23 +33,26 @@ export class Applier {
     );
   }
 
-  /** Replace the status; a 409 (someone wrote since our read) returns false. */
-  async writeStatus(run: BTXRun, status: BTXRunStatus): Promise<boolean> {
+  /**
+   * Replace the status. Returns the resourceVersion the API server stored (the one sent when the
+   * write changed nothing), 'conflict' on a 409 (someone wrote since our read), 'gone' on a 404.
+   */
+  async writeStatus(run: BTXRun, status: BTXRunStatus): Promise<string | 'conflict' | 'gone'> {
     const { name = '', namespace = 'default' } = run.metadata;
     this.countWrite('update', 'btxruns/status');
     try {
-      await this.custom.replaceNamespacedCustomObjectStatus({
+      const stored = (await this.custom.replaceNamespacedCustomObjectStatus({
         group: GROUP,
         version: VERSION,
         plural: PLURAL,
         namespace,
         name,
         body: { apiVersion: API_VERSION, kind: KIND, metadata: run.metadata, spec: run.spec, status },
-      });
-      return true;
+      })) as Partial<BTXRun>;
+      return stored.metadata?.resourceVersion ?? '';
     } catch (err) {
-      if (statusCode(err) === 409) return false;
-      if (statusCode(err) === 404) return true; // deleted meanwhile: nothing left to describe
+      if (statusCode(err) === 409) return 'conflict';
+      if (statusCode(err) === 404) return 'gone'; // deleted meanwhile: nothing left to describe
       throw new Error('status update failed', { cause: err });
     }
   }

@@ -95,6 +95,8 @@ export class Controller {
   /** Run key -> the resourceVersion our last status write replaced: the cache is behind until it moves. */
   private readonly staleVersion = new Map<string, string>();
   private readonly lastProgressWrite = new Map<string, number>();
+  /** Runs already warned about for status writes the API server stored unchanged. */
+  private readonly prunedWarned = new Set<string>();
   /** Runs whose last attempt was refused (kept in memory: a restarted operator counts afresh). */
   private readonly refusals = new Map<string, RefusalRecord>();
   private workers: Promise<void> = Promise.resolve();
@@ -118,6 +120,7 @@ export class Controller {
           this.staleVersion.delete(key);
           this.lastProgressWrite.delete(key);
           this.refusals.delete(key);
+          this.prunedWarned.delete(key);
           return;
         }
         this.queue.add(key);
@@ -240,8 +243,12 @@ export class Controller {
       } else {
         if (!this.acting) return { result: 'skipped' };
         const written = await this.applier.writeStatus(run, result.status);
-        if (!written) return { result: 'requeue', requeueAfterMs: 0 }; // conflict: read again
-        this.staleVersion.set(key, rv);
+        if (written === 'conflict') return { result: 'requeue', requeueAfterMs: 0 }; // read again
+        // The cache is behind until our write's watch event arrives. A write the API server stored
+        // unchanged (it pruned what differed: a CRD older than this operator) keeps its
+        // resourceVersion and sends no event: waiting for the cache to move would wait for good.
+        if (written === rv) this.notePrunedStatus(key, old, result.status);
+        else this.staleVersion.set(key, rv);
         this.lastProgressWrite.set(key, now.getTime());
         this.recordTransitions(namespace, name, old, result.status);
       }
@@ -260,6 +267,24 @@ export class Controller {
     this.applier.events(run, result.actions);
     this.opts.metrics.observeRun({ ...run, status: result.status });
     return requeueAfterMs !== undefined ? { result: 'requeue', requeueAfterMs } : { result: 'success' };
+  }
+
+  /**
+   * Says once per run that its status writes change nothing: the API server drops fields this
+   * operator writes (install the CRD of this release). The run goes on; each such reconcile costs a write.
+   */
+  private notePrunedStatus(key: string, stored: BTXRunStatus, planned: BTXRunStatus): void {
+    if (this.prunedWarned.has(key)) return;
+    this.prunedWarned.add(key);
+    const [namespace, name] = key.split('/');
+    const dropped = Object.keys(planned).filter(
+      (k) => !sameJson(planned[k as keyof BTXRunStatus], stored[k as keyof BTXRunStatus]),
+    );
+    log.warn('the API server stored the status unchanged: is the BTXRun CRD older than the operator?', {
+      namespace,
+      name,
+      fields: dropped.map((k) => `status.${k}`).join(','),
+    });
   }
 
   /** Count one more refused attempt for the run; the next one waits the backoff. */
