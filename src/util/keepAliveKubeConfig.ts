@@ -21,13 +21,20 @@ function tlsOptionsOf(agent: HttpAgent): AgentOptions {
   return picked as AgentOptions;
 }
 
-/** A string that is equal for two agents exactly when their TLS options are. */
-function keyOf(secure: boolean, options: AgentOptions): string {
-  return JSON.stringify([secure, TLS_OPTIONS.map((k) => options[k] ?? null)]);
+/** Equal TLS option values: Buffers by content (client-node reads the CA afresh for every request). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  return a === b;
+}
+
+function sameOptions(a: AgentOptions, b: AgentOptions): boolean {
+  return TLS_OPTIONS.every((k) => sameValue(a[k], b[k]));
 }
 
 export class KeepAliveKubeConfig extends KubeConfig {
-  private pool: { key: string; agent: HttpAgent } | undefined;
+  private pool: { secure: boolean; options: AgentOptions; agent: HttpAgent } | undefined;
 
   /** A copy with the same clusters, users and contexts (exec plugins and token files included) and its own pool. */
   static from(kc: KubeConfig): KeepAliveKubeConfig {
@@ -48,12 +55,11 @@ export class KeepAliveKubeConfig extends KubeConfig {
     const secure = fresh?.constructor === HttpsAgent;
     if (!fresh || (!secure && fresh.constructor !== HttpAgent)) return;
     const options = tlsOptionsOf(fresh);
-    const key = keyOf(secure, options);
-    if (this.pool?.key !== key) {
+    if (!this.pool || this.pool.secure !== secure || !sameOptions(this.pool.options, options)) {
       const agent = secure
         ? new HttpsAgent({ ...options, keepAlive: true })
         : new HttpAgent({ keepAlive: true });
-      this.pool = { key, agent };
+      this.pool = { secure, options, agent };
     }
     context.setAgent(this.pool.agent);
   }

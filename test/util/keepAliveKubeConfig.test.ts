@@ -66,7 +66,7 @@ test('ten API calls through a KeepAliveKubeConfig open one TLS connection; a pla
   });
 });
 
-test('a KeepAliveKubeConfig still verifies the server against the kubeconfig CA and sends its user token', async () => {
+test('a KeepAliveKubeConfig still verifies the server against the kubeconfig CA, also after the CA changes, and sends its user token', async () => {
   await withRelay(async (kubeconfig) => {
     const wrongToken = KeepAliveKubeConfig.from(kubeconfig('not-the-token'));
     await assert.rejects(
@@ -75,23 +75,24 @@ test('a KeepAliveKubeConfig still verifies the server against the kubeconfig CA 
     );
     wrongToken.closeConnections();
 
-    const otherCa = kubeconfig();
-    const cluster = otherCa.getCurrentCluster()!;
-    const { caCert } = await startTestApiServer().then(async (other) => {
-      await other.stop();
-      return other.server;
+    // Warm: a verified connection sits in the pool. Then the kubeconfig trusts another CA only (a
+    // rotated CA, or a rotated client certificate): the kept connection must not serve it.
+    const pooled = KeepAliveKubeConfig.from(kubeconfig());
+    const api = pooled.makeApiClient(CoreV1Api);
+    await api.listNamespacedConfigMap({ namespace: 'default' });
+    const other = await startTestApiServer();
+    await other.stop();
+    const cluster = pooled.getCurrentCluster()!;
+    pooled.loadFromOptions({
+      clusters: [{ ...cluster, caData: Buffer.from(other.server.caCert).toString('base64') }],
+      users: pooled.getUsers(),
+      contexts: pooled.getContexts(),
+      currentContext: pooled.getCurrentContext(),
     });
-    otherCa.loadFromOptions({
-      clusters: [{ ...cluster, caData: Buffer.from(caCert).toString('base64') }],
-      users: otherCa.getUsers(),
-      contexts: otherCa.getContexts(),
-      currentContext: otherCa.getCurrentContext(),
-    });
-    const untrusted = KeepAliveKubeConfig.from(otherCa);
     await assert.rejects(
-      untrusted.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: 'default' }),
+      api.listNamespacedConfigMap({ namespace: 'default' }),
       /certificate|self.signed|signature/i,
     );
-    untrusted.closeConnections();
+    pooled.closeConnections();
   });
 });
