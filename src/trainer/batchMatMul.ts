@@ -19,7 +19,7 @@ const BATCHED = 'BtxBatchMatMul';
 const GROUPED = 'BtxGroupedMatMul';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the kernels use. */
-interface WasmBackend {
+export interface WasmBackend {
   wasm: {
     cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
     tfjs: {
@@ -41,7 +41,7 @@ function int32Bytes(values: number[]): Uint8Array {
 let exported: { matMul: (...args: unknown[]) => void; transpose: (...args: unknown[]) => void } | undefined;
 
 /** 2-D products and transposes of [rows, cols] views at element offsets into tensors' memory. */
-function viewOps(be: WasmBackend) {
+export function viewOps(be: WasmBackend) {
   exported ??= {
     // BatchMatMul(a_id, a_shape, a_rank, b_id, b_shape, b_rank, transpose_a, transpose_b, out_id)
     matMul: be.wasm.cwrap('BatchMatMul', null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']), // prettier-ignore

@@ -22,6 +22,7 @@ import * as tf from './tfjs.js';
 import type { RouterType } from './hfConfig.js';
 import { groupedMatMul } from './batchMatMul.js';
 import { gatherRows, scatterRows } from './rows.js';
+import { fusedExperts, fusedMoeAvailable, fusedRoute } from './moeKernels.js';
 
 export type Dispatch = 'dense' | 'sparse';
 export const DISPATCHES: readonly Dispatch[] = ['dense', 'sparse'];
@@ -204,6 +205,7 @@ export function moeFeedForward(
   noiseSeed: number,
 ): { y: tf.Tensor2D; routing: Routing } {
   const sparse = defaultDispatch(opts, experts.length) === 'sparse';
+  if (sparse && fusedMoeAvailable()) return fusedFeedForward(x, router, experts, opts, training, noiseSeed);
   const { tokens, ...routing } = route(linear(x, router), opts, training, noiseSeed, sparse);
   if (tokens) return { y: sparseDispatch(x, experts, routing, tokens), routing };
   const outs = experts.map((e) => swiglu(x, e.w1, e.w3, e.w2)); // E x [N, hidden]
@@ -211,6 +213,37 @@ export function moeFeedForward(
   const weights = tf.expandDims(tf.transpose(routing.gates), 2); // [E, N, 1]
   const y = tf.sum(tf.mul(stacked, weights), 0) as tf.Tensor2D;
   return { y, routing };
+}
+
+/**
+ * Sparse dispatch in fused wasm kernels (moeKernels.ts): topK and switch routing in one kernel, then
+ * all experts in one kernel, forward and backward; nothing is read to the host. sampleTop1 draws its
+ * selection with tf ops (route) and shares the experts kernel.
+ */
+function fusedFeedForward(
+  x: tf.Tensor2D,
+  router: tf.Tensor2D,
+  experts: ExpertWeights[],
+  opts: RoutingOptions,
+  training: boolean,
+  noiseSeed: number,
+): { y: tf.Tensor2D; routing: Routing } {
+  const logits = linear(x, router);
+  let routing: Routing;
+  if (opts.router === 'topK' || opts.router === 'switch') {
+    const perToken = opts.router === 'topK' ? Math.min(opts.k, logits.shape[1]) : 1;
+    const { probs, gates, mask } = fusedRoute(logits, perToken, opts.router === 'topK');
+    routing = { probs, gates, mask, share: tf.div(tf.mean(mask, 0), perToken) as tf.Tensor1D };
+  } else {
+    const { gates, probs, mask, share } = route(logits, opts, training, noiseSeed, true);
+    routing = { gates, probs, mask, share };
+  }
+  const weights = {
+    w1: experts.map((e) => e.w1),
+    w3: experts.map((e) => e.w3),
+    w2: experts.map((e) => e.w2),
+  };
+  return { y: fusedExperts(x, routing.gates, routing.mask, weights), routing };
 }
 
 /**

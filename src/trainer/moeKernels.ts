@@ -1,0 +1,417 @@
+// Fused wasm kernels for the MoE layer's sparse dispatch: routing (softmax, top-k, gates) and the
+// experts' SwiGLU with its gather and gated scatter-add, forward and backward, one kernel each.
+//
+// Built from tf ops, a sparse MoE layer was ~120 tfjs kernels per training step (router softmax, a
+// host read of the scores, mask, renormalisation, the stacking of expert weights, gathers, grouped
+// products, SiLU, gate products, scatters, and their gradients), and tfjs-backend-wasm's GatherV2 is a
+// per-element loop: the six gathers of a d64 MoE step took 13 ms of its ~120 ms of kernel time
+// (`tf.profile`, minimum of 5 runs). Here each routing and each experts call is one kernel forward
+// and one backward. The selection never leaves the backend: the experts kernels read the routing
+// mask from wasm memory (no dataSync), rows move by copyWithin, the element-wise parts are plain
+// loops over wasm memory, and the products are XNNPACK 2-D calls on views (batchMatMul.ts' viewOps).
+//
+// The math is exactly route() + sparseDispatch()'s in moe.ts (which stay the path on other
+// backends): probs = softmax(logits); the k most probable experts per token (ties: lowest index);
+// gates = probs of the selected experts, renormalised to sum 1 (topK) or not (switch);
+// y[t] = sum over t's experts e of gates[t, e] * w2_e(silu(w1_e x[t]) * w3_e x[t]), HF [out, in]
+// weights. Only the rounding differs (float64 sums in the routing, float32 everywhere else).
+import * as tf from './tfjs.js';
+import { viewOps } from './batchMatMul.js';
+import type { WasmBackend } from './batchMatMul.js';
+
+const ROUTE = 'BtxMoeRoute';
+const ROUTE_GRAD = 'BtxMoeRouteGrad';
+const EXPERTS = 'BtxMoeExperts';
+const EXPERTS_GRAD = 'BtxMoeExpertsGrad';
+
+type Backend = WasmBackend & { wasm: { HEAPU8: Uint8Array } };
+
+interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** One of the backend's own kernels, called from inside ours (so the same rounding as the tf op). */
+function backendKernel(
+  be: Backend,
+  name: string,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: object = {},
+): tf.TensorInfo {
+  const kernel = tf.getKernel(name, 'wasm')!;
+  return kernel.kernelFunc({
+    inputs,
+    backend: be as unknown as tf.KernelBackend,
+    attrs: attrs as tf.NamedAttrMap,
+  }) as tf.TensorInfo;
+}
+
+/** All of wasm memory as floats (re-read after anything that may grow it) and a tensor's offset in it. */
+function memory(be: Backend): { f32: Float32Array; at: (t: tf.TensorInfo) => number } {
+  return {
+    f32: new Float32Array(be.wasm.HEAPU8.buffer),
+    at: (t) => be.dataIdMap.get(t.dataId).memoryOffset / 4,
+  };
+}
+
+/**
+ * The selected (token, expert) slots from an [n, E] 0/1 mask, grouped by expert, tokens ascending
+ * in each group (the order of sparseDispatch's gather): rows[s] is slot s's token, expertOf[s] its expert.
+ */
+function slotsOf(mask: Float32Array, maskAt: number, n: number, experts: number) {
+  const sizes = new Array<number>(experts).fill(0);
+  for (let t = 0; t < n; t++)
+    for (let e = 0; e < experts; e++) if (mask[maskAt + t * experts + e] !== 0) sizes[e]!++;
+  const starts = sizes.map((_, e) => sizes.slice(0, e).reduce((a, b) => a + b, 0));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const rows = new Int32Array(total);
+  const expertOf = new Int32Array(total);
+  const next = [...starts];
+  for (let t = 0; t < n; t++) {
+    for (let e = 0; e < experts; e++) {
+      if (mask[maskAt + t * experts + e] === 0) continue;
+      const s = next[e]!++;
+      rows[s] = t;
+      expertOf[s] = e;
+    }
+  }
+  return { sizes, starts, rows, expertOf, total };
+}
+
+/** Routing forward: logits [n, E] -> probs, gates, mask (attrs k, renormalise). */
+function routeKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const be = backend as Backend;
+  const logits = inputs.logits!;
+  const { k, renormalise } = attrs as unknown as { k: number; renormalise: boolean };
+  const [n, experts] = logits.shape as [number, number];
+  const probs = backendKernel(be, 'Softmax', { logits }, { dim: 1 });
+  const [gates, mask] = [0, 1].map(() => be.makeOutput([n, experts], 'float32'));
+  const { f32, at } = memory(be);
+  const [p, g, m] = [probs, gates, mask].map(at) as [number, number, number];
+  const picks = Math.min(k, experts);
+  for (let t = 0; t < n; t++) {
+    const row = t * experts;
+    f32.fill(0, m + row, m + row + experts);
+    f32.fill(0, g + row, g + row + experts);
+    for (let j = 0; j < picks; j++) {
+      let best = -1;
+      for (let e = 0; e < experts; e++) {
+        if (f32[m + row + e] === 0 && (best < 0 || f32[p + row + e]! > f32[p + row + best]!)) best = e;
+      }
+      f32[m + row + best] = 1;
+    }
+    // Rounded as tf.sum and tf.div round: a float32 sum in expert order, then a float32 quotient.
+    let kept = 0;
+    for (let e = 0; e < experts; e++)
+      if (f32[m + row + e] !== 0) kept = Math.fround(kept + f32[p + row + e]!);
+    for (let e = 0; e < experts; e++) {
+      if (f32[m + row + e] !== 0)
+        f32[g + row + e] = renormalise ? f32[p + row + e]! / kept : f32[p + row + e]!;
+    }
+  }
+  return [probs, gates, mask];
+}
+
+/** Routing backward: d logits from d probs and d gates (inputs dProbs, dGates, probs, gates, mask). */
+function routeGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backend as Backend;
+  const { renormalise } = attrs as unknown as { renormalise: boolean };
+  const [n, experts] = inputs.probs!.shape as [number, number];
+  const out = be.makeOutput([n, experts], 'float32');
+  const { f32, at } = memory(be);
+  const [dp, dg, p, g, m, dl] = [
+    inputs.dProbs!,
+    inputs.dGates!,
+    inputs.probs!,
+    inputs.gates!,
+    inputs.mask!,
+    out,
+  ].map(at) as [number, number, number, number, number, number];
+  const dProb = new Float64Array(experts);
+  for (let t = 0; t < n; t++) {
+    const row = t * experts;
+    // gates_e = m_e p_e / kept, kept = sum_j m_j p_j: d p_i += m_i / kept * (dg_i - sum_e g_e dg_e).
+    let kept = 0;
+    let gateDot = 0;
+    for (let e = 0; e < experts; e++) {
+      kept += f32[m + row + e]! * f32[p + row + e]!;
+      gateDot += f32[g + row + e]! * f32[dg + row + e]!;
+    }
+    let probDot = 0;
+    for (let e = 0; e < experts; e++) {
+      const fromGate = renormalise ? (f32[dg + row + e]! - gateDot) / kept : f32[dg + row + e]!;
+      dProb[e] = f32[dp + row + e]! + f32[m + row + e]! * fromGate;
+      probDot += f32[p + row + e]! * dProb[e]!;
+    }
+    // softmax: d logits_i = p_i (d p_i - sum_j p_j d p_j)
+    for (let e = 0; e < experts; e++) f32[dl + row + e] = f32[p + row + e]! * (dProb[e]! - probDot);
+  }
+  return out;
+}
+
+/** What the experts forward kernel returns after y, for its backward kernel. */
+const SAVED = ['h1', 'h3', 'sig', 'act', 'out'] as const;
+
+const weightNames = (experts: number) =>
+  (['w1', 'w3', 'w2'] as const).map((w) => Array.from({ length: experts }, (_, e) => `${w}_${e}`));
+
+/**
+ * Experts forward. Inputs x [n, hidden], gates [n, E], mask [n, E], w1_e, w3_e [ffn, hidden], w2_e
+ * [hidden, ffn]; attrs experts. Outputs y [n, hidden] and, per slot, what the backward kernel needs:
+ * h1 = x w1^T, h3 = x w3^T, sig = sigmoid(h1), act = h1 * sig * h3 [slots, ffn], and the ungated
+ * expert output out = act w2^T [slots, hidden].
+ */
+function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const be = backend as Backend;
+  const { experts } = attrs as unknown as { experts: number };
+  const [w1, w3, w2] = weightNames(experts).map((names) => names.map((name) => inputs[name]!));
+  const [x, gates, mask] = [inputs.x!, inputs.gates!, inputs.mask!];
+  const [n, hidden] = x.shape as [number, number];
+  const ffn = w1[0]!.shape[0]!;
+  const slots = slotsOf(memory(be).f32, memory(be).at(mask), n, experts);
+  const S = slots.total;
+  const y = be.makeOutput([n, hidden], 'float32');
+  const [h1, h3, act] = [0, 1, 2].map(() => be.makeOutput([S, ffn], 'float32'));
+  const out = be.makeOutput([S, hidden], 'float32');
+  const xs = be.makeOutput([S, hidden], 'float32');
+  const wT = be.makeOutput([ffn * hidden], 'float32');
+  gatherRows(be, x, xs, slots.rows, hidden);
+  const ops = viewOps(be);
+  for (let e = 0; e < experts; e++) {
+    const [size, start] = [slots.sizes[e]!, slots.starts[e]!];
+    if (size === 0) continue;
+    ops.transpose([w1[e]!, 0], [wT, 0], ffn, hidden);
+    ops.matMul([xs, start * hidden], [wT, 0], [h1, start * ffn], size, hidden, ffn);
+    ops.transpose([w3[e]!, 0], [wT, 0], ffn, hidden);
+    ops.matMul([xs, start * hidden], [wT, 0], [h3, start * ffn], size, hidden, ffn);
+  }
+  const sig = backendKernel(be, 'Sigmoid', { x: h1 });
+  {
+    // act = (h1 * sig) * h3, each product rounded to float32 as tf.mul rounds
+    const { f32, at } = memory(be);
+    const [a, b, s, c] = [h1, h3, sig, act].map(at) as [number, number, number, number];
+    for (let i = 0; i < S * ffn; i++) f32[c + i] = Math.fround(f32[a + i]! * f32[s + i]!) * f32[b + i]!;
+  }
+  for (let e = 0; e < experts; e++) {
+    const [size, start] = [slots.sizes[e]!, slots.starts[e]!];
+    if (size === 0) continue;
+    ops.transpose([w2[e]!, 0], [wT, 0], hidden, ffn);
+    ops.matMul([act, start * ffn], [wT, 0], [out, start * hidden], size, ffn, hidden);
+  }
+  {
+    const { f32, at } = memory(be);
+    const [yo, o, g] = [y, out, gates].map(at) as [number, number, number];
+    f32.fill(0, yo, yo + n * hidden);
+    for (let s = 0; s < S; s++) {
+      const t = slots.rows[s]!;
+      const gate = f32[g + t * experts + slots.expertOf[s]!]!;
+      const [dst, src] = [yo + t * hidden, o + s * hidden];
+      for (let j = 0; j < hidden; j++) f32[dst + j] = f32[dst + j]! + Math.fround(gate * f32[src + j]!);
+    }
+  }
+  for (const t of [xs, wT]) be.disposeData(t.dataId);
+  return [y, h1, h3, sig, act, out];
+}
+
+/** dst[s] = src[rows[s]] for rows of `width` floats. */
+function gatherRows(be: Backend, src: tf.TensorInfo, dst: tf.TensorInfo, rows: Int32Array, width: number) {
+  const { f32, at } = memory(be);
+  const [from, to] = [at(src), at(dst)];
+  for (let s = 0; s < rows.length; s++) {
+    const r = from + rows[s]! * width;
+    f32.copyWithin(to + s * width, r, r + width);
+  }
+}
+
+/**
+ * Experts backward. Inputs dy [n, hidden], the forward's x, gates, mask and weights, and its saved
+ * h1, h3, sig, act, out. Outputs dx [n, hidden], dGates [n, E] (zero where not selected), then
+ * dw1_e, dw3_e, dw2_e in the order of weightNames (an expert without tokens gets exact zeros).
+ */
+function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const be = backend as Backend;
+  const { experts } = attrs as unknown as { experts: number };
+  const [w1, w3, w2] = weightNames(experts).map((names) => names.map((name) => inputs[name]!));
+  const [dy, x, gates, mask] = [inputs.dy!, inputs.x!, inputs.gates!, inputs.mask!];
+  const [h1, h3, sig, act, out] = SAVED.map((name) => inputs[name]!);
+  const [n, hidden] = x.shape as [number, number];
+  const ffn = w1[0]!.shape[0]!;
+  const slots = slotsOf(memory(be).f32, memory(be).at(mask), n, experts);
+  const S = slots.total;
+  const dx = be.makeOutput([n, hidden], 'float32');
+  const dGates = be.makeOutput([n, experts], 'float32');
+  const dw = [w1, w3, w2].map((ws) => ws.map((w) => be.makeOutput([...w.shape], 'float32')));
+  const dOut = be.makeOutput([S, hidden], 'float32');
+  const dh1 = be.makeOutput([S, ffn], 'float32');
+  const dh3 = be.makeOutput([S, ffn], 'float32');
+  const xs = be.makeOutput([S, hidden], 'float32');
+  const dxs1 = be.makeOutput([S, hidden], 'float32');
+  const dxs3 = be.makeOutput([S, hidden], 'float32');
+  const scratch = be.makeOutput([Math.max(1, ...slots.sizes) * Math.max(ffn, hidden)], 'float32');
+  {
+    // dOut[s] = gate * dy[t]; dGates[t, e] = out[s] . dy[t]
+    const { f32, at } = memory(be);
+    const [dyo, g, o, dgo, dout] = [dy, gates, out, dGates, dOut].map(at) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    f32.fill(0, dgo, dgo + n * experts);
+    for (let s = 0; s < S; s++) {
+      const [t, e] = [slots.rows[s]!, slots.expertOf[s]!];
+      const gate = f32[g + t * experts + e]!;
+      const [d, src, dst] = [dyo + t * hidden, o + s * hidden, dout + s * hidden];
+      let dot = 0; // a float32 sum in order, as tf.sum of a tf.mul
+      for (let j = 0; j < hidden; j++) {
+        dot = Math.fround(dot + Math.fround(f32[src + j]! * f32[d + j]!));
+        f32[dst + j] = gate * f32[d + j]!;
+      }
+      f32[dgo + t * experts + e] = dot;
+    }
+  }
+  gatherRows(be, x, xs, slots.rows, hidden);
+  const ops = viewOps(be);
+  for (let e = 0; e < experts; e++) {
+    const [size, start] = [slots.sizes[e]!, slots.starts[e]!];
+    if (size === 0) continue;
+    // d act = dOut w2 (w2 [hidden, ffn] is already [k, n]); d w2 = dOut^T act
+    ops.matMul([dOut, start * hidden], [w2[e]!, 0], [dh1, start * ffn], size, hidden, ffn);
+    ops.transpose([dOut, start * hidden], [scratch, 0], size, hidden);
+    ops.matMul([scratch, 0], [act, start * ffn], [dw[2]![e]!, 0], hidden, size, ffn);
+  }
+  {
+    // dh1 holds d act. act = silu * h3, silu = h1 * sig: the gradients of tf.mul and tf.sigmoid,
+    // each step rounded to float32 as those ops round.
+    const { f32, at } = memory(be);
+    const [da, d3, a, b, s] = [dh1, dh3, h1, h3, sig].map(at) as [number, number, number, number, number];
+    const r = Math.fround;
+    for (let i = 0; i < S * ffn; i++) {
+      const grad = f32[da + i]!;
+      const x = f32[a + i]!;
+      const sg = f32[s + i]!;
+      const dSilu = r(grad * f32[b + i]!);
+      f32[d3 + i] = grad * r(x * sg);
+      f32[da + i] = r(dSilu * sg) + r(r(dSilu * x) * r(sg * r(1 - sg)));
+    }
+  }
+  for (let e = 0; e < experts; e++) {
+    const [size, start] = [slots.sizes[e]!, slots.starts[e]!];
+    if (size === 0) {
+      for (const w of dw) be.typedArrayFromHeap(w[e]!).fill(0);
+      continue;
+    }
+    for (const [dh, i, ws, dxs] of [
+      [dh1, 0, w1, dxs1],
+      [dh3, 1, w3, dxs3],
+    ] as const) {
+      // d w = dh^T xs [ffn, hidden]; d xs = dh w (w [ffn, hidden] is already [k, n])
+      ops.transpose([dh, start * ffn], [scratch, 0], size, ffn);
+      ops.matMul([scratch, 0], [xs, start * hidden], [dw[i]![e]!, 0], ffn, size, hidden);
+      ops.matMul([dh, start * ffn], [ws[e]!, 0], [dxs, start * hidden], size, ffn, hidden);
+    }
+  }
+  {
+    const { f32, at } = memory(be);
+    const [d, a, b] = [dx, dxs1, dxs3].map(at) as [number, number, number];
+    f32.fill(0, d, d + n * hidden);
+    for (let s = 0; s < S; s++) {
+      const [dst, i] = [d + slots.rows[s]! * hidden, s * hidden];
+      for (let j = 0; j < hidden; j++)
+        f32[dst + j] = f32[dst + j]! + Math.fround(f32[a + i + j]! + f32[b + i + j]!);
+    }
+  }
+  for (const t of [dOut, dh1, dh3, xs, dxs1, dxs3, scratch]) be.disposeData(t.dataId);
+  return [dx, dGates, ...dw.flat()];
+}
+
+for (const [kernelName, kernelFunc] of [
+  [ROUTE, routeKernel],
+  [ROUTE_GRAD, routeGradKernel],
+  [EXPERTS, expertsKernel],
+  [EXPERTS_GRAD, expertsGradKernel],
+] as const) {
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}
+
+tf.registerGradient({
+  kernelName: ROUTE,
+  outputsToSave: [true, true, true],
+  gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
+    const [dProbs, dGates] = dys as tf.Tensor[];
+    const [probs, gates, mask] = saved;
+    return {
+      logits: () =>
+        tf
+          .engine()
+          .runKernel(
+            ROUTE_GRAD,
+            { dProbs, dGates, probs, gates, mask } as tf.NamedTensorMap,
+            attrs,
+          ) as tf.Tensor,
+    };
+  },
+});
+
+/** Whether the fused kernels serve this backend (else moe.ts composes tf ops). */
+export function fusedMoeAvailable(): boolean {
+  return tf.getBackend() === 'wasm';
+}
+
+/**
+ * Top-k routing of logits [n, E] in one kernel: softmax probabilities, the 0/1 selection mask
+ * (the k most probable, ties to the lowest index) and the gates (probabilities of the selected
+ * experts, renormalised to sum 1 when `renormalise`). Gradients reach the logits from probs and gates.
+ */
+export function fusedRoute(
+  logits: tf.Tensor2D,
+  k: number,
+  renormalise: boolean,
+): { probs: tf.Tensor2D; gates: tf.Tensor2D; mask: tf.Tensor2D } {
+  const attrs = { k, renormalise } as unknown as tf.NamedAttrMap;
+  const [probs, gates, mask] = tf.engine().runKernel(ROUTE, { logits }, attrs) as tf.Tensor2D[];
+  return { probs: probs!, gates: gates!, mask: mask! };
+}
+
+export interface ExpertWeightList {
+  w1: tf.Tensor2D[];
+  w3: tf.Tensor2D[];
+  w2: tf.Tensor2D[];
+}
+
+/**
+ * The experts' gated SwiGLU for tokens x [n, hidden]: each token through the experts its mask row
+ * selects (mask [n, E], no gradient), weighted by gates [n, E]. Gradients for x, gates and every weight.
+ */
+export function fusedExperts(
+  x: tf.Tensor2D,
+  gates: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  w: ExpertWeightList,
+): tf.Tensor2D {
+  const experts = w.w1.length;
+  const names = weightNames(experts);
+  const weights = [...w.w1, ...w.w3, ...w.w2];
+  const attrs = { experts } as unknown as tf.NamedAttrMap;
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xs, gs, ...ws] = args as tf.Tensor[];
+    const inputs: tf.NamedTensorMap = { x: xs!, gates: gs!, mask };
+    names.flat().forEach((name, i) => (inputs[name] = ws[i]!));
+    const [y, ...kept] = tf.engine().runKernel(EXPERTS, inputs, attrs) as tf.Tensor[];
+    const keys = Object.keys(inputs);
+    save([...keys.map((key) => inputs[key]!), ...kept]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const gradInputs: tf.NamedTensorMap = { dy };
+        keys.forEach((key, i) => (gradInputs[key] = saved[i]!));
+        SAVED.forEach((key, i) => (gradInputs[key] = saved[keys.length + i]!));
+        return tf.engine().runKernel(EXPERTS_GRAD, gradInputs, attrs) as tf.Tensor[];
+      },
+    };
+  }) as (...t: tf.Tensor[]) => tf.Tensor2D;
+  return f(x, gates, ...weights);
+}
