@@ -7,7 +7,8 @@
 //   - HF-layout linear layers: matMul with transpose flags against explicit transposes.
 // PyTorch and NumPy come from Debian (`apt-get install python3-torch python3-numpy`; BTX_BENCH_PYTHON
 // picks another interpreter); without them the bench says so and prints the rest.
-// BTX_BENCH_REPS sets the timed steps per model (default 5).
+// BTX_BENCH_REPS sets the timed steps per model (default 5); BTX_BENCH_TRAINER picks parts (comma
+// separated: step, moe, linear; default all) and BTX_BENCH_MODELS the step's models (d64, d256).
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -27,6 +28,19 @@ const BATCH = 8;
 const REPS = Number(process.env.BTX_BENCH_REPS ?? 5);
 const SMALL: ModelSpec = { vocabSize: 259, dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: 64 };
 const LARGE: ModelSpec = { vocabSize: 259, dModel: 256, layers: 4, heads: 4, ffnHidden: 688, seqLen: 256 };
+
+/** The comma-separated entries of an environment variable, or all of `every` when it is unset. */
+function picked<T extends string>(name: string, every: readonly T[]): T[] {
+  const value = process.env[name];
+  if (value === undefined || value === '') return [...every];
+  const wanted = value.split(',').map((v) => v.trim());
+  const unknown = wanted.filter((w) => !every.includes(w as T));
+  if (unknown.length > 0)
+    throw new Error(`${name}: unknown ${unknown.join(', ')} (one of ${every.join(', ')})`);
+  return wanted as T[];
+}
+const PARTS = picked('BTX_BENCH_TRAINER', ['step', 'moe', 'linear'] as const);
+const MODELS = picked('BTX_BENCH_MODELS', ['d64', 'd256'] as const).map((m) => (m === 'd64' ? SMALL : LARGE));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -220,7 +234,7 @@ async function trainStepVersusBaselines(): Promise<void> {
   const { OPENBLAS_CORETYPE: _c, OPENBLAS_L2_SIZE: _l, ...plainEnv } = process.env;
   const numpy = numpyPython ? PythonBaseline.start(numpyPython, plainEnv) : undefined;
   try {
-    for (const spec of [SMALL, LARGE]) {
+    for (const spec of MODELS) {
       const name = `d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffnHidden}, batch ${BATCH}x${spec.seqLen}`;
       const { ours, torch: theirs, dims } = await stepVersusTorch(spec, torch);
       const tokens = BATCH * spec.seqLen;
@@ -342,14 +356,16 @@ export async function bench(): Promise<void> {
   console.log(
     `backend ${backend}; best plain matMul ${matmul.gflops.toFixed(2)} GFLOP/s (${matmul.size}x${matmul.size})`,
   );
-  await trainStepVersusBaselines();
-  await moeVersusDense();
-  const flags = await linearMs('flags');
-  const explicit = await linearMs('explicit');
-  console.log(
-    `linear [${BATCH * 64},64] x [192,64]^T forward+backward: transpose flags ${flags.toFixed(2)} ms, ` +
-      `explicit transposes ${explicit.toFixed(2)} ms (${(flags / explicit).toFixed(2)}x)`,
-  );
+  if (PARTS.includes('step')) await trainStepVersusBaselines();
+  if (PARTS.includes('moe')) await moeVersusDense();
+  if (PARTS.includes('linear')) {
+    const flags = await linearMs('flags');
+    const explicit = await linearMs('explicit');
+    console.log(
+      `linear [${BATCH * 64},64] x [192,64]^T forward+backward: transpose flags ${flags.toFixed(2)} ms, ` +
+        `explicit transposes ${explicit.toFixed(2)} ms (${(flags / explicit).toFixed(2)}x)`,
+    );
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await bench();

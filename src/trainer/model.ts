@@ -11,6 +11,9 @@ import type { LlamaConfig, ModelConfig } from './hfConfig.js';
 import { hashInts, hashString } from './prng.js';
 import { batchMatMul } from './batchMatMul.js';
 import { linear, loadBalancingLoss, moeFeedForward, swiglu } from './moe.js';
+import { rmsNorm } from './rmsNorm.js';
+import { rotaryFused } from './rotaryKernel.js';
+import { crossEntropyFused } from './crossEntropyKernel.js';
 import { ropeInverseFrequencies } from './rope.js';
 import type { Routing, RoutingOptions } from './moe.js';
 
@@ -162,12 +165,6 @@ function p2(params: Params, name: string): tf.Tensor2D {
   return v as unknown as tf.Tensor2D;
 }
 
-/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight. */
-function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor, eps: number): tf.Tensor2D {
-  const scale = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps));
-  return tf.mul(tf.mul(x, scale), weight);
-}
-
 /** Embedding lookup whose gradient is a scatter-add (the wasm backend lacks UnsortedSegmentSum). */
 const embed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [table, ids, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
@@ -224,9 +221,16 @@ const rotateHalf = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
 /**
  * Rotary embedding of x [..., T, heads * headDim] (positions 0..T-1, heads side by side) in HF's
  * rotate_half convention, x * cos + rotate_half(x) * sin, times `scale` (folded into the tables).
- * invFreq from ropeInverseFrequencies (rope.ts).
+ * invFreq from ropeInverseFrequencies (rope.ts). On the wasm backend one kernel each way (rotaryKernel.ts).
  */
 export function applyRotary(x: tf.Tensor, invFreq: readonly number[], heads = 1, scale = 1): tf.Tensor {
+  return tf.getBackend() === 'wasm'
+    ? rotaryFused(x, invFreq, scale)
+    : applyRotaryOps(x, invFreq, heads, scale);
+}
+
+/** applyRotary as tf ops (every backend but wasm, and the reference for rotaryKernel.ts' kernel). */
+export function applyRotaryOps(x: tf.Tensor, invFreq: readonly number[], heads = 1, scale = 1): tf.Tensor {
   const headDim = 2 * invFreq.length;
   const seqLen = x.shape[x.shape.length - 2]!;
   const width = heads * headDim;
@@ -367,8 +371,16 @@ export function forward(params: Params, d: ModelDims, ids: tf.Tensor2D, opts: Fo
   return { logits: linear(x, head), routing };
 }
 
-/** Mean next-token cross-entropy of logits [N, vocab] against targets [N] (int32). */
+/**
+ * Mean next-token cross-entropy of logits [N, vocab] against targets [N] (int32); on the wasm backend
+ * one kernel (crossEntropyKernel.ts).
+ */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  return tf.getBackend() === 'wasm' ? crossEntropyFused(logits, targets) : crossEntropyOps(logits, targets);
+}
+
+/** crossEntropy as tf ops (every backend but wasm, and the reference for the kernel). */
+export function crossEntropyOps(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const logp = tf.logSoftmax(logits);
   const picked = tf.sum(tf.mul(logp, tf.cast(tf.oneHot(targets, logits.shape[1]), 'float32')), 1);
   return tf.neg(tf.mean(picked)) as tf.Scalar;
