@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { btxEntrypoint } from '../support/btx.js';
 import { repoRoot } from '../support/tools.js';
 import { helmTemplate, type Manifest } from './deployManifests.js';
 import { startRecordingProxy, writePlainKubeconfig } from './recordingProxy.js';
@@ -13,6 +14,9 @@ import { startTestControlPlane } from '../support/controlPlane.js';
 import { waitFor } from '../support/waitFor.js';
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+
+const LEASES_IN_OPS = '/apis/coordination.k8s.io/v1/namespaces/ops/leases';
+const RUN_IN_ML = '/apis/btx.ai/v1alpha1/namespaces/ml/btxruns/llama-btx';
 type Request = { verb: string; group: string; resource: string; namespace?: string; path: string };
 
 async function freePort(): Promise<number> {
@@ -118,37 +122,30 @@ for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
 
       const env: NodeJS.ProcessEnv = { ...process.env, POD_NAMESPACE: 'ops' };
       for (const e of container.env) env[e.name] = e.value;
-      child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          join(repoRoot, 'src/cli/main.ts'),
-          ...container.args,
-          '--kubeconfig',
-          operatorConfig,
-        ],
-        { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      // The CLI as the image runs it (compiled; under npm test the copy compiled for the run).
+      const [node, ...entry] = btxEntrypoint() as [string, ...string[]];
+      child = spawn(node, [...entry, ...container.args, '--kubeconfig', operatorConfig], {
+        cwd: repoRoot,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
 
       const base = `http://127.0.0.1:${port}`;
       await waitFor('/healthz', async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 45_000);
       await waitFor('/readyz', async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined), 45_000);
+      // The waits poll with the harness's client (one kept connection), not a kubectl process a poll.
       await waitFor(
         'the Lease in the release namespace',
-        async () =>
-          (await kubectl(['get', 'lease', '-n', 'ops', '-o', 'name'])).includes('lease') ? true : undefined,
+        async () => (await c.json<{ items: unknown[] }>('GET', LEASES_IN_OPS)).body.items.length > 0,
         45_000,
       );
       await waitFor(
         'the run to be reconciled',
         async () => {
-          const run = JSON.parse(await kubectl(['get', 'btxrun', 'llama-btx', '-n', 'ml', '-o', 'json'])) as {
-            status?: { phase?: string };
-          };
-          return run.status?.phase ? run.status.phase : undefined;
+          const run = await c.json<{ status?: { phase?: string } }>('GET', RUN_IN_ML);
+          return run.body.status?.phase ? run.body.status.phase : undefined;
         },
         45_000,
       );
@@ -157,7 +154,8 @@ for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
       const tokenizeJobs = await waitFor(
         'the tokenize Jobs',
         async () => {
-          const names = (await kubectl(['get', 'jobs', '-n', 'ml', '-o', 'name'])).trim().split('\n');
+          const jobs = await c.batch.listNamespacedJob({ namespace: 'ml' });
+          const names = jobs.items.map((j) => `job.batch/${j.metadata?.name}`);
           return names.filter((n) => n.includes('-tokenize-')).length === 3 ? names : undefined;
         },
         45_000,
@@ -181,7 +179,7 @@ for (const mode of ['cluster-wide', 'watchNamespaces'] as const) {
         ]);
       await waitFor(
         'expert pods',
-        async () => ((await kubectl(['get', 'pods', '-n', 'ml', '-o', 'name'])).trim() ? true : undefined),
+        async () => (await c.core.listNamespacedPod({ namespace: 'ml' })).items.length > 0,
         45_000,
       );
       const metrics = await (await fetch(`${base}/metrics`)).text();
