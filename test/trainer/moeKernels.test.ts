@@ -3,9 +3,13 @@ import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
 import { fusedExperts, fusedMoeAvailable, fusedRoute } from '../../src/trainer/moeKernels.js';
 import { topKMask } from '../../src/trainer/moe.js';
-import { backend } from './trainerFixtures.js';
+import { batchLoss, disposeParams, initParams, modelDims } from '../../src/trainer/model.js';
+import type { RouterType } from '../../src/trainer/hfConfig.js';
+import { initBackend } from '../../src/trainer/backend.js';
+import { tinyMixtral } from './trainerFixtures.js';
 
-before(backend);
+// The kernels under test are the wasm backend's, whatever BTX_BACKEND says.
+before(() => initBackend('wasm'));
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).arraySync() as number);
@@ -141,3 +145,43 @@ test('fused MoE kernels: leave no tensors behind, forward and backward', () => {
   assert.equal(tf.memory().numTensors, before + 2);
   tf.dispose([x, logits, ...grads, ...ws.w1, ...ws.w3, ...ws.w2]);
 });
+
+for (const [router, k] of [
+  ['topK', 2],
+  ['switch', 1],
+] as [RouterType, number][]) {
+  test(`sparse dispatch off wasm (tf ops on the cpu backend) equals dense dispatch, loss and every gradient (${router}, k=${k})`, async () => {
+    await tf.setBackend('cpu');
+    try {
+      assert.ok(!fusedMoeAvailable());
+      const d = modelDims(tinyMixtral(4, router, k));
+      const params = initParams(d, 4);
+      const ids = tf.tensor2d(
+        Array.from({ length: 27 }, (_, i) => (i * 37 + 11) % 259),
+        [3, 9],
+        'int32',
+      );
+      const run = (dispatch: 'dense' | 'sparse') =>
+        tf.variableGrads(
+          () => batchLoss(params, d, ids, { training: true, routing: { router, k, dispatch } }).total,
+          [...params.values()],
+        );
+      const [dense, sparse] = [run('dense'), run('sparse')];
+      assert.ok(maxAbsDiff(dense.value, sparse.value) < 1e-5);
+      for (const [name, v] of params) {
+        const diff = maxAbsDiff(dense.grads[v.name]!, sparse.grads[v.name]!);
+        assert.ok(diff < 1e-5, `${name}: gradients differ by ${diff}`);
+      }
+      tf.dispose([
+        ids,
+        dense.value,
+        sparse.value,
+        ...Object.values(dense.grads),
+        ...Object.values(sparse.grads),
+      ]);
+      disposeParams(params);
+    } finally {
+      await tf.setBackend('wasm');
+    }
+  });
+}
