@@ -397,13 +397,17 @@ export function fusedExperts(
     const [xs, gs, ...ws] = args as tf.Tensor[];
     const inputs: tf.NamedTensorMap = { x: xs!, gates: gs!, mask };
     names.flat().forEach((name, i) => (inputs[name] = ws[i]!));
-    const [y, ...kept] = tf.engine().runKernel(EXPERTS, inputs, attrs) as tf.Tensor[];
-    const keys = Object.keys(inputs);
-    save([...keys.map((key) => inputs[key]!), ...kept]);
+    const [y, ...intermediates] = tf.engine().runKernel(EXPERTS, inputs, attrs) as tf.Tensor[];
+    // Variables (the model's weights) outlive the tape and are passed as they are; saving them would
+    // cost an Identity kernel each (24 per d64 step). Everything else is saved.
+    const variables = Object.keys(inputs).filter((key) => inputs[key] instanceof tf.Variable);
+    const keys = Object.keys(inputs).filter((key) => !variables.includes(key));
+    save([...keys.map((key) => inputs[key]!), ...intermediates]);
     return {
       value: y!,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const gradInputs: tf.NamedTensorMap = { dy };
+        variables.forEach((key) => (gradInputs[key] = inputs[key]!));
         keys.forEach((key, i) => (gradInputs[key] = saved[i]!));
         SAVED.forEach((key, i) => (gradInputs[key] = saved[keys.length + i]!));
         return tf.engine().runKernel(EXPERTS_GRAD, gradInputs, attrs) as tf.Tensor[];
