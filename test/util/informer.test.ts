@@ -50,17 +50,23 @@ test('an informer whose every request gets 401 backs off more each time and coun
     () => core.listNamespacedConfigMap({ namespace: 'default' }),
     () => undefined,
     undefined,
-    { reconnectBaseMs: 20, reconnectMaxMs: 10_000, wedgedAfterMs: 60_000 },
+    { reconnectBaseMs: 50, reconnectMaxMs: 10_000, wedgedAfterMs: 60_000 },
   );
   const started = informer.start();
   try {
     for (let i = 0; i < 300 && informer.consecutiveFailures < 5; i++)
       await new Promise((r) => setTimeout(r, 20));
     assert.ok(informer.consecutiveFailures >= 5, `failures: ${informer.consecutiveFailures}`);
-    // Waits of 40, 80, 160 ms between the 2nd..5th request (before the fix, 'connect' reset the count
-    // before every list, so every wait was the first one).
+    // Waits of 100, 200, 400 ms before the 3rd..5th request (before the fix, 'connect' reset the count
+    // before every list, so every wait was the first one, 50 ms). A timer never fires early, so each
+    // gap is at least its wait however loaded the machine is; load only lengthens gaps (a comparison
+    // of gaps with each other failed at 101, 178, 172 ms on a busy machine).
     const gaps = [2, 3, 4].map((i) => (hits[i] as number) - (hits[i - 1] as number));
-    assert.ok(gaps[2]! > gaps[0]! * 2, `gaps ${gaps.join(', ')}`);
+    for (const [k, wait] of [100, 200, 400].entries())
+      assert.ok(
+        gaps[k]! >= wait - 2,
+        `gaps ${gaps.join(', ')}: gap ${k} is shorter than its wait of ${wait} ms`,
+      );
     assert.equal(informer.wedged(Date.now()), false, 'not yet: the threshold has not passed');
     assert.equal(informer.wedged(Date.now() + 60_001), true);
     // The token works again: the next list ends the failure run.
