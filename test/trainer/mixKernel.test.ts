@@ -119,13 +119,24 @@ test('the mean is float32 arithmetic in input order, rounded like the sequential
   assert.equal(out[0], Math.fround(1 / 3));
 });
 
-/** Random raw values of a dtype: every bit pattern, so NaN, infinities and subnormals turn up too. */
+/**
+ * Random raw values of a dtype: every bit pattern, so NaN, infinities and subnormals turn up too;
+ * for F32 every 5th value is a bfloat16 rounding tie or its neighbours (low 16 bits 0x7fff..0x8001)
+ * and every 97th a NaN with a low payload.
+ */
 function randomBits(dtype: FloatDType, n: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(n * (dtype === 'F32' ? 4 : 2));
   let x = seed;
   for (let i = 0; i < bytes.length; i++) {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     bytes[i] = x >>> 24;
+  }
+  if (dtype === 'F32') {
+    const low = new Uint16Array(bytes.buffer);
+    for (let i = 0; i < n; i += 5) low[2 * i] = 0x7fff + (i % 3);
+    // NaNs whose payload is all in the low 16 bits: truncated to bfloat16 they would read infinity.
+    const bits = new Uint32Array(bytes.buffer);
+    for (let i = 3; i < n; i += 97) bits[i] = i % 2 === 0 ? 0x7f800001 : 0xff800001;
   }
   return bytes;
 }
@@ -137,35 +148,44 @@ function scalarAt(bytes: Uint8Array, dtype: FloatDType, i: number): number {
   return dtype === 'BF16' ? bf16BitsToF32(h) : f16BitsToF32(h);
 }
 
-test('the block kernel equals element-by-element float32 arithmetic for every dtype pair and rule', () => {
+test('the kernels equal element-by-element float32 arithmetic for every dtype mix and rule', () => {
   // The reference: one element at a time, float32 rounding after every step, the scalar encoders.
+  // Means of BF16/F32 into BF16/F32 take the WebAssembly SIMD kernel, the rest the JS one.
   const n = 2 * 4096 + 301;
-  const dtypes: FloatDType[] = ['F32', 'F16', 'BF16'];
-  const inputs: CombineInput[] = [0, 1, 2, 3].map((k) => ({
-    bytes: randomBits(dtypes[k % 3]!, n, k + 7),
-    dtype: dtypes[k % 3]!,
-  }));
-  const rules: Combination[] = [{ kind: 'mean' }, { kind: 'weighted', weights: [0.1, 0.2, 0.3, 0.4] }];
-  for (const how of rules) {
-    for (const outDtype of dtypes) {
-      const out = new Uint8Array(n * (outDtype === 'F32' ? 4 : 2));
-      combineRange(inputs, how, out, outDtype, 0, n);
-      for (let i = 0; i < n; i++) {
-        let acc = 0;
-        inputs.forEach((input, k) => {
-          const x = scalarAt(input.bytes, input.dtype, i);
-          const w = how.kind === 'weighted' ? Math.fround(how.weights[k]!) : 1;
-          const term = how.kind === 'weighted' ? w * x : x;
-          acc = k === 0 ? Math.fround(term) : Math.fround(acc + term);
-        });
-        if (how.kind === 'mean') acc = Math.fround(acc / inputs.length);
-        const got = scalarAt(out, outDtype, i);
-        const what = `${how.kind} -> ${outDtype}, element ${i}`;
-        if (Number.isNaN(acc)) assert.ok(Number.isNaN(got), what);
-        else if (outDtype === 'F32') assert.ok(Object.is(got, acc), `${what}: ${got} vs ${acc}`);
-        else {
-          const want = outDtype === 'BF16' ? f32ToBf16Bits(acc) : f32ToF16Bits(acc);
-          assert.equal(new Uint16Array(out.buffer)[i], want, what);
+  const inputSets: FloatDType[][] = [
+    ['F32', 'F16', 'BF16', 'F32'],
+    ['BF16', 'BF16', 'BF16', 'BF16'],
+    ['F32', 'BF16', 'BF16'],
+    ['F32'],
+    ['BF16'],
+  ];
+  for (const [set, dtypes] of inputSets.entries()) {
+    const inputs: CombineInput[] = dtypes.map((dtype, k) => ({
+      bytes: randomBits(dtype, n, 10 * set + k + 7),
+      dtype,
+    }));
+    const weights = dtypes.map((_, k) => (k + 1) / 10);
+    const rules: Combination[] = [{ kind: 'mean' }, { kind: 'weighted', weights }];
+    for (const how of rules) {
+      for (const outDtype of ['F32', 'F16', 'BF16'] as const) {
+        const out = new Uint8Array(n * (outDtype === 'F32' ? 4 : 2));
+        combineRange(inputs, how, out, outDtype, 0, n);
+        for (let i = 0; i < n; i++) {
+          let acc = 0;
+          inputs.forEach((input, k) => {
+            const x = scalarAt(input.bytes, input.dtype, i);
+            const term = how.kind === 'weighted' ? Math.fround(how.weights[k]!) * x : x;
+            acc = k === 0 ? Math.fround(term) : Math.fround(acc + term);
+          });
+          if (how.kind === 'mean') acc = Math.fround(acc / inputs.length);
+          const got = scalarAt(out, outDtype, i);
+          const what = `${dtypes.join('+')} ${how.kind} -> ${outDtype}, element ${i}`;
+          if (Number.isNaN(acc)) assert.ok(Number.isNaN(got), what);
+          else if (outDtype === 'F32') assert.ok(Object.is(got, acc), `${what}: ${got} vs ${acc}`);
+          else {
+            const want = outDtype === 'BF16' ? f32ToBf16Bits(acc) : f32ToF16Bits(acc);
+            assert.equal(new Uint16Array(out.buffer)[i], want, what);
+          }
         }
       }
     }
