@@ -1,7 +1,7 @@
 // The mix's bounded pipeline (slicePipeline.ts): jobs are prepared concurrently but committed in
 // order, never more than `depth` at once and never two in one buffer slot; a failure stops it only
-// after every job in flight has settled. And through the whole mix: any pipeline depth and slice size
-// writes the same bytes.
+// after every job in flight has settled. And through the whole mix: any pipeline depth, slice size
+// and number of worker threads writes the same bytes.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -103,7 +103,7 @@ async function fileHashes(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-test('every pipeline depth and slice size writes byte-identical files', async () => {
+test('every pipeline depth, slice size and thread count writes byte-identical files', async () => {
   const shape: LlamaShape = { vocab: 40, hidden: 16, intermediate: 24, layers: 2, heads: 2 };
   const experts = [
     await writeLlamaCheckpoint(join(root, 'in', 'a'), shape, { dtype: 'BF16', seed: 1 }),
@@ -116,6 +116,8 @@ test('every pipeline depth and slice size writes byte-identical files', async ()
     { pipelineDepth: 2, sliceElements: 37 },
     { pipelineDepth: 3, sliceElements: 5 },
     { pipelineDepth: 8, sliceElements: 64 },
+    // The arithmetic and hashing on two worker threads instead of this one.
+    { pipelineDepth: 3, sliceElements: 37, threads: 2 },
   ];
   const hashes = [];
   for (const [i, run] of runs.entries()) {

@@ -1,13 +1,12 @@
-// The mix's worker threads, seen from the main thread: `combine` splits one slice's elements
-// between the workers, `hasher()` gives a ChunkHasher whose sha256 runs on one of them. With the
-// decoding, averaging, encoding and hashing off the main thread, it is left with the file I/O and
-// one memcpy per output byte, so a 2-core machine mixes on both cores.
+// Where the mix's arithmetic and hashing run: on this thread (the default), or on worker threads seen
+// from here: `combine` splits one slice's elements between the workers, `hasher()` gives a ChunkHasher
+// whose sha256 runs on one of them. Either way the file reads and writes run on libuv's thread pool.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ChunkHasher, FloatDType } from '../safetensors.js';
-import { BLOCK, type Combination, type CombineInput } from './combineKernel.js';
+import { localHasher, type ChunkHasher, type FloatDType } from '../safetensors.js';
+import { BLOCK, combineRange, type Combination, type CombineInput } from './combineKernel.js';
 import type { KernelReply, KernelRequest, SharedBytes } from './kernelWorker.js';
 
 type Request = KernelRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -109,11 +108,19 @@ export class KernelPool {
   private constructor(private readonly threads: KernelThread[]) {}
 
   /**
-   * Default: as many threads as cores, at most 2 (the main thread's I/O needs little CPU). Returns at
-   * once; the threads boot in the background and calls wait for them.
+   * `threads` worker threads (at most the cores), or 0 (the default): combine and hash on this thread.
+   * Returns at once; threads boot in the background and calls wait for them. Why 0: with the SIMD mean
+   * (simdKernel.ts) a mix's arithmetic is ~0.1 CPU s per 20M averaged elements and its sha256s ~0.15 s
+   * per 100 MB, less than starting the workers costs (0.2-1 s on the busy 2-core machine, esbuild's
+   * process included from the sources). `npm run bench -- mix`, same run: 0.18x and 0.22x cp with two
+   * workers, 0.45x, 0.37x and 0.26x without; CPU 0.74-0.82 s against 0.66 s. Reads and writes still
+   * run on libuv's thread pool, beside this thread.
    */
-  static start(threads = Math.min(2, availableParallelism())): KernelPool {
-    return new KernelPool(Array.from({ length: Math.max(1, threads) }, () => new KernelThread()));
+  static start(threads = 0): KernelPool {
+    if (!Number.isInteger(threads) || threads < 0)
+      throw new Error(`mix threads must be an integer >= 0, got ${threads}`);
+    const n = Math.min(threads, availableParallelism());
+    return new KernelPool(Array.from({ length: n }, () => new KernelThread()));
   }
 
   /** out[0..count) = the inputs' first `count` elements combined; split across the threads. */
@@ -124,6 +131,10 @@ export class KernelPool {
     outDtype: FloatDType,
     count: number,
   ): Promise<void> {
+    if (this.threads.length === 0) {
+      combineRange(inputs, how, out, outDtype, 0, count);
+      return;
+    }
     const parts = Math.min(this.threads.length, Math.ceil(count / BLOCK));
     const per = Math.ceil(count / parts / BLOCK) * BLOCK;
     const sharedInputs = inputs.map((i) => ({ ...shared(i.bytes), dtype: i.dtype }));
@@ -145,8 +156,9 @@ export class KernelPool {
     await Promise.all(calls);
   }
 
-  /** A sha256 on one thread (files take turns), for SafetensorsWriter. */
+  /** A sha256 on one thread (files take turns), or on this one, for SafetensorsWriter. */
   hasher(): ChunkHasher {
+    if (this.threads.length === 0) return localHasher();
     const file = this.nextFile++;
     const thread = this.threads[file % this.threads.length]!;
     return {

@@ -3,9 +3,9 @@
 // w2 <- down_proj, expert e from input e); every other tensor is combined by the combine rule (the
 // paper's elementwise float32 mean over all inputs by default); each layer gets a new router. It
 // streams: a bounded number of tensor slices (the pipeline depth) go through memory at once, so
-// checkpoints of any size mix in bounded memory. The arithmetic and the output sha256s run on worker
-// threads (kernelPool.ts); this thread reads, copies into the writer and writes, each slice's reads
-// and combine overlapping the writes of the ones before it (slicePipeline.ts).
+// checkpoints of any size mix in bounded memory. The arithmetic and the output sha256s run on this
+// thread by default, or on worker threads (kernelPool.ts); reads and writes run on libuv's thread
+// pool, each slice's reads and combine overlapping the writes of the ones before (slicePipeline.ts).
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { log } from '../../util/log.js';
@@ -75,7 +75,7 @@ export interface MixOptions {
    * It must have the experts' architecture and tensors.
    */
   seedCheckpoint?: ExpertSource;
-  /** Worker threads for the arithmetic and hashing (default: cores, at most 2). */
+  /** Worker threads for the arithmetic and hashing; 0 (default): on this thread (kernelPool.ts says why). */
   threads?: number;
 }
 
@@ -254,8 +254,8 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const extra =
     rule === 'seed' && opts.seedCheckpoint ? [{ ...opts.seedCheckpoint, name: '(seed checkpoint)' }] : [];
 
-  // The worker threads boot (measured 0.2-1 s on the busy 2-core machine) while the experts are
-  // opened (and, by default, their sha256s checked).
+  // Worker threads, if asked for, boot (measured 0.2-1 s on the busy 2-core machine) while the
+  // experts are opened (and, by default, their sha256s checked).
   const kernels = KernelPool.start(opts.threads);
   let inputs: OpenExpert[];
   try {
