@@ -1,6 +1,7 @@
 // `btx mix` throughput against `cp` of the same input files, interleaved in one run (cp, mix, cp,
 // mix...) on 4 synthetic BF16 Llama-shaped experts of ~58 MB each, so the ratio holds up on a busy
-// machine. The mix runs as the real CLI in its own process, which prints its time and peak RSS.
+// machine. The mix runs as the real CLI in its own process, which prints its time, peak RSS and CPU
+// seconds; the CPU seconds (median) say what a change costs whatever the machine's load.
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,8 @@ interface MixRun {
   seconds: number;
   bytesRead: number;
   peakRssMB: number;
+  /** CPU seconds of the mix process during the mix (every thread, user + system). */
+  cpuSeconds: number;
 }
 
 /** `btx mix` in a child process; its summary line gives seconds, bytes and peak RSS. */
@@ -60,9 +63,16 @@ function runMix(experts: string[], out: string, extra: string[]): Promise<MixRun
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
     child.once('error', reject);
     child.once('exit', (code) => {
-      const m = /read ([\d.]+) MB, wrote [\d.]+ MB in ([\d.]+) s .*peak RSS (\d+) MB/.exec(text);
+      const m = /read ([\d.]+) MB, wrote [\d.]+ MB in ([\d.]+) s .*peak RSS (\d+) MB, CPU ([\d.]+) s/.exec(
+        text,
+      );
       if (code !== 0 || !m) return reject(new Error(`btx mix exited ${code}:\n${text}`));
-      resolve({ bytesRead: Number(m[1]) * 1e6, seconds: Number(m[2]), peakRssMB: Number(m[3]) });
+      resolve({
+        bytesRead: Number(m[1]) * 1e6,
+        seconds: Number(m[2]),
+        peakRssMB: Number(m[3]),
+        cpuSeconds: Number(m[4]),
+      });
     });
   });
 }
@@ -95,12 +105,17 @@ export async function bench(): Promise<void> {
     const mixMBs: number[] = [];
     const ratios: number[] = [];
     const rss: number[] = [];
+    const cpuSeconds: number[] = [];
+    const cpCpuSeconds: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const copyDir = join(root, 'copy');
       await mkdir(copyDir);
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       for (const [i, f] of inputs.entries()) await copyFile(f, join(copyDir, `${i}.safetensors`));
       const cp = inputBytes / 1e6 / ((performance.now() - t0) / 1000);
+      const cpCpu = process.cpuUsage(cpu0);
+      cpCpuSeconds.push((cpCpu.user + cpCpu.system) / 1e6);
       await rm(copyDir, { recursive: true });
       const mix = await runMix(dirs, join(root, 'mixed'), ['--shard-size', '50MB']);
       await rm(join(root, 'mixed'), { recursive: true });
@@ -109,6 +124,7 @@ export async function bench(): Promise<void> {
       mixMBs.push(mixRate);
       ratios.push(mixRate / cp);
       rss.push(mix.peakRssMB);
+      cpuSeconds.push(mix.cpuSeconds);
     }
     const f32 = await runMix(dirs, join(root, 'mixed-f32'), ['--dtype', 'f32']);
 
@@ -117,9 +133,14 @@ export async function bench(): Promise<void> {
         `${name.padEnd(34)}${median(xs).toFixed(0).padStart(8)} MB/s (${xs.map((x) => x.toFixed(0)).join(', ')})${extra}`,
       );
     console.log(`${''.padEnd(34)}   input MB/s, median (each round)`);
-    row('cp of the inputs (fs.copyFile)', cpMBs);
-    row('btx mix -> BF16 (same dtype)', mixMBs, `, peak RSS ${Math.max(...rss)} MB`);
-    row('btx mix -> F32 (convert)', [f32.bytesRead / 1e6 / f32.seconds], `, peak RSS ${f32.peakRssMB} MB`);
+    const cpu = (xs: number[]) => `CPU ${median(xs).toFixed(2)} s`;
+    row('cp of the inputs (fs.copyFile)', cpMBs, `, ${cpu(cpCpuSeconds)}`);
+    row('btx mix -> BF16 (same dtype)', mixMBs, `, peak RSS ${Math.max(...rss)} MB, ${cpu(cpuSeconds)}`);
+    row(
+      'btx mix -> F32 (convert)',
+      [f32.bytesRead / 1e6 / f32.seconds],
+      `, peak RSS ${f32.peakRssMB} MB, ${cpu([f32.cpuSeconds])}`,
+    );
     console.log(
       `ratio: btx mix (BF16) input MB/s = ${median(ratios).toFixed(2)}x cp of the same files (median of ${ROUNDS} interleaved rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}; target >= 0.3x)`,
     );
