@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
@@ -199,4 +200,28 @@ test('an Indexed Job runs one pod per completion index with JOB_COMPLETION_INDEX
   assert.equal(done.status?.completedIndexes, '0-2');
   assert.equal(done.status?.succeeded, 3);
   for (const i of [0, 1, 2]) assert.equal(readFileSync(join(dataDir, `index-${i}`), 'utf8'), `indexed-${i}`);
+});
+
+test("the kubelet and the Job controller make a Job's API calls over kept connections, not a TLS handshake each", async () => {
+  // The CommonJS tls module (an ES namespace import is frozen): https agents call its connect.
+  const tls = createRequire(import.meta.url)('node:tls') as { connect: (...args: unknown[]) => unknown };
+  const connect = tls.connect;
+  let handshakes = 0;
+  tls.connect = (...args: unknown[]) => {
+    handshakes++;
+    return connect.apply(tls, args);
+  };
+  try {
+    await batch.createNamespacedJob({
+      namespace: NS,
+      body: jobOf('kept-connections', 'console.log("done")'),
+    });
+    await waitForJob('kept-connections', hasCondition('Complete'), 'condition Complete');
+  } finally {
+    tls.connect = connect;
+  }
+  // The pod's create and its status writes, the Job's status writes and their Events made one
+  // handshake each before (client-node builds a new agent per call); a watch that happens to
+  // reconnect in between may still open one.
+  assert.ok(handshakes <= 1, `${handshakes} TLS connections opened for one Job`);
 });
