@@ -52,6 +52,17 @@ export function writeTinyVolume(
   for (const [file, bytes] of byteTokenizerFiles()) writeFileSync(join(root, 'seed', file), bytes);
 }
 
+/** A run over two domains (code, math) on the volume's seed, without the seed as an expert. */
+export const TWO_DOMAINS: BTXRunSpecInput = {
+  storage: { persistentVolumeClaim: { claimName: 'data' } },
+  seed: { checkpoint: '/btx/seed' },
+  domains: [
+    { name: 'code', data: '/btx/data/code.txt' },
+    { name: 'math', data: '/btx/data/math.txt' },
+  ],
+  mix: { includeSeedAsExpert: false },
+};
+
 export async function createRun(
   c: TestCluster,
   name: string,

@@ -8,7 +8,7 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
-import { createRun, getRun, startCluster, type TestCluster } from './cluster.js';
+import { TWO_DOMAINS, createRun, getRun, startCluster, type TestCluster } from './cluster.js';
 import { waitFor } from '../support/waitFor.js';
 
 let c: TestCluster;
@@ -45,19 +45,9 @@ after(async () => {
   await c?.stop();
 });
 
-const spec = {
-  storage: { persistentVolumeClaim: { claimName: 'data' } },
-  seed: { checkpoint: '/btx/seed' },
-  domains: [
-    { name: 'code', data: '/btx/data/code.txt' },
-    { name: 'math', data: '/btx/data/math.txt' },
-  ],
-  mix: { includeSeedAsExpert: false },
-};
-
 /** Creates a run and waits until the operator has started its tokenize Jobs and gone quiet. */
 async function tokenizing(name: string): Promise<void> {
-  await createRun(c, name, spec);
+  await createRun(c, name, TWO_DOMAINS);
   await waitFor(
     `run ${name} to reach Tokenizing with its Jobs`,
     async () => {

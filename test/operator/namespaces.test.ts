@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
-import { createRun, getRun, podsOf, startCluster, type TestCluster } from './cluster.js';
+import { TWO_DOMAINS, createRun, getRun, podsOf, startCluster, type TestCluster } from './cluster.js';
 import { waitFor } from '../support/waitFor.js';
 
 let c: TestCluster;
@@ -22,17 +22,8 @@ async function jobsOf(run: string, namespace: string) {
 }
 
 test('runs in watched namespaces get children; runs elsewhere are not touched', async () => {
-  const spec = {
-    storage: { persistentVolumeClaim: { claimName: 'data' } },
-    seed: { checkpoint: '/btx/seed' },
-    domains: [
-      { name: 'code', data: '/btx/data/code.txt' },
-      { name: 'math', data: '/btx/data/math.txt' },
-    ],
-    mix: { includeSeedAsExpert: false },
-  };
-  await createRun(c, 'watched', spec, 'team-a');
-  await createRun(c, 'ignored', spec, 'default');
+  await createRun(c, 'watched', TWO_DOMAINS, 'team-a');
+  await createRun(c, 'ignored', TWO_DOMAINS, 'default');
   // Its first stage: one tokenize Job per domain (no Job controller here: they stay Jobs).
   await waitFor(
     'the watched run to get its tokenize Jobs',

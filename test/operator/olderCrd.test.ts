@@ -9,7 +9,7 @@ import { PatchStrategy, setHeaderOptions, type V1CustomResourceDefinition } from
 import { btxRunCRD } from '../../src/api/crd.js';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
 import { startTestControlPlane } from '../support/controlPlane.js';
-import { createRun, waitForRun, type TestCluster } from './cluster.js';
+import { TWO_DOMAINS, createRun, waitForRun, type TestCluster } from './cluster.js';
 import { waitFor } from '../support/waitFor.js';
 
 /** The BTXRun CRD of an older release: its status schema lacks `expertsReady`, which plan() always writes. */
@@ -45,15 +45,7 @@ after(async () => {
 });
 
 test('a run whose status writes change nothing (the CRD prunes a field) still reacts to its children', async () => {
-  await createRun(c, 'pruned', {
-    storage: { persistentVolumeClaim: { claimName: 'data' } },
-    seed: { checkpoint: '/btx/seed' },
-    domains: [
-      { name: 'code', data: '/btx/data/code.txt' },
-      { name: 'math', data: '/btx/data/math.txt' },
-    ],
-    mix: { includeSeedAsExpert: false },
-  });
+  await createRun(c, 'pruned', TWO_DOMAINS);
   const job = await waitFor(
     'the tokenize Job',
     async () =>
