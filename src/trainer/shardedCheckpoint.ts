@@ -173,11 +173,14 @@ export interface ShardedWriteResult {
 
 /**
  * Writes a folder's model tensors in the declared order: `model.safetensors` when they fit in one
- * shard, else numbered shards + index. Only one shard file is open at a time.
+ * shard, else numbered shards + index. One shard file is written at a time; the previous one may
+ * still be finishing its fsync (see `advance`).
  */
 export class ShardedWriter {
   private shardIndex = -1;
   private current: SafetensorsWriter | undefined;
+  /** The previous shard's close (its fsync), still running while the next shard is written. */
+  private closing: Promise<WrittenFile> | undefined;
   private readonly written: WrittenFile[] = [];
   private readonly shards: TensorSpec[][];
 
@@ -220,8 +223,23 @@ export class ShardedWriter {
     return this.sharded ? shardFileName(i, this.shards.length) : SINGLE_FILE;
   }
 
+  /** Waits for the previous shard's close and records it (shards stay in order). */
+  private async settlePrevious(): Promise<void> {
+    const closing = this.closing;
+    this.closing = undefined;
+    if (closing) this.written.push(await closing);
+  }
+
   private async advance(): Promise<void> {
-    if (this.current) this.written.push(await this.current.close());
+    // A shard's fsync (90-130 ms for 50 MB here) overlaps the writing of the next one instead of
+    // stalling it: `btx mix` of 4 BF16 experts spent 0.27 of its 0.65 s waiting on fsyncs. At most
+    // one close is pending, and close() waits for it, so every shard is on disk before the index
+    // is written and the caller renames the folder into place.
+    await this.settlePrevious();
+    if (this.current) {
+      this.closing = this.current.close();
+      this.closing.catch(() => undefined); // surfaced by settlePrevious
+    }
     this.current = undefined;
     this.shardIndex++;
     if (this.shardIndex < this.shards.length) {
@@ -252,6 +270,7 @@ export class ShardedWriter {
 
   async close(): Promise<ShardedWriteResult> {
     while (this.current) await this.advance();
+    await this.settlePrevious();
     const totalSize = this.shards.flat().reduce((sum, s) => sum + tensorByteLength(s.dtype, s.shape), 0);
     if (this.sharded) {
       const weightMap: Record<string, string> = {};
@@ -271,6 +290,8 @@ export class ShardedWriter {
 
   /** Stop on an error: close the open shard and delete what was written. */
   async abort(): Promise<void> {
+    await this.closing?.catch(() => undefined);
+    this.closing = undefined;
     await this.current?.abort();
     this.current = undefined;
     await Promise.all(
