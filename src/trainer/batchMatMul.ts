@@ -14,6 +14,7 @@
 // map, the id counter and the module's cwrap). The gradients use explicit transposes (one Transpose
 // op each) so that they stay on the fast path too. Other backends use tf.matMul.
 import * as tf from './tfjs.js';
+import { fusedKernelsHere, type KernelArgs } from './wasmHeap.js';
 
 const BATCHED = 'BtxBatchMatMul';
 const GROUPED = 'BtxGroupedMatMul';
@@ -71,12 +72,6 @@ export function viewOps(be: WasmBackend) {
       forget(...ids);
     },
   };
-}
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
 }
 
 function batchMatMulKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
@@ -160,7 +155,7 @@ export const batchMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)
 
 /** Grouped rows a [R, k] times b [G, k, n]; or, with `weights`, a_g^T b_g for a [R, k], b [R, n]. */
 function groupedProduct(a: tf.Tensor2D, b: tf.Tensor, sizes: number[], weights: boolean): tf.Tensor {
-  if (tf.getBackend() === 'wasm') {
+  if (fusedKernelsHere()) {
     const attrs = { sizes, weights } as unknown as tf.NamedAttrMap;
     return tf.engine().runKernel(GROUPED, { a, b }, attrs) as tf.Tensor;
   }

@@ -8,13 +8,7 @@
 // (float64 sums), and the gradient for dy = 1, (softmax - onehot) / N, which the backward pass only
 // scales. test/trainer/crossEntropyKernel.test.ts checks value and gradient against the ops.
 import * as tf from './tfjs.js';
-import { heapViews } from './wasmHeap.js';
-import type { WasmHeap } from './wasmHeap.js';
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-}
+import { heapViews, type KernelArgs, type WasmHeap } from './wasmHeap.js';
 
 /** logits [N, V], targets [N] int32 -> [loss (scalar), d loss / d logits [N, V]]. */
 function crossEntropyKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {

@@ -12,6 +12,7 @@ import { hashInts, hashString } from './prng.js';
 import { batchMatMul } from './batchMatMul.js';
 import { linear, loadBalancingLoss, moeFeedForward, swiglu } from './moe.js';
 import { rmsNorm } from './rmsNorm.js';
+import { fusedKernelsHere } from './wasmHeap.js';
 import { rotaryFused } from './rotaryKernel.js';
 import { crossEntropyFused } from './crossEntropyKernel.js';
 import { ropeInverseFrequencies } from './rope.js';
@@ -224,9 +225,7 @@ const rotateHalf = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
  * invFreq from ropeInverseFrequencies (rope.ts). On the wasm backend one kernel each way (rotaryKernel.ts).
  */
 export function applyRotary(x: tf.Tensor, invFreq: readonly number[], heads = 1, scale = 1): tf.Tensor {
-  return tf.getBackend() === 'wasm'
-    ? rotaryFused(x, invFreq, scale)
-    : applyRotaryOps(x, invFreq, heads, scale);
+  return fusedKernelsHere() ? rotaryFused(x, invFreq, scale) : applyRotaryOps(x, invFreq, heads, scale);
 }
 
 /** applyRotary as tf ops (every backend but wasm, and the reference for rotaryKernel.ts' kernel). */
@@ -376,7 +375,7 @@ export function forward(params: Params, d: ModelDims, ids: tf.Tensor2D, opts: Fo
  * one kernel (crossEntropyKernel.ts).
  */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  return tf.getBackend() === 'wasm' ? crossEntropyFused(logits, targets) : crossEntropyOps(logits, targets);
+  return fusedKernelsHere() ? crossEntropyFused(logits, targets) : crossEntropyOps(logits, targets);
 }
 
 /** crossEntropy as tf ops (every backend but wasm, and the reference for the kernel). */

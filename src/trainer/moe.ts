@@ -22,7 +22,8 @@ import * as tf from './tfjs.js';
 import type { RouterType } from './hfConfig.js';
 import { groupedMatMul } from './batchMatMul.js';
 import { gatherRows, scatterRows } from './rows.js';
-import { fusedExperts, fusedMoeAvailable, fusedRoute } from './moeKernels.js';
+import { fusedExperts, fusedRoute } from './moeKernels.js';
+import { fusedKernelsHere } from './wasmHeap.js';
 
 export type Dispatch = 'dense' | 'sparse';
 export const DISPATCHES: readonly Dispatch[] = ['dense', 'sparse'];
@@ -205,7 +206,7 @@ export function moeFeedForward(
   noiseSeed: number,
 ): { y: tf.Tensor2D; routing: Routing } {
   const sparse = defaultDispatch(opts, experts.length) === 'sparse';
-  if (sparse && fusedMoeAvailable()) return fusedFeedForward(x, router, experts, opts, training, noiseSeed);
+  if (sparse && fusedKernelsHere()) return fusedFeedForward(x, router, experts, opts, training, noiseSeed);
   const { tokens, ...routing } = route(linear(x, router), opts, training, noiseSeed, sparse);
   if (tokens) return { y: sparseDispatch(x, experts, routing, tokens), routing };
   const outs = experts.map((e) => swiglu(x, e.w1, e.w3, e.w2)); // E x [N, hidden]

@@ -18,6 +18,7 @@
 import * as tf from './tfjs.js';
 import { viewOps } from './batchMatMul.js';
 import type { WasmBackend } from './batchMatMul.js';
+import type { KernelArgs } from './wasmHeap.js';
 
 const ROUTE = 'BtxMoeRoute';
 const ROUTE_GRAD = 'BtxMoeRouteGrad';
@@ -25,12 +26,6 @@ const EXPERTS = 'BtxMoeExperts';
 const EXPERTS_GRAD = 'BtxMoeExpertsGrad';
 
 type Backend = WasmBackend & { wasm: { HEAPU8: Uint8Array } };
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}
 
 /** One of the backend's own kernels, called from inside ours (so the same rounding as the tf op). */
 function backendKernel(
@@ -351,11 +346,6 @@ tf.registerGradient({
     };
   },
 });
-
-/** Whether the fused kernels serve this backend (else moe.ts composes tf ops). */
-export function fusedMoeAvailable(): boolean {
-  return tf.getBackend() === 'wasm';
-}
 
 /**
  * Top-k routing of logits [n, E] in one kernel: softmax probabilities, the 0/1 selection mask

@@ -8,13 +8,7 @@
 // (sums in float64, stored as float32), so the model computes the same function;
 // test/trainer/rmsNorm.test.ts checks value and gradients against the tf-op composition.
 import * as tf from './tfjs.js';
-import { heapViews } from './wasmHeap.js';
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}
+import { fusedKernelsHere, heapViews, type KernelArgs } from './wasmHeap.js';
 
 function rows(t: tf.TensorInfo): [number, number] {
   const width = t.shape[t.shape.length - 1]!;
@@ -84,11 +78,6 @@ for (const [kernelName, kernelFunc] of KERNELS) {
 
 function run(name: string, inputs: Record<string, tf.Tensor>, attrs: object = {}): tf.Tensor | tf.Tensor[] {
   return tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap);
-}
-
-/** Whether the fused kernels run here (the wasm backend); elsewhere the tf-op compositions do. */
-export function fusedKernelsHere(): boolean {
-  return tf.getBackend() === 'wasm';
 }
 
 /** RMSNorm over the last axis as tf ops: x / sqrt(mean(x^2) + eps) * weight. */

@@ -9,7 +9,7 @@
 // rounded once to float32, so the function is the same to within an ulp
 // (test/trainer/rotaryKernel.test.ts checks value and gradient against the ops).
 import * as tf from './tfjs.js';
-import { heapViews } from './wasmHeap.js';
+import { heapViews, type KernelArgs } from './wasmHeap.js';
 
 interface RotaryAttrs {
   seqLen: number;
@@ -37,12 +37,6 @@ function rotaryTables(a: RotaryAttrs): { cos: Float32Array; sin: Float32Array } 
     tables.set(key, t);
   }
   return t;
-}
-
-interface KernelArgs {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
 }
 
 /**

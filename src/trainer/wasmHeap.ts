@@ -2,7 +2,19 @@
 // the backend and reads and writes every tensor through Float32Array/Int32Array views of the wasm
 // heap, so nothing is copied in or out. Uses BackendWasm's makeOutput and typedArrayFromHeap
 // (tfjs-backend-wasm 4.22, pinned; see batchMatMul.ts for the other internals used).
-import type * as tf from './tfjs.js';
+import * as tf from './tfjs.js';
+
+/** What tfjs passes a kernel registered from JavaScript (ours, on the wasm backend). */
+export interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** Whether our wasm kernels run here (the wasm backend); elsewhere the tf-op compositions do. */
+export function fusedKernelsHere(): boolean {
+  return tf.getBackend() === 'wasm';
+}
 
 /** The parts of tfjs-backend-wasm's BackendWasm that a kernel written in JavaScript needs. */
 export interface WasmHeap {

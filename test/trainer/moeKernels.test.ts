@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
-import { fusedExperts, fusedMoeAvailable, fusedRoute } from '../../src/trainer/moeKernels.js';
+import { fusedExperts, fusedRoute } from '../../src/trainer/moeKernels.js';
+import { fusedKernelsHere } from '../../src/trainer/wasmHeap.js';
 import { topKMask } from '../../src/trainer/moe.js';
 import { batchLoss, disposeParams, initParams, modelDims } from '../../src/trainer/model.js';
 import type { RouterType } from '../../src/trainer/hfConfig.js';
@@ -17,7 +18,7 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 
 test('fused MoE kernels: serve the wasm backend the tests run on', () => {
   assert.equal(tf.getBackend(), 'wasm');
-  assert.ok(fusedMoeAvailable());
+  assert.ok(fusedKernelsHere());
 });
 
 /** Routing from plain tf ops: softmax, topKMask, renormalised (topK) or not (switch). */
@@ -153,7 +154,7 @@ for (const [router, k] of [
   test(`sparse dispatch off wasm (tf ops on the cpu backend) equals dense dispatch, loss and every gradient (${router}, k=${k})`, async () => {
     await tf.setBackend('cpu');
     try {
-      assert.ok(!fusedMoeAvailable());
+      assert.ok(!fusedKernelsHere());
       const d = modelDims(tinyMixtral(4, router, k));
       const params = initParams(d, 4);
       const ids = tf.tensor2d(
