@@ -1,37 +1,28 @@
 // The operator's API calls share kept connections: once warm, a run's status writes, creates and
 // Events open no new TCP/TLS connection (client-node alone opens one per call, 64 ms against 8.5 ms
 // per call measured on the embedded API server). Connections are counted by a TCP relay between the
-// operator and the API server.
+// operator and the API server (test/support/countingRelay.ts).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
 import { startOperator, type RunningOperator } from '../../src/operator/operator.js';
 import { TWO_DOMAINS, createRun, getRun, startCluster, type TestCluster } from './cluster.js';
+import { countingRelay, type CountingRelay } from '../support/countingRelay.js';
 import { waitFor } from '../support/waitFor.js';
 
 let c: TestCluster;
 let op: RunningOperator;
-let relay: Server;
-let connections = 0;
+let relay: CountingRelay;
 let writes = 0;
 before(async () => {
   c = await startCluster({ kubelet: false, jobController: false });
-  const apiPort = Number(new URL(c.url).port);
-  relay = createServer((client) => {
-    connections++;
-    const upstream = connect(apiPort, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  relay = await countingRelay(Number(new URL(c.url).port));
   const kc = new KubeConfig();
   const caCert = c.kc.getCurrentCluster()?.caData ?? '';
   kc.loadFromString(
     kubeconfigYaml(
-      `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+      `http://127.0.0.1:${relay.port}`,
       c.token,
       'relay',
       Buffer.from(caCert, 'base64').toString(),
@@ -41,7 +32,7 @@ before(async () => {
 });
 after(async () => {
   await op?.stop();
-  relay?.close();
+  relay?.server.close();
   await c?.stop();
 });
 
@@ -77,10 +68,10 @@ async function tokenizing(name: string): Promise<void> {
 
 test('once warm, a second run makes its API writes over the connections the first one opened', async () => {
   await tokenizing('first');
-  const connectionsBefore = connections;
+  const connectionsBefore = relay.connections();
   const writesBefore = writes;
   await tokenizing('second');
   const runWrites = writes - writesBefore;
   assert.ok(runWrites >= 4, `the second run made ${runWrites} writes (status, 2 Jobs, Events)`);
-  assert.equal(connections - connectionsBefore, 0, `${runWrites} writes opened new connections`);
+  assert.equal(relay.connections() - connectionsBefore, 0, `${runWrites} writes opened new connections`);
 });

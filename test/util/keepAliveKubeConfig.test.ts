@@ -3,27 +3,11 @@
 // TCP relay in front of the embedded API server, so the count is what the server side sees.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type AddressInfo, type Server } from 'node:net';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigYaml } from '../../src/cluster/apiserver/kubeconfig.js';
 import { KeepAliveKubeConfig } from '../../src/util/keepAliveKubeConfig.js';
 import { startTestApiServer, TEST_TOKEN } from '../support/controlPlane.js';
-
-/** A TCP relay to `port` that counts the connections it accepts. */
-async function countingRelay(
-  port: number,
-): Promise<{ server: Server; port: number; connections: () => number }> {
-  let connections = 0;
-  const server = createServer((client) => {
-    connections++;
-    const upstream = connect(port, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port, connections: () => connections };
-}
+import { countingRelay } from '../support/countingRelay.js';
 
 async function withRelay(
   run: (kubeconfig: (token?: string) => KubeConfig, connections: () => number) => Promise<void>,
