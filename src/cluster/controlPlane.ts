@@ -104,8 +104,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // does a TLS handshake per call, which was about a fifth of `btx local`'s in-process CPU.
   const kept: KeepAliveKubeConfig[] = [];
   const controllerConfig = (): KubeConfig => {
-    const kc = new KeepAliveKubeConfig();
-    kc.loadFromFile(kubeconfigPath);
+    const kc = KeepAliveKubeConfig.from(kubeConfig());
     kept.push(kc);
     return kc;
   };
