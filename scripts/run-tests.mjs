@@ -19,12 +19,13 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 
-function findTests(dir) {
+/** The files under `dir` whose names end with `suffix`, sorted, folders depth first. */
+function findFiles(dir, suffix) {
   const out = [];
   for (const entry of readdirSync(dir).sort()) {
     const path = join(dir, entry);
-    if (statSync(path).isDirectory()) out.push(...findTests(path));
-    else if (entry.endsWith('.test.ts')) out.push(path);
+    if (statSync(path).isDirectory()) out.push(...findFiles(path, suffix));
+    else if (entry.endsWith(suffix)) out.push(path);
   }
   return out;
 }
@@ -45,17 +46,8 @@ function check(cmd, args) {
 async function compileCli(dir) {
   // esbuild comes with tsx (src/trainer/mix/kernelPool.ts reaches it the same way).
   const esbuild = createRequire(createRequire(import.meta.url).resolve('tsx'))('esbuild');
-  const sources = [];
-  const walk = (folder) => {
-    for (const entry of readdirSync(folder)) {
-      const path = join(folder, entry);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (entry.endsWith('.ts')) sources.push(path);
-    }
-  };
-  walk('src');
   await esbuild.build({
-    entryPoints: sources,
+    entryPoints: findFiles('src', '.ts'),
     outdir: dir,
     outbase: 'src',
     format: 'esm',
@@ -108,7 +100,9 @@ if (filters.length === 0) {
   const failed = checks.find((c) => c.status !== 0);
   if (failed) process.exit(failed.status);
 }
-const files = findTests('test').filter((f) => filters.length === 0 || filters.some((p) => f.includes(p)));
+const files = findFiles('test', '.test.ts').filter(
+  (f) => filters.length === 0 || filters.some((p) => f.includes(p)),
+);
 removeLeftoverCopies();
 const cliDir = resolve(`.test-cli-${process.pid}`);
 process.on('exit', () => rmSync(cliDir, { recursive: true, force: true }));
