@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import * as tf from './tfjs.js';
 import { log } from '../util/log.js';
 import { shareDataOnWasmIdentityAndCast } from './wasmKernels.js';
+import { installWasmMatMul } from './matMulKernel.js';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_ENV = 'BTX_BACKEND';
@@ -29,7 +30,11 @@ async function tryWasm(): Promise<boolean> {
     const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/');
     wasm.setWasmPaths(dist);
     shareDataOnWasmIdentityAndCast();
-    return await tf.setBackend('wasm');
+    if (!(await tf.setBackend('wasm'))) return false;
+    // Our products on this backend (batchMatMul.ts, moeKernels.ts) are the GEMM: no GEMM, no wasm.
+    const gemm = await installWasmMatMul();
+    log.debug('wasm matMul through our GEMM', { fusedMultiplyAdd: gemm.fma });
+    return true;
   } catch {
     return false;
   }

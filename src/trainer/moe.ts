@@ -56,19 +56,20 @@ export interface Routing {
 }
 
 /**
- * x @ W^T for an HF Linear weight W [out, in]. The transposes are explicit, forward and
- * backward: the wasm backend's matMul with transposeA/transposeB flags measured 5-8x slower than
- * a transpose followed by a plain matMul at our sizes (see docs/trainer.md).
+ * x @ W^T for an HF Linear weight W [out, in], as transpose flags rather than transposed copies:
+ * our wasm matMul (matMulKernel.ts) reads a transposed operand through strides at the speed of a
+ * plain one, and tfjs-node hands the flags to TensorFlow. (On the backend's own wasm kernel, flags
+ * cost 5-8x a transpose followed by a plain product; see docs/trainer.md.)
  */
 export const linear = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
   save([x, w]);
   return {
-    value: tf.matMul(x, tf.transpose(w)),
+    value: tf.matMul(x, w, false, true),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       const g = dy as tf.Tensor2D;
-      return [tf.matMul(g, ws), tf.matMul(tf.transpose(g), xs)];
+      return [tf.matMul(g, ws), tf.matMul(g, xs, true, false)];
     },
   };
 }) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;

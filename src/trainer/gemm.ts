@@ -1,0 +1,124 @@
+// Our single-precision matrix product on tfjs-backend-wasm's memory (the module is gemmWat.ts),
+// 2-2.5x XNNPACK's on one thread here, which the backend's own matMul uses.
+//
+// The module imports the backend's WebAssembly.Memory, so it reads and writes tensors where they
+// are: a product is one call on byte addresses, nothing copied in or out. Its packing scratch is
+// one block allocated with the backend's malloc and kept (grown when a larger product needs it).
+//
+// Fused multiply-add is WebAssembly's relaxed SIMD (f32x4.relaxed_madd: one rounding where the CPU
+// has FMA, a multiply and an add otherwise; V8 picks once per process, so a machine computes the
+// same bits every time). Node 22 has it on; Node 20 keeps it behind --experimental-wasm-relaxed-simd,
+// which is set here at run time (v8.setFlagsFromString, before the module is compiled) because
+// neither NODE_OPTIONS nor our users' `node` command lines would carry it. BTX_GEMM_FMA=0 keeps the
+// multiply-then-add module. The WAT is compiled by wabt (the WebAssembly project's assembler,
+// compiled to JS) once per process, ~50 ms.
+import v8 from 'node:v8';
+import wabtInit from 'wabt';
+import { gemmWat, PANEL_BYTES, RELAXED_PROBE_WAT, TILE_ROWS } from './gemmWat.js';
+import { webAssembly, type WasmMemory } from '../util/webAssembly.js';
+
+/** Environment switch: 0 keeps the multiply-then-add kernel even where fused multiply-add runs. */
+export const GEMM_FMA_ENV = 'BTX_GEMM_FMA';
+
+/** An m x k or k x n operand: byte address and byte strides between rows and between columns. */
+export interface Strided {
+  at: number;
+  rowStride: number;
+  colStride: number;
+}
+
+/** The parts of tfjs-backend-wasm's emscripten module the kernel needs. */
+export interface WasmModuleParts {
+  asm: { memory: WasmMemory };
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+}
+
+export interface Gemm {
+  /** Fused multiply-add (relaxed SIMD) or a multiply then an add. */
+  readonly fma: boolean;
+  /** c (m x n, rows `ldc` bytes apart) = a (m x k) @ b (k x n). */
+  product(a: Strided, b: Strided, c: { at: number; ldc: number }, m: number, k: number, n: number): void;
+}
+
+/** Row-major m x n (or a view into a tensor's memory): `cols` floats per row. */
+export function rowMajor(at: number, cols: number): Strided {
+  return { at, rowStride: 4 * cols, colStride: 4 };
+}
+
+/** The transpose of a row-major matrix stored rows x cols, read as cols x rows. */
+export function transposed(at: number, storedCols: number): Strided {
+  return { at, rowStride: 4, colStride: 4 * storedCols };
+}
+
+type Wabt = Awaited<ReturnType<typeof wabtInit>>;
+
+function assemble(wabt: Wabt, text: string, relaxed: boolean): Uint8Array {
+  const parsed = wabt.parseWat('gemm.wat', text, { simd: true, relaxed_simd: relaxed });
+  try {
+    return parsed.toBinary({}).buffer;
+  } finally {
+    parsed.destroy();
+  }
+}
+
+function wasmApi() {
+  if (!webAssembly) throw new Error('gemm: this runtime has no WebAssembly');
+  return webAssembly;
+}
+
+/** Whether f32x4.relaxed_madd compiles here, turning V8's flag on first where it is off. */
+function relaxedSimd(wabt: Wabt): boolean {
+  const probe = assemble(wabt, RELAXED_PROBE_WAT, true);
+  if (wasmApi().validate(probe)) return true;
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return wasmApi().validate(probe);
+}
+
+/** A block of A this many bytes at most stays in L2 (1 MiB per 2 cores here) beside B's panel. */
+const A_BLOCK_BYTES = 192 * 1024;
+
+/** Compile the kernel against the backend's memory; `fma` false forces multiply-then-add. */
+export async function compileGemm(
+  wasm: WasmModuleParts,
+  fma = process.env[GEMM_FMA_ENV] !== '0',
+): Promise<Gemm> {
+  const wabt = await wabtInit();
+  const useFma = fma && relaxedSimd(wabt);
+  const api = wasmApi();
+  const module = new api.Module(assemble(wabt, gemmWat(useFma), useFma));
+  const instance = new api.Instance(module, { env: { memory: wasm.asm.memory } });
+  const gemm = (instance.exports as { gemm: unknown }).gemm as (...args: number[]) => void;
+  const rows = useFma ? TILE_ROWS.fma : TILE_ROWS.separate;
+  let scratch = { at: 0, bytes: 0 };
+  return {
+    fma: useFma,
+    product(a, b, c, m, k, n) {
+      if (m === 0 || n === 0) return;
+      const mc = Math.max(rows, Math.floor(A_BLOCK_BYTES / (4 * Math.max(k, 1)) / rows) * rows);
+      const bytes = Math.ceil(n / 8) * k * PANEL_BYTES + mc * k * 4 + rows * PANEL_BYTES;
+      if (bytes > scratch.bytes) {
+        if (scratch.bytes > 0) wasm._free(scratch.at);
+        scratch = { at: 0, bytes: 0 };
+        const at = wasm._malloc(bytes);
+        if (at === 0) throw new Error(`gemm: out of wasm memory for ${bytes} bytes of scratch`);
+        scratch = { at, bytes };
+      }
+      gemm(
+        a.at,
+        a.rowStride,
+        a.colStride,
+        b.at,
+        b.rowStride,
+        b.colStride,
+        c.at,
+        c.ldc,
+        m,
+        k,
+        n,
+        mc,
+        scratch.at,
+      );
+    },
+  };
+}

@@ -1,0 +1,215 @@
+// The WebAssembly text of our single-precision matrix product (gemm.ts compiles it), generated for a
+// micro-kernel height (rows of A per tile) and for fused or separate multiply-add.
+//
+// The shape is the classic packed GEMM: B is packed once into panels of 8 columns (k rows of two
+// v128 each, zero-padded past n), A is packed block by block into `rows`-row strips (k groups of
+// `rows` floats, zero-padded past m), and the micro-kernel keeps a rows x 8 tile of C in
+// 2 x rows v128 accumulators while it walks k: per step two vector loads of B, one broadcast load
+// per row of A, and 2 x rows multiply-adds. Packing makes every load sequential and lets A and B be
+// read through any strides (transposed operands cost nothing extra). Everything, loops included, is
+// inside the module: one call per product.
+//
+// Measured on this machine (AMD EPYC, one thread, best of 7 interleaved, 1024^3 to 2048x688x256):
+// 6-row tiles with f32x4.relaxed_madd 34-41 GFLOP/s, 4-row tiles with mul+add 23-27; XNNPACK's
+// wasm-simd kernel behind tfjs-backend-wasm's matMul 12-17 in the same runs. The loop is not
+// unrolled: V8's scheduler hoisted an unrolled body's loads and spilled accumulators (unroll 2:
+// 17-19 GFLOP/s). Six rows is the most that fits: 12 accumulators + 2 of B + 1 broadcast = 15 of
+// the 15 xmm registers V8 allocates on x64.
+
+/** Rows of the micro-kernel's tile for each arithmetic: 6 with fused multiply-add, 4 without. */
+export const TILE_ROWS = { fma: 6, separate: 4 } as const;
+
+/** Bytes of one packed panel row (8 float32). */
+export const PANEL_BYTES = 32;
+
+const range = (n: number) => [...Array(n).keys()];
+const get = (name: string) => `(local.get $${name})`;
+const set = (name: string, value: string) => `(local.set $${name} ${value})`;
+const add = (a: string, b: string) => `(i32.add ${a} ${b})`;
+const mul = (a: string, b: string) => `(i32.mul ${a} ${b})`;
+const i32 = (v: number) => `(i32.const ${v})`;
+/** `for (name = from; name < end; name += step) body`, as a block and a loop. */
+const forLoop = (name: string, from: string, end: string, step: string, ...body: string[]) => `
+  ${set(name, from)}
+  (block $${name}_done (loop $${name}_next
+    (br_if $${name}_done (i32.ge_s ${get(name)} ${end}))
+    ${body.join('\n')}
+    ${set(name, add(get(name), step))}
+    (br $${name}_next)))`;
+const min = (a: string, b: string) => `(select ${a} ${b} (i32.lt_s ${a} ${b}))`;
+
+/**
+ * The module: imports `env.memory` (tfjs-backend-wasm's), exports
+ * `gemm(a, ars, acs, b, brs, bcs, c, ldc, m, k, n, mc, scratch)`: C (m x n, row stride ldc bytes) =
+ * A (m x k, element (i, p) at a + i*ars + p*acs bytes) times B (k x n, (p, j) at b + p*brs + j*bcs),
+ * through `scratch` bytes: ceil(n/8) * k * 32 of packed B, mc * k * 4 of packed A, rows * 32 tile.
+ */
+export function gemmWat(fma: boolean): string {
+  const rows = fma ? TILE_ROWS.fma : TILE_ROWS.separate;
+  const madd = (x: string, b: string, c: string) =>
+    fma
+      ? `(f32x4.relaxed_madd ${get(x)} ${get(b)} ${get(c)})`
+      : `(f32x4.add (f32x4.mul ${get(x)} ${get(b)}) ${get(c)})`;
+  const tile = range(rows);
+
+  // C tile (rows x 8) = packed A strip (k x rows) times packed B panel (k x 8); stores the first
+  // `mr` rows only (a strip at the bottom edge of C is zero-padded past them).
+  const micro = `
+  (func $micro (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $k i32) (param $mr i32)
+    (local $b0 v128) (local $b1 v128) (local $x v128)
+    ${tile.map((r) => `(local $c${r}_0 v128) (local $c${r}_1 v128)`).join(' ')}
+    (block $done (loop $step
+      (br_if $done (i32.le_s ${get('k')} ${i32(0)}))
+      ${set('b0', `(v128.load ${get('bp')})`)}
+      ${set('b1', `(v128.load offset=16 ${get('bp')})`)}
+      ${tile
+        .map((r) =>
+          [
+            set('x', `(v128.load32_splat offset=${r * 4} ${get('ap')})`),
+            set(`c${r}_0`, madd('x', 'b0', `c${r}_0`)),
+            set(`c${r}_1`, madd('x', 'b1', `c${r}_1`)),
+          ].join(' '),
+        )
+        .join('\n')}
+      ${set('ap', add(get('ap'), i32(rows * 4)))}
+      ${set('bp', add(get('bp'), i32(PANEL_BYTES)))}
+      ${set('k', `(i32.sub ${get('k')} ${i32(1)})`)}
+      (br $step)))
+    ${tile
+      .map(
+        (r) => `(br_if 0 (i32.le_s ${get('mr')} ${i32(r)}))
+      (v128.store ${get('c')} ${get(`c${r}_0`)}) (v128.store offset=16 ${get('c')} ${get(`c${r}_1`)})
+      ${set('c', add(get('c'), get('ldc')))}`,
+      )
+      .join('\n')}
+  )`;
+
+  // One strip: rows [0, mr) of A as k groups of `rows` floats, zeros past mr.
+  const packA = `
+  (func $packA (param $a i32) (param $rs i32) (param $cs i32) (param $mr i32) (param $k i32) (param $dst i32)
+    (local $p i32) (local $r i32) (local $src i32)
+    ${forLoop(
+      'p',
+      i32(0),
+      get('k'),
+      i32(1),
+      set('src', add(get('a'), mul(get('p'), get('cs')))),
+      forLoop(
+        'r',
+        i32(0),
+        i32(rows),
+        i32(1),
+        `(f32.store ${get('dst')} (select (f32.load ${get('src')}) (f32.const 0) (i32.lt_s ${get('r')} ${get('mr')})))`,
+        set('dst', add(get('dst'), i32(4))),
+        // Past the last real row, keep reading that row (in bounds) and store zeros.
+        set(
+          'src',
+          add(get('src'), `(select ${get('rs')} ${i32(0)} (i32.lt_s ${add(get('r'), i32(1))} ${get('mr')}))`),
+        ),
+      ),
+    )}
+  )`;
+
+  // All of B as panels of 8 columns, panel j/8 at dst + j*k*4; a contiguous full row of 8 is copied
+  // as two vectors, anything else (a transposed B, the last partial panel) element by element.
+  const packB = `
+  (func $packB (param $b i32) (param $rs i32) (param $cs i32) (param $k i32) (param $n i32) (param $dst i32)
+    (local $j i32) (local $p i32) (local $jj i32) (local $src i32) (local $w i32)
+    ${forLoop(
+      'j',
+      i32(0),
+      get('n'),
+      i32(8),
+      set('w', `(i32.sub ${get('n')} ${get('j')})`),
+      forLoop(
+        'p',
+        i32(0),
+        get('k'),
+        i32(1),
+        set('src', add(get('b'), add(mul(get('p'), get('rs')), mul(get('j'), get('cs'))))),
+        `(if (i32.and (i32.ge_s ${get('w')} ${i32(8)}) (i32.eq ${get('cs')} ${i32(4)}))
+          (then
+            (v128.store ${get('dst')} (v128.load ${get('src')}))
+            (v128.store offset=16 ${get('dst')} (v128.load offset=16 ${get('src')})))
+          (else ${forLoop(
+            'jj',
+            i32(0),
+            i32(8),
+            i32(1),
+            `(f32.store ${add(get('dst'), `(i32.shl ${get('jj')} ${i32(2)})`)}
+               (select (f32.load ${get('src')}) (f32.const 0) (i32.lt_s ${get('jj')} ${get('w')})))`,
+            `(if (i32.lt_s ${add(get('jj'), i32(1))} ${get('w')}) (then ${set('src', add(get('src'), get('cs')))}))`,
+          )}))`,
+        set('dst', add(get('dst'), i32(PANEL_BYTES))),
+      ),
+    )}
+  )`;
+
+  // Blocks of mc rows of A (packed once, then reused against every panel of B, so a block stays
+  // in L2 while a panel of B stays in L1); a partial last panel goes through the tile and is
+  // copied column by column.
+  const stripAt = `(i32.add ${get('pa')} (i32.shl ${mul(`(i32.sub ${get('i')} ${get('ic')})`, get('k'))} ${i32(2)}))`;
+  const gemm = `
+  (func (export "gemm") (param $a i32) (param $ars i32) (param $acs i32) (param $b i32) (param $brs i32) (param $bcs i32)
+      (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $mc i32) (param $scratch i32)
+    (local $pa i32) (local $tile i32) (local $ic i32) (local $iend i32) (local $i i32) (local $j i32) (local $mr i32)
+    (local $w i32) (local $bp i32) (local $cp i32) (local $r i32) (local $jj i32)
+    (call $packB ${get('b')} ${get('brs')} ${get('bcs')} ${get('k')} ${get('n')} ${get('scratch')})
+    ${set('pa', add(get('scratch'), mul(`(i32.shl (i32.shr_u ${add(get('n'), i32(7))} ${i32(3)}) ${i32(5)})`, get('k'))))}
+    ${set('tile', add(get('pa'), `(i32.shl ${mul(get('mc'), get('k'))} ${i32(2)})`))}
+    ${forLoop(
+      'ic',
+      i32(0),
+      get('m'),
+      get('mc'),
+      set('iend', min(get('m'), add(get('ic'), get('mc')))),
+      forLoop(
+        'i',
+        get('ic'),
+        get('iend'),
+        i32(rows),
+        `(call $packA ${add(get('a'), mul(get('i'), get('ars')))} ${get('ars')} ${get('acs')}
+           ${min(i32(rows), `(i32.sub ${get('iend')} ${get('i')})`)} ${get('k')} ${stripAt})`,
+      ),
+      forLoop(
+        'j',
+        i32(0),
+        get('n'),
+        i32(8),
+        set('w', `(i32.sub ${get('n')} ${get('j')})`),
+        set('bp', add(get('scratch'), mul(`(i32.shl ${get('j')} ${i32(2)})`, get('k')))),
+        forLoop(
+          'i',
+          get('ic'),
+          get('iend'),
+          i32(rows),
+          set('mr', min(i32(rows), `(i32.sub ${get('iend')} ${get('i')})`)),
+          set('cp', add(get('c'), add(mul(get('i'), get('ldc')), `(i32.shl ${get('j')} ${i32(2)})`))),
+          `(if (i32.ge_s ${get('w')} ${i32(8)})
+            (then (call $micro ${stripAt} ${get('bp')} ${get('cp')} ${get('ldc')} ${get('k')} ${get('mr')}))
+            (else
+              (call $micro ${stripAt} ${get('bp')} ${get('tile')} ${i32(PANEL_BYTES)} ${get('k')} ${get('mr')})
+              ${forLoop(
+                'r',
+                i32(0),
+                get('mr'),
+                i32(1),
+                forLoop(
+                  'jj',
+                  i32(0),
+                  get('w'),
+                  i32(1),
+                  `(f32.store ${add(add(get('cp'), mul(get('r'), get('ldc'))), `(i32.shl ${get('jj')} ${i32(2)})`)}
+                     (f32.load ${add(get('tile'), add(`(i32.shl ${get('r')} ${i32(5)})`, `(i32.shl ${get('jj')} ${i32(2)})`))}))`,
+                ),
+              )}))`,
+        ),
+      ),
+    )}
+  )`;
+  return `(module (import "env" "memory" (memory 1)) ${micro} ${packA} ${packB} ${gemm})`;
+}
+
+/** A module whose one function uses f32x4.relaxed_madd: validates only where relaxed SIMD is on. */
+export const RELAXED_PROBE_WAT = `(module (func (param v128 v128 v128) (result v128)
+  (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))))`;
