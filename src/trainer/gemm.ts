@@ -75,7 +75,9 @@ function relaxedSimd(wabt: Wabt): boolean {
   return wasmApi().validate(probe);
 }
 
-/** A block of A this many bytes at most stays in L2 (1 MiB per 2 cores here) beside B's panel. */
+/** Blocks of k: a 6 x 256 strip of A and a 256 x 8 panel of B (14 KiB) stay in L1 (32 KiB a core here). */
+const K_BLOCK = 256;
+/** A block of A this many bytes at most stays in L2 (512 KiB a core here) beside B's panels. */
 const A_BLOCK_BYTES = 192 * 1024;
 
 /** Compile the kernel against the backend's memory; `fma` false forces multiply-then-add. */
@@ -95,8 +97,9 @@ export async function compileGemm(
     fma: useFma,
     product(a, b, c, m, k, n) {
       if (m === 0 || n === 0) return;
-      const mc = Math.max(rows, Math.floor(A_BLOCK_BYTES / (4 * Math.max(k, 1)) / rows) * rows);
-      const bytes = Math.ceil(n / 8) * k * PANEL_BYTES + mc * k * 4 + rows * PANEL_BYTES;
+      const kc = Math.max(1, Math.min(k, K_BLOCK));
+      const mc = Math.max(rows, Math.floor(A_BLOCK_BYTES / (4 * kc) / rows) * rows);
+      const bytes = Math.ceil(n / 8) * kc * PANEL_BYTES + mc * kc * 4 + rows * PANEL_BYTES;
       if (bytes > scratch.bytes) {
         if (scratch.bytes > 0) wasm._free(scratch.at);
         scratch = { at: 0, bytes: 0 };
@@ -117,6 +120,7 @@ export async function compileGemm(
         k,
         n,
         mc,
+        kc,
         scratch.at,
       );
     },

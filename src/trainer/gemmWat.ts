@@ -40,9 +40,10 @@ const min = (a: string, b: string) => `(select ${a} ${b} (i32.lt_s ${a} ${b}))`;
 
 /**
  * The module: imports `env.memory` (tfjs-backend-wasm's), exports
- * `gemm(a, ars, acs, b, brs, bcs, c, ldc, m, k, n, mc, scratch)`: C (m x n, row stride ldc bytes) =
- * A (m x k, element (i, p) at a + i*ars + p*acs bytes) times B (k x n, (p, j) at b + p*brs + j*bcs),
- * through `scratch` bytes: ceil(n/8) * k * 32 of packed B, mc * k * 4 of packed A, rows * 32 tile.
+ * `gemm(a, ars, acs, b, brs, bcs, c, ldc, m, k, n, mc, kc, scratch)`: C (m x n, row stride ldc
+ * bytes) = A (m x k, element (i, p) at a + i*ars + p*acs bytes) times B (k x n, (p, j) at
+ * b + p*brs + j*bcs), in blocks of mc rows and kc of k, through `scratch` bytes:
+ * ceil(n/8) * kc * 32 of packed B, mc * kc * 4 of packed A, rows * 32 of tile.
  */
 export function gemmWat(fma: boolean): string {
   const rows = fma ? TILE_ROWS.fma : TILE_ROWS.separate;
@@ -52,12 +53,23 @@ export function gemmWat(fma: boolean): string {
       : `(f32x4.add (f32x4.mul ${get(x)} ${get(b)}) ${get(c)})`;
   const tile = range(rows);
 
-  // C tile (rows x 8) = packed A strip (k x rows) times packed B panel (k x 8); stores the first
-  // `mr` rows only (a strip at the bottom edge of C is zero-padded past them).
+  // C tile (rows x 8) = packed A strip (k x rows) times packed B panel (k x 8), plus C's tile when
+  // `acc` (a later block of k); loads and stores the first `mr` rows only (a strip at the bottom
+  // edge of C is zero-padded past them).
   const micro = `
-  (func $micro (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $k i32) (param $mr i32)
-    (local $b0 v128) (local $b1 v128) (local $x v128)
+  (func $micro (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $k i32) (param $mr i32) (param $acc i32)
+    (local $b0 v128) (local $b1 v128) (local $x v128) (local $cr i32)
     ${tile.map((r) => `(local $c${r}_0 v128) (local $c${r}_1 v128)`).join(' ')}
+    (if ${get('acc')} (then
+      ${set('cr', get('c'))}
+      (block $loaded
+        ${tile
+          .map(
+            (r) => `(br_if $loaded (i32.le_s ${get('mr')} ${i32(r)}))
+        ${set(`c${r}_0`, `(v128.load ${get('cr')})`)} ${set(`c${r}_1`, `(v128.load offset=16 ${get('cr')})`)}
+        ${set('cr', add(get('cr'), get('ldc')))}`,
+          )
+          .join('\n')})))
     (block $done (loop $step
       (br_if $done (i32.le_s ${get('k')} ${i32(0)}))
       ${set('b0', `(v128.load ${get('bp')})`)}
@@ -145,67 +157,76 @@ export function gemmWat(fma: boolean): string {
     )}
   )`;
 
-  // Blocks of mc rows of A (packed once, then reused against every panel of B, so a block stays
-  // in L2 while a panel of B stays in L1); a partial last panel goes through the tile and is
-  // copied column by column.
-  const stripAt = `(i32.add ${get('pa')} (i32.shl ${mul(`(i32.sub ${get('i')} ${get('ic')})`, get('k'))} ${i32(2)}))`;
+  // Blocks of kc of the k dimension (a strip of A and a panel of B, 6 and 8 x kc floats, stay in
+  // L1 together; with all of k = 2048 they did not, 13 against 27-33 GFLOP/s), each product of a
+  // block after the first added to C. Within a block of k: blocks of mc rows of A (packed once,
+  // then reused against every panel of B, so the block stays in L2 while a panel stays in L1); a
+  // partial last panel goes through the tile (C's columns copied in first when adding).
+  const stripAt = `(i32.add ${get('pa')} (i32.shl ${mul(`(i32.sub ${get('i')} ${get('ic')})`, get('kb'))} ${i32(2)}))`;
+  const tileCopy = (toTile: boolean) => {
+    const cAt = add(add(get('cp'), mul(get('r'), get('ldc'))), `(i32.shl ${get('jj')} ${i32(2)})`);
+    const tAt = add(get('tile'), add(`(i32.shl ${get('r')} ${i32(5)})`, `(i32.shl ${get('jj')} ${i32(2)})`));
+    const [to, from] = toTile ? [tAt, cAt] : [cAt, tAt];
+    return forLoop(
+      'r',
+      i32(0),
+      get('mr'),
+      i32(1),
+      forLoop('jj', i32(0), get('w'), i32(1), `(f32.store ${to} (f32.load ${from}))`),
+    );
+  };
   const gemm = `
   (func (export "gemm") (param $a i32) (param $ars i32) (param $acs i32) (param $b i32) (param $brs i32) (param $bcs i32)
-      (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $mc i32) (param $scratch i32)
-    (local $pa i32) (local $tile i32) (local $ic i32) (local $iend i32) (local $i i32) (local $j i32) (local $mr i32)
-    (local $w i32) (local $bp i32) (local $cp i32) (local $r i32) (local $jj i32)
-    (call $packB ${get('b')} ${get('brs')} ${get('bcs')} ${get('k')} ${get('n')} ${get('scratch')})
-    ${set('pa', add(get('scratch'), mul(`(i32.shl (i32.shr_u ${add(get('n'), i32(7))} ${i32(3)}) ${i32(5)})`, get('k'))))}
-    ${set('tile', add(get('pa'), `(i32.shl ${mul(get('mc'), get('k'))} ${i32(2)})`))}
-    ${forLoop(
-      'ic',
-      i32(0),
-      get('m'),
-      get('mc'),
-      set('iend', min(get('m'), add(get('ic'), get('mc')))),
-      forLoop(
-        'i',
-        get('ic'),
-        get('iend'),
-        i32(rows),
-        `(call $packA ${add(get('a'), mul(get('i'), get('ars')))} ${get('ars')} ${get('acs')}
-           ${min(i32(rows), `(i32.sub ${get('iend')} ${get('i')})`)} ${get('k')} ${stripAt})`,
-      ),
-      forLoop(
-        'j',
+      (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $mc i32) (param $kc i32)
+      (param $scratch i32)
+    (local $pa i32) (local $tile i32) (local $pc i32) (local $kb i32) (local $acc i32) (local $ic i32) (local $iend i32)
+    (local $i i32) (local $j i32) (local $mr i32) (local $w i32) (local $bp i32) (local $cp i32) (local $r i32) (local $jj i32)
+    ${set('pa', add(get('scratch'), mul(`(i32.shl (i32.shr_u ${add(get('n'), i32(7))} ${i32(3)}) ${i32(5)})`, get('kc'))))}
+    ${set('tile', add(get('pa'), `(i32.shl ${mul(get('mc'), get('kc'))} ${i32(2)})`))}
+    ;; At least one block of k, so that k = 0 still writes C (zeros).
+    (loop $pc_next
+      ${set('kb', min(get('kc'), `(i32.sub ${get('k')} ${get('pc')})`))}
+      ${set('acc', `(i32.gt_s ${get('pc')} ${i32(0)})`)}
+      (call $packB ${add(get('b'), mul(get('pc'), get('brs')))} ${get('brs')} ${get('bcs')} ${get('kb')} ${get('n')} ${get('scratch')})
+      ${forLoop(
+        'ic',
         i32(0),
-        get('n'),
-        i32(8),
-        set('w', `(i32.sub ${get('n')} ${get('j')})`),
-        set('bp', add(get('scratch'), mul(`(i32.shl ${get('j')} ${i32(2)})`, get('k')))),
+        get('m'),
+        get('mc'),
+        set('iend', min(get('m'), add(get('ic'), get('mc')))),
         forLoop(
           'i',
           get('ic'),
           get('iend'),
           i32(rows),
-          set('mr', min(i32(rows), `(i32.sub ${get('iend')} ${get('i')})`)),
-          set('cp', add(get('c'), add(mul(get('i'), get('ldc')), `(i32.shl ${get('j')} ${i32(2)})`))),
-          `(if (i32.ge_s ${get('w')} ${i32(8)})
-            (then (call $micro ${stripAt} ${get('bp')} ${get('cp')} ${get('ldc')} ${get('k')} ${get('mr')}))
-            (else
-              (call $micro ${stripAt} ${get('bp')} ${get('tile')} ${i32(PANEL_BYTES)} ${get('k')} ${get('mr')})
-              ${forLoop(
-                'r',
-                i32(0),
-                get('mr'),
-                i32(1),
-                forLoop(
-                  'jj',
-                  i32(0),
-                  get('w'),
-                  i32(1),
-                  `(f32.store ${add(add(get('cp'), mul(get('r'), get('ldc'))), `(i32.shl ${get('jj')} ${i32(2)})`)}
-                     (f32.load ${add(get('tile'), add(`(i32.shl ${get('r')} ${i32(5)})`, `(i32.shl ${get('jj')} ${i32(2)})`))}))`,
-                ),
-              )}))`,
+          `(call $packA ${add(add(get('a'), mul(get('i'), get('ars'))), mul(get('pc'), get('acs')))} ${get('ars')} ${get('acs')}
+             ${min(i32(rows), `(i32.sub ${get('iend')} ${get('i')})`)} ${get('kb')} ${stripAt})`,
         ),
-      ),
-    )}
+        forLoop(
+          'j',
+          i32(0),
+          get('n'),
+          i32(8),
+          set('w', `(i32.sub ${get('n')} ${get('j')})`),
+          set('bp', add(get('scratch'), mul(`(i32.shl ${get('j')} ${i32(2)})`, get('kb')))),
+          forLoop(
+            'i',
+            get('ic'),
+            get('iend'),
+            i32(rows),
+            set('mr', min(i32(rows), `(i32.sub ${get('iend')} ${get('i')})`)),
+            set('cp', add(get('c'), add(mul(get('i'), get('ldc')), `(i32.shl ${get('j')} ${i32(2)})`))),
+            `(if (i32.ge_s ${get('w')} ${i32(8)})
+              (then (call $micro ${stripAt} ${get('bp')} ${get('cp')} ${get('ldc')} ${get('kb')} ${get('mr')} ${get('acc')}))
+              (else
+                (if ${get('acc')} (then ${tileCopy(true)}))
+                (call $micro ${stripAt} ${get('bp')} ${get('tile')} ${i32(PANEL_BYTES)} ${get('kb')} ${get('mr')} ${get('acc')})
+                ${tileCopy(false)}))`,
+          ),
+        ),
+      )}
+      ${set('pc', add(get('pc'), get('kc')))}
+      (br_if $pc_next (i32.lt_s ${get('pc')} ${get('k')})))
   )`;
   return `(module (import "env" "memory" (memory 1)) ${micro} ${packA} ${packB} ${gemm})`;
 }

@@ -47,7 +47,8 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   return out;
 }
 
-// Edges of the 6- and 4-row tiles and of the 8-column panels, k of 0 to past a packed block of A.
+// Edges of the 6- and 4-row tiles and of the 8-column panels; k from 0 to past two blocks of 256,
+// m past a block of rows; blocks of k after the first add into C, the partial panel's tile too.
 const SHAPES: [m: number, k: number, n: number][] = [
   [1, 1, 1],
   [7, 3, 11],
@@ -58,6 +59,8 @@ const SHAPES: [m: number, k: number, n: number][] = [
   [5, 1, 24],
   [3, 0, 5],
   [70, 900, 10],
+  [9, 517, 12],
+  [200, 300, 9],
 ];
 
 async function variants(): Promise<Gemm[]> {
