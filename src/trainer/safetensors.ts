@@ -493,6 +493,15 @@ export function buildHeader(specs: readonly TensorSpec[], metadata?: Record<stri
 
 /** Each of the writer's two staging buffers; one fills while the other is being written. */
 const STAGING_BYTES = 8 * 1024 * 1024;
+/**
+ * Chunks at least this long skip the staging buffers: they are hashed and written at their file
+ * offset from the caller's own buffer, and the write call returns once both are done. Profile of
+ * `btx mix` (4 BF16 experts, 2 cores): copying its slices into staging took 80 of the main thread's
+ * ~520 ms.
+ */
+const DIRECT_BYTES = 256 * 1024;
+/** Written bytes between background datasyncs (see syncBehind). */
+const SYNC_BEHIND_BYTES = 8 * 1024 * 1024;
 
 /**
  * The sha256 of a file's bytes, fed in order. `update` resolves once the hasher is done with the
@@ -526,9 +535,10 @@ export interface WriterOptions {
 /**
  * Streams one safetensors file: the header is written on create, then every tensor's bytes in the
  * declared order (whole, or in consecutive chunks). close() checks that every byte came, fsyncs and
- * returns the file's sha256, computed on the way out so nobody re-reads it. Bytes are copied into
- * one of two staging buffers; a full one is written (and hashed) while the caller fills the other, so
- * the caller may reuse its arrays as soon as a write call returns.
+ * returns the file's sha256, computed on the way out so nobody re-reads it. Small chunks are copied
+ * into one of two staging buffers; a full one is written (and hashed) while the caller fills the
+ * other. Large ones (DIRECT_BYTES) are written where they are. Either way the caller may reuse its
+ * arrays as soon as a write call returns.
  */
 export class SafetensorsWriter {
   private index = 0;
@@ -538,6 +548,12 @@ export class SafetensorsWriter {
   private active = 0;
   private fill = 0;
   private inflight: Promise<void> = Promise.resolve();
+  /** A datasync started while writing (syncBehind), or undefined. */
+  private syncing: Promise<void> | undefined;
+  /** The first background datasync's failure, thrown by close(): a later fsync may not report it. */
+  private syncFailure: unknown;
+  /** Bytes handed to writes when the last datasync started. */
+  private syncStartedAt = 0;
   private encodeScratch: Uint8Array | undefined;
   private readonly lengths: number[];
 
@@ -628,6 +644,16 @@ export class SafetensorsWriter {
   }
 
   private async push(bytes: Uint8Array): Promise<void> {
+    if (bytes.byteLength >= DIRECT_BYTES) {
+      // The staged bytes go first (flush hands them to the hasher before it returns), so the hasher
+      // still sees the file in order; the two writes may then run at once, at their own offsets.
+      await this.flush();
+      const position = this.position;
+      this.position += bytes.byteLength;
+      await Promise.all([this.hasher.update(bytes), writeFully(this.handle, bytes, position)]);
+      this.syncBehind();
+      return;
+    }
     let offset = 0;
     while (offset < bytes.byteLength) {
       const buf = this.staging[this.active]!;
@@ -648,12 +674,31 @@ export class SafetensorsWriter {
     await this.inflight;
     // Hashing and writing the same buffer at once; the buffer is free again when both are done.
     const write = Promise.all([this.hasher.update(bytes), writeFully(this.handle, bytes, position)]).then(
-      () => undefined,
+      () => this.syncBehind(),
     );
     write.catch(() => undefined); // surfaced by the next await of inflight
     this.inflight = write;
     this.active ^= 1;
     this.fill = 0;
+  }
+
+  /**
+   * Once SYNC_BEHIND_BYTES more have been written, a datasync starts in the background (one at a
+   * time), so the disk takes the file as it comes and close()'s fsync has only the tail left: `btx mix`
+   * (4 BF16 experts) waited 35-65 ms at the end for its last 14 MB shard to reach the disk.
+   */
+  private syncBehind(): void {
+    if (this.syncing || this.position - this.syncStartedAt < SYNC_BEHIND_BYTES) return;
+    this.syncStartedAt = this.position;
+    const sync: Promise<void> = this.handle
+      .datasync()
+      .catch((err: unknown) => {
+        this.syncFailure ??= err;
+      })
+      .finally(() => {
+        if (this.syncing === sync) this.syncing = undefined;
+      });
+    this.syncing = sync;
   }
 
   async close(): Promise<WrittenFile> {
@@ -666,6 +711,8 @@ export class SafetensorsWriter {
       }
       await this.flush();
       await this.inflight;
+      await this.syncing;
+      if (this.syncFailure !== undefined) throw this.syncFailure;
       await this.handle.sync();
     } finally {
       await this.handle.close();
@@ -676,6 +723,7 @@ export class SafetensorsWriter {
   /** Close without the completeness check (error paths); the caller deletes the file. */
   async abort(): Promise<void> {
     await this.inflight.catch(() => undefined);
+    await this.syncing;
     await this.handle.close().catch(() => undefined);
   }
 }

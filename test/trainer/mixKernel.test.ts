@@ -1,11 +1,13 @@
 // The mix's arithmetic on raw bytes (combineKernel.ts) and the worker threads that run it
 // (kernelPool.ts): exact conversions, the mean and weighted sums against hand-computed values,
-// and the sha256 a worker computes against node:crypto on this thread.
+// the in-place SIMD mean over arena buffers (simdKernel.ts) against the copying one, and the sha256
+// a worker computes against node:crypto on this thread.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { combineRange, type Combination, type CombineInput } from '../../src/trainer/mix/combineKernel.js';
 import { KernelPool } from '../../src/trainer/mix/kernelPool.js';
+import { simdArena } from '../../src/trainer/mix/simdKernel.js';
 import {
   bf16BitsToF32,
   f16BitsToF32,
@@ -230,4 +232,46 @@ test('the worker pool splits a combine between its threads and hashes like node:
   } finally {
     await pool.close();
   }
+});
+
+test('a mean over arena buffers, computed in place, equals the copied one and writes only [from, to)', () => {
+  // Uneven ends: the partial blocks at both ends take the copying path, the rest run in place.
+  const n = 3 * 4096 + 13;
+  const from = 5;
+  const to = n - 3;
+  const sets: ('F32' | 'BF16')[][] = [
+    ['BF16', 'BF16', 'BF16', 'BF16'],
+    ['F32', 'BF16', 'F32'],
+    ['BF16'],
+    ['F32'],
+  ];
+  for (const [s, dtypes] of sets.entries()) {
+    for (const outDtype of ['F32', 'BF16'] as const) {
+      const sizes = [...dtypes.map((d) => n * (d === 'F32' ? 4 : 2)), n * (outDtype === 'F32' ? 4 : 2)];
+      const arena = simdArena(sizes);
+      assert.ok(arena, 'WebAssembly SIMD is available here');
+      const inputs = dtypes.map((dtype, k) => {
+        const bytes = arena[k]!;
+        bytes.set(randomBits(dtype, n, 100 * s + k));
+        return { bytes, dtype };
+      });
+      const out = arena[dtypes.length]!;
+      out.fill(0xab);
+      const copies = inputs.map((i) => ({ bytes: i.bytes.slice(), dtype: i.dtype }));
+      const before = inputs.map((i) => i.bytes.slice());
+      combineRange(inputs, { kind: 'mean' }, out, outDtype, from, to);
+      const want = new Uint8Array(out.byteLength).fill(0xab);
+      combineRange(copies, { kind: 'mean' }, want, outDtype, from, to);
+      const what = `${dtypes.join('+')} -> ${outDtype}`;
+      assert.ok(Buffer.from(out).equals(want), what);
+      inputs.forEach((i, k) =>
+        assert.ok(Buffer.from(i.bytes).equals(before[k]!), `${what}: input ${k} unchanged`),
+      );
+    }
+  }
+});
+
+test('an arena too large for 32-bit WebAssembly addresses is refused, not allocated', () => {
+  assert.equal(simdArena([2 ** 30, 2 ** 30]), null);
+  assert.throws(() => simdArena([-1]), /bad buffer size -1/);
 });
