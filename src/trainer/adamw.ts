@@ -37,6 +37,37 @@ interface Slot {
   decay: boolean;
 }
 
+/**
+ * The two loops of the update, as functions of their own: V8 compiles them for Float32Array alone.
+ * Written inline (the norm in apply, the update in a forEach callback) the same arithmetic took
+ * 33 ns per parameter instead of 12 (node --cpu-prof of the d64 MoE training step, 360k parameters:
+ * AdamW was 16 of the step's ~150 ms CPU).
+ */
+function sumOfSquares(g: Float32Array): number {
+  let squares = 0;
+  for (let i = 0; i < g.length; i++) squares += g[i]! * g[i]!;
+  return squares;
+}
+
+interface UpdateConstants {
+  clip: number;
+  keep: number;
+  stepSize: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+function update(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, c: UpdateConstants) {
+  const { clip, keep, stepSize, beta1, beta2, eps } = c;
+  for (let i = 0; i < w.length; i++) {
+    const gi = g[i]! * clip;
+    m[i] = beta1 * m[i]! + (1 - beta1) * gi;
+    v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi;
+    w[i] = w[i]! * keep - (stepSize * m[i]!) / (Math.sqrt(v[i]!) + eps);
+  }
+}
+
 export class AdamW {
   /** Updates applied so far (drives bias correction). */
   step = 0;
@@ -71,7 +102,7 @@ export class AdamW {
     const present = [...this.slots.values()].filter((s) => grads[s.param.name]);
     const gradients = present.map((s) => grads[s.param.name]!.dataSync() as Float32Array);
     let squares = 0;
-    for (const g of gradients) for (let i = 0; i < g.length; i++) squares += g[i]! * g[i]!;
+    for (const g of gradients) squares += sumOfSquares(g);
     const norm = Math.sqrt(squares);
     const clip = gradClip > 0 ? Math.min(1, gradClip / (norm + 1e-6)) : 1;
     const stepSize = (lr * Math.sqrt(1 - beta2 ** this.step)) / (1 - beta1 ** this.step);
@@ -80,12 +111,7 @@ export class AdamW {
       const g = gradients[j]!;
       const w = s.param.dataSync() as Float32Array; // a copy, updated in place below
       const keep = s.decay ? 1 - lr * weightDecay : 1;
-      for (let i = 0; i < w.length; i++) {
-        const gi = g[i]! * clip;
-        m[i] = beta1 * m[i]! + (1 - beta1) * gi;
-        v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi;
-        w[i] = w[i]! * keep - (stepSize * m[i]!) / (Math.sqrt(v[i]!) + eps);
-      }
+      update(w, m, v, g, { clip, keep, stepSize, beta1, beta2, eps });
       tf.tidy(() => s.param.assign(tf.tensor(w, s.param.shape, 'float32')));
     });
     return tf.scalar(norm);
