@@ -22,7 +22,7 @@ import * as tf from './tfjs.js';
 import type { RouterType } from './hfConfig.js';
 import { groupedMatMul } from './batchMatMul.js';
 import { gatherRows, scatterRows } from './rows.js';
-import { fusedExperts, fusedRoute } from './moeKernels.js';
+import { fusedBalanceLoss, fusedExperts, fusedRoute } from './moeKernels.js';
 import { fusedKernelsHere } from './wasmHeap.js';
 
 export type Dispatch = 'dense' | 'sparse';
@@ -234,8 +234,7 @@ function fusedFeedForward(
   let routing: Routing;
   if (opts.router === 'topK' || opts.router === 'switch') {
     const perToken = opts.router === 'topK' ? Math.min(opts.k, logits.shape[1]) : 1;
-    const { probs, gates, mask } = fusedRoute(logits, perToken, opts.router === 'topK');
-    routing = { probs, gates, mask, share: tf.div(tf.mean(mask, 0), perToken) as tf.Tensor1D };
+    routing = fusedRoute(logits, perToken, opts.router === 'topK');
   } else {
     const { gates, probs, mask, share } = route(logits, opts, training, noiseSeed, true);
     routing = { gates, probs, mask, share };
@@ -307,6 +306,11 @@ function sparseDispatch(
  * The caller multiplies by alpha (router_aux_loss_coef).
  */
 export function loadBalancingLoss(layers: { probs: tf.Tensor2D; mask: tf.Tensor2D }[]): tf.Scalar {
+  return fusedKernelsHere() ? fusedBalanceLoss(layers) : loadBalancingLossOps(layers);
+}
+
+/** loadBalancingLoss as tf ops (every backend but wasm, and the reference for its fused kernel). */
+export function loadBalancingLossOps(layers: { probs: tf.Tensor2D; mask: tf.Tensor2D }[]): tf.Scalar {
   const probs = tf.concat(layers.map((l) => l.probs)) as tf.Tensor2D;
   const mask = tf.concat(layers.map((l) => l.mask)) as tf.Tensor2D;
   const experts = probs.shape[1];

@@ -24,6 +24,8 @@ const ROUTE = 'BtxMoeRoute';
 const ROUTE_GRAD = 'BtxMoeRouteGrad';
 const EXPERTS = 'BtxMoeExperts';
 const EXPERTS_GRAD = 'BtxMoeExpertsGrad';
+const BALANCE = 'BtxMoeBalance';
+const BALANCE_GRAD = 'BtxMoeBalanceGrad';
 
 type Backend = WasmBackend & { wasm: { HEAPU8: Uint8Array } };
 
@@ -74,7 +76,10 @@ function slotsOf(mask: Float32Array, maskAt: number, n: number, experts: number)
   return { sizes, starts, rows, expertOf, total };
 }
 
-/** Routing forward: logits [n, E] -> probs, gates, mask (attrs k, renormalise). */
+/**
+ * Routing forward: logits [n, E] -> probs, gates, mask and share (attrs k, renormalise); share [E] is
+ * each expert's part of the n * k token slots (the mean of the mask's column over k).
+ */
 function routeKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const be = backend as Backend;
   const logits = inputs.logits!;
@@ -82,6 +87,7 @@ function routeKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const [n, experts] = logits.shape as [number, number];
   const probs = backendKernel(be, 'Softmax', { logits }, { dim: 1 });
   const [gates, mask] = [0, 1].map(() => be.makeOutput([n, experts], 'float32'));
+  const share = be.makeOutput([experts], 'float32');
   const { f32, at } = memory(be);
   const [p, g, m] = [probs, gates, mask].map(at) as [number, number, number];
   const picks = Math.min(k, experts);
@@ -105,7 +111,67 @@ function routeKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
         f32[g + row + e] = renormalise ? f32[p + row + e]! / kept : f32[p + row + e]!;
     }
   }
-  return [probs, gates, mask];
+  // As tf.div(tf.mean(mask, 0), k): a float32 mean, then a float32 quotient.
+  const counts = columnSums(f32, m, n, experts);
+  for (let e = 0; e < experts; e++) f32[at(share) + e] = Math.fround(counts[e]! / n) / picks;
+  return [probs, gates, mask, share];
+}
+
+/** Column sums of an [n, cols] float32 matrix at offset `at` of f32, in float64. */
+function columnSums(f32: Float32Array, at: number, n: number, cols: number): Float64Array {
+  const sums = new Float64Array(cols);
+  for (let t = 0; t < n; t++) for (let c = 0; c < cols; c++) sums[c] += f32[at + t * cols + c]!;
+  return sums;
+}
+
+/**
+ * HF Mixtral's load-balancing loss over MoE layers (inputs probs_l, mask_l [n_l, E], attrs layers):
+ * E * sum_i f_i * P_i, f_i and P_i the means of mask and probs column i over the rows of all layers.
+ */
+function balanceKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backend as Backend;
+  const { layers } = attrs as unknown as { layers: number };
+  const experts = inputs.probs_0!.shape[1]!;
+  const out = be.makeOutput([], 'float32');
+  const { f32, at } = memory(be);
+  const [f, p] = [new Float64Array(experts), new Float64Array(experts)];
+  let rows = 0;
+  for (let l = 0; l < layers; l++) {
+    const n = inputs[`probs_${l}`]!.shape[0]!;
+    const [fl, pl] = [columnSums(f32, at(inputs[`mask_${l}`]!), n, experts), columnSums(f32, at(inputs[`probs_${l}`]!), n, experts)]; // prettier-ignore
+    for (let e = 0; e < experts; e++) [f[e], p[e]] = [f[e]! + fl[e]!, p[e]! + pl[e]!];
+    rows += n;
+  }
+  let dot = 0;
+  for (let e = 0; e < experts; e++) dot += (f[e]! / rows) * (p[e]! / rows);
+  f32[at(out)] = experts * dot;
+  return out;
+}
+
+/** The loss's gradient for each layer's probs: dy * E * f_i / rows in every row (inputs dy, mask_l). */
+function balanceGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const be = backend as Backend;
+  const { layers } = attrs as unknown as { layers: number };
+  const masks = Array.from({ length: layers }, (_, l) => inputs[`mask_${l}`]!);
+  const experts = masks[0]!.shape[1]!;
+  const outs = masks.map((m) => be.makeOutput([...m.shape], 'float32'));
+  const { f32, at } = memory(be);
+  const f = new Float64Array(experts);
+  let rows = 0;
+  for (const m of masks) {
+    const n = m.shape[0]!;
+    const fl = columnSums(f32, at(m), n, experts);
+    for (let e = 0; e < experts; e++) f[e] = f[e]! + fl[e]!;
+    rows += n;
+  }
+  const dy = f32[at(inputs.dy!)]!;
+  const perRow = Array.from(f, (fe) => (dy * experts * (fe / rows)) / rows);
+  masks.forEach((m, l) => {
+    const o = at(outs[l]!);
+    for (let t = 0; t < m.shape[0]!; t++)
+      for (let e = 0; e < experts; e++) f32[o + t * experts + e] = perRow[e]!;
+  });
+  return outs;
 }
 
 /** Routing backward: d logits from d probs and d gates (inputs dProbs, dGates, probs, gates, mask). */
@@ -196,15 +262,79 @@ function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
     const { f32, at } = memory(be);
     const [yo, o, g] = [y, out, gates].map(at) as [number, number, number];
     f32.fill(0, yo, yo + n * hidden);
-    for (let s = 0; s < S; s++) {
-      const t = slots.rows[s]!;
-      const gate = f32[g + t * experts + slots.expertOf[s]!]!;
-      const [dst, src] = [yo + t * hidden, o + s * hidden];
-      for (let j = 0; j < hidden; j++) f32[dst + j] = f32[dst + j]! + Math.fround(gate * f32[src + j]!);
-    }
+    gatedSum(f32, yo, o, g, slots.rows, slots.expertOf, experts, hidden);
   }
   for (const t of [xs, wT]) be.disposeData(t.dataId);
   return [y, h1, h3, sig, silu, act, out];
+}
+
+// The loops over slots below are functions of their own, called with plain numbers and typed arrays:
+// written inside the kernels they ran ~3x slower (V8 optimises a large function's loops less well;
+// measured the same way on AdamW's loops, see adamw.ts).
+
+/** y[rows[s]] += gate(s) * out[s], gate(s) = gates[rows[s], expertOf[s]]; rounded as tf.mul then tf.add. */
+function gatedSum(
+  f32: Float32Array,
+  y: number,
+  out: number,
+  gates: number,
+  rows: Int32Array,
+  expertOf: Int32Array,
+  experts: number,
+  hidden: number,
+): void {
+  for (let s = 0; s < rows.length; s++) {
+    const t = rows[s]!;
+    const gate = f32[gates + t * experts + expertOf[s]!]!;
+    const dst = y + t * hidden;
+    const src = out + s * hidden;
+    for (let j = 0; j < hidden; j++) f32[dst + j] = f32[dst + j]! + Math.fround(gate * f32[src + j]!);
+  }
+}
+
+/**
+ * Per slot s of token t and expert e: dOut[s] = gates[t, e] * dy[t] and dGates[t, e] = out[s] . dy[t]
+ * (a float32 sum in order, as tf.sum of a tf.mul). Arguments are offsets in f32.
+ */
+function gateGradients(
+  f32: Float32Array,
+  at: { dy: number; gates: number; out: number; dGates: number; dOut: number },
+  slots: { rows: Int32Array; expertOf: Int32Array },
+  experts: number,
+  hidden: number,
+): void {
+  const { dy, gates, out, dGates, dOut } = at;
+  const { rows, expertOf } = slots;
+  for (let s = 0; s < rows.length; s++) {
+    const cell = rows[s]! * experts + expertOf[s]!;
+    const gate = f32[gates + cell]!;
+    const d = dy + rows[s]! * hidden;
+    const src = out + s * hidden;
+    const dst = dOut + s * hidden;
+    let dot = 0;
+    for (let j = 0; j < hidden; j++) {
+      dot = Math.fround(dot + Math.fround(f32[src + j]! * f32[d + j]!));
+      f32[dst + j] = gate * f32[d + j]!;
+    }
+    f32[dGates + cell] = dot;
+  }
+}
+
+/** dst[rows[s]] += a[s] + b[s] for rows of `width` floats (rounded as tf.add twice). */
+function scatterAddPairs(
+  f32: Float32Array,
+  dst: number,
+  a: number,
+  b: number,
+  rows: Int32Array,
+  width: number,
+) {
+  for (let s = 0; s < rows.length; s++) {
+    const to = dst + rows[s]! * width;
+    const i = s * width;
+    for (let j = 0; j < width; j++)
+      f32[to + j] = f32[to + j]! + Math.fround(f32[a + i + j]! + f32[b + i + j]!);
+  }
 }
 
 /** dst[s] = src[rows[s]] for rows of `width` floats. */
@@ -252,17 +382,7 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
       number,
     ];
     f32.fill(0, dgo, dgo + n * experts);
-    for (let s = 0; s < S; s++) {
-      const [t, e] = [slots.rows[s]!, slots.expertOf[s]!];
-      const gate = f32[g + t * experts + e]!;
-      const [d, src, dst] = [dyo + t * hidden, o + s * hidden, dout + s * hidden];
-      let dot = 0; // a float32 sum in order, as tf.sum of a tf.mul
-      for (let j = 0; j < hidden; j++) {
-        dot = Math.fround(dot + Math.fround(f32[src + j]! * f32[d + j]!));
-        f32[dst + j] = gate * f32[d + j]!;
-      }
-      f32[dgo + t * experts + e] = dot;
-    }
+    gateGradients(f32, { dy: dyo, gates: g, out: o, dGates: dgo, dOut: dout }, slots, experts, hidden);
   }
   gatherRows(be, x, xs, slots.rows, hidden);
   const ops = viewOps(be);
@@ -309,11 +429,7 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
     const { f32, at } = memory(be);
     const [d, a, b] = [dx, dxs1, dxs3].map(at) as [number, number, number];
     f32.fill(0, d, d + n * hidden);
-    for (let s = 0; s < S; s++) {
-      const [dst, i] = [d + slots.rows[s]! * hidden, s * hidden];
-      for (let j = 0; j < hidden; j++)
-        f32[dst + j] = f32[dst + j]! + Math.fround(f32[a + i + j]! + f32[b + i + j]!);
-    }
+    scatterAddPairs(f32, d, a, b, slots.rows, hidden);
   }
   for (const t of temporaries) be.disposeData(t.dataId);
   return [dx, dGates, ...dw.flat()];
@@ -324,13 +440,15 @@ for (const [kernelName, kernelFunc] of [
   [ROUTE_GRAD, routeGradKernel],
   [EXPERTS, expertsKernel],
   [EXPERTS_GRAD, expertsGradKernel],
+  [BALANCE, balanceKernel],
+  [BALANCE_GRAD, balanceGradKernel],
 ] as const) {
   tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 
 tf.registerGradient({
   kernelName: ROUTE,
-  outputsToSave: [true, true, true],
+  outputsToSave: [true, true, true, false],
   gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
     const [dProbs, dGates] = dys as tf.Tensor[];
     const [probs, gates, mask] = saved;
@@ -349,17 +467,50 @@ tf.registerGradient({
 
 /**
  * Top-k routing of logits [n, E] in one kernel: softmax probabilities, the 0/1 selection mask
- * (the k most probable, ties to the lowest index) and the gates (probabilities of the selected
- * experts, renormalised to sum 1 when `renormalise`). Gradients reach the logits from probs and gates.
+ * (the k most probable, ties to the lowest index), the gates (probabilities of the selected
+ * experts, renormalised to sum 1 when `renormalise`) and each expert's share of the n * k token
+ * slots. Gradients reach the logits from probs and gates (mask and share have none).
  */
 export function fusedRoute(
   logits: tf.Tensor2D,
   k: number,
   renormalise: boolean,
-): { probs: tf.Tensor2D; gates: tf.Tensor2D; mask: tf.Tensor2D } {
+): { probs: tf.Tensor2D; gates: tf.Tensor2D; mask: tf.Tensor2D; share: tf.Tensor1D } {
   const attrs = { k, renormalise } as unknown as tf.NamedAttrMap;
-  const [probs, gates, mask] = tf.engine().runKernel(ROUTE, { logits }, attrs) as tf.Tensor2D[];
-  return { probs: probs!, gates: gates!, mask: mask! };
+  const [probs, gates, mask, share] = tf.engine().runKernel(ROUTE, { logits }, attrs) as tf.Tensor[];
+  return {
+    probs: probs as tf.Tensor2D,
+    gates: gates as tf.Tensor2D,
+    mask: mask as tf.Tensor2D,
+    share: share as tf.Tensor1D,
+  };
+}
+
+/**
+ * HF Mixtral's load_balancing_loss_func (see loadBalancingLoss in moe.ts) in one kernel, and one for
+ * its gradient, which reaches the probabilities only (the masks are selections, no gradient).
+ */
+export function fusedBalanceLoss(layers: { probs: tf.Tensor2D; mask: tf.Tensor2D }[]): tf.Scalar {
+  const attrs = { layers: layers.length } as unknown as tf.NamedAttrMap;
+  const masks: tf.NamedTensorMap = {};
+  layers.forEach((l, i) => (masks[`mask_${i}`] = l.mask));
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const inputs: tf.NamedTensorMap = { ...masks };
+    args.forEach((p, i) => (inputs[`probs_${i}`] = p as tf.Tensor));
+    // The masks are kept for the backward pass here: nothing else need keep them (with frozen
+    // experts the experts kernel's node, which saves them too, is not on the gradient's path).
+    save(layers.map((l) => l.mask));
+    return {
+      value: tf.engine().runKernel(BALANCE, inputs, attrs) as tf.Scalar,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const gradInputs: tf.NamedTensorMap = { dy };
+        saved.forEach((m, i) => (gradInputs[`mask_${i}`] = m));
+        return tf.engine().runKernel(BALANCE_GRAD, gradInputs, attrs) as tf.Tensor[];
+      },
+    };
+  }) as (...probs: tf.Tensor[]) => tf.Scalar;
+  return f(...layers.map((l) => l.probs));
 }
 
 export interface ExpertWeightList {

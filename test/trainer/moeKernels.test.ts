@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
-import { fusedExperts, fusedRoute } from '../../src/trainer/moeKernels.js';
+import { fusedBalanceLoss, fusedExperts, fusedRoute } from '../../src/trainer/moeKernels.js';
 import { fusedKernelsHere } from '../../src/trainer/wasmHeap.js';
-import { topKMask } from '../../src/trainer/moe.js';
+import { loadBalancingLossOps, topKMask } from '../../src/trainer/moe.js';
 import { batchLoss, disposeParams, initParams, modelDims } from '../../src/trainer/model.js';
 import type { RouterType } from '../../src/trainer/hfConfig.js';
 import { initBackend } from '../../src/trainer/backend.js';
@@ -45,6 +45,9 @@ for (const [k, renormalise] of [
     assert.deepEqual(ours.mask.arraySync(), plain.mask.arraySync());
     assert.ok(maxAbsDiff(ours.probs, plain.probs) < 1e-7, 'probs');
     assert.ok(maxAbsDiff(ours.gates, plain.gates) < 1e-6, 'gates');
+    const plainShare = tf.div(tf.mean(plain.mask, 0), k);
+    assert.deepEqual(ours.share.arraySync(), plainShare.arraySync(), 'share');
+    plainShare.dispose();
     const wp = tf.randomNormal([11, 5], 0, 1, 'float32', 4);
     const wg = tf.randomNormal([11, 5], 0, 1, 'float32', 5);
     const loss = (route: typeof plainRoute) => (l: tf.Tensor) => {
@@ -58,6 +61,31 @@ for (const [k, renormalise] of [
     tf.dispose([random, logits, wp, wg, gOurs, gPlain, ...Object.values(ours), ...Object.values(plain)]);
   });
 }
+
+test('fusedBalanceLoss: equals the load-balancing loss from tf ops over several layers, value and the probs gradient of every layer', () => {
+  // Layers of different row counts, so that a per-layer mean (instead of one over all rows) shows.
+  const layers = [7, 12, 5].map((n, l) => {
+    const logits = tf.randomNormal([n, 4], 0, 2, 'float32', 20 + l) as tf.Tensor2D;
+    return { logits, mask: topKMask(tf.softmax(logits) as tf.Tensor2D, 2) };
+  });
+  const loss =
+    (f: typeof fusedBalanceLoss) =>
+    (...logits: tf.Tensor[]) =>
+      f(layers.map((l, i) => ({ probs: tf.softmax(logits[i]!) as tf.Tensor2D, mask: l.mask })));
+  const logits = layers.map((l) => l.logits);
+  const [ours, plain] = [loss(fusedBalanceLoss)(...logits), loss(loadBalancingLossOps)(...logits)];
+  assert.ok(
+    Math.abs(ours.arraySync() - plain.arraySync()) < 1e-6,
+    `${ours.arraySync()} != ${plain.arraySync()}`,
+  );
+  const gOurs = tf.grads(loss(fusedBalanceLoss))(logits);
+  const gPlain = tf.grads(loss(loadBalancingLossOps))(logits);
+  gPlain.forEach((g, i) => {
+    assert.ok(maxAbsDiff(gOurs[i]!, g) < 1e-7, `layer ${i}: gradient differs by ${maxAbsDiff(gOurs[i]!, g)}`);
+    assert.ok((tf.max(tf.abs(g)).arraySync() as number) > 1e-3, `layer ${i}: trivial reference`);
+  });
+  tf.dispose([ours, plain, ...gOurs, ...gPlain, ...layers.flatMap((l) => [l.logits, l.mask])]);
+});
 
 /** The experts from tf ops: every expert on every token, weighted by gates * mask, HF [out, in] weights. */
 function plainExperts(
@@ -141,7 +169,8 @@ test('fused MoE kernels: leave no tensors behind, forward and backward', () => {
   const before = tf.memory().numTensors;
   const grads = tf.grads((a: tf.Tensor, l: tf.Tensor) => {
     const { probs, gates, mask } = fusedRoute(l as tf.Tensor2D, 2, true);
-    return tf.add(tf.sum(fusedExperts(a as tf.Tensor2D, gates, mask, ws)), tf.sum(probs)) as tf.Scalar;
+    const balance = fusedBalanceLoss([{ probs, mask }]);
+    return tf.add(tf.sum(fusedExperts(a as tf.Tensor2D, gates, mask, ws)), balance) as tf.Scalar;
   })([x, logits]);
   assert.equal(tf.memory().numTensors, before + 2);
   tf.dispose([x, logits, ...grads, ...ws.w1, ...ws.w3, ...ws.w2]);
