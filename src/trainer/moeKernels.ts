@@ -8,7 +8,8 @@
 // (`tf.profile`, minimum of 5 runs). Here each routing and each experts call is one kernel forward
 // and one backward. The selection never leaves the backend: the experts kernels read the routing
 // mask from wasm memory (no dataSync), rows move by copyWithin, the element-wise parts are plain
-// loops over wasm memory, and the products are XNNPACK 2-D calls on views (batchMatMul.ts' viewOps).
+// loops over wasm memory, and the products are our GEMM on views (batchMatMul.ts' viewOps; HF [out, in]
+// weights and slot-major activations are read transposed through strides, so nothing is transposed).
 //
 // The math is exactly route() + sparseDispatch()'s in moe.ts (which stay the path on other
 // backends): probs = softmax(logits); the k most probable experts per token (ties: lowest index);
@@ -236,16 +237,14 @@ function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   const [h1, h3] = [0, 1].map(() => be.makeOutput([S, ffn], 'float32'));
   const out = be.makeOutput([S, hidden], 'float32');
   const xs = be.makeOutput([S, hidden], 'float32');
-  const wT = be.makeOutput([ffn * hidden], 'float32');
   gatherRows(be, x, xs, slots.rows, hidden);
   const ops = viewOps(be);
   for (let e = 0; e < experts; e++) {
     const [size, start] = [slots.sizes[e]!, slots.starts[e]!];
     if (size === 0) continue;
-    ops.transpose([w1[e]!, 0], [wT, 0], ffn, hidden);
-    ops.matMul([xs, start * hidden], [wT, 0], [h1, start * ffn], size, hidden, ffn);
-    ops.transpose([w3[e]!, 0], [wT, 0], ffn, hidden);
-    ops.matMul([xs, start * hidden], [wT, 0], [h3, start * ffn], size, hidden, ffn);
+    // h = xs w^T with w [ffn, hidden] as it lies (the GEMM reads it transposed through strides)
+    ops.matMul([xs, start * hidden], [w1[e]!, 0], [h1, start * ffn], size, hidden, ffn, { b: true });
+    ops.matMul([xs, start * hidden], [w3[e]!, 0], [h3, start * ffn], size, hidden, ffn, { b: true });
   }
   // The element-wise SwiGLU by the backend's own (XNNPACK) kernels: the rounding of tf.sigmoid and
   // tf.mul, and ~10x faster than a JS loop over wasm memory.
@@ -255,8 +254,7 @@ function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   for (let e = 0; e < experts; e++) {
     const [size, start] = [slots.sizes[e]!, slots.starts[e]!];
     if (size === 0) continue;
-    ops.transpose([w2[e]!, 0], [wT, 0], hidden, ffn);
-    ops.matMul([act, start * ffn], [wT, 0], [out, start * hidden], size, ffn, hidden);
+    ops.matMul([act, start * ffn], [w2[e]!, 0], [out, start * hidden], size, ffn, hidden, { b: true });
   }
   {
     const { f32, at } = memory(be);
@@ -264,7 +262,7 @@ function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
     f32.fill(0, yo, yo + n * hidden);
     gatedSum(f32, yo, o, g, slots.rows, slots.expertOf, experts, hidden);
   }
-  for (const t of [xs, wT]) be.disposeData(t.dataId);
+  be.disposeData(xs.dataId);
   return [y, h1, h3, sig, silu, act, out];
 }
 
@@ -370,7 +368,6 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
   const xs = be.makeOutput([S, hidden], 'float32');
   const dxs1 = be.makeOutput([S, hidden], 'float32');
   const dxs3 = be.makeOutput([S, hidden], 'float32');
-  const scratch = be.makeOutput([Math.max(1, ...slots.sizes) * Math.max(ffn, hidden)], 'float32');
   {
     // dOut[s] = gate * dy[t]; dGates[t, e] = out[s] . dy[t]
     const { f32, at } = memory(be);
@@ -391,12 +388,11 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
     if (size === 0) continue;
     // d act = dOut w2 (w2 [hidden, ffn] is already [k, n]); d w2 = dOut^T act
     ops.matMul([dOut, start * hidden], [w2[e]!, 0], [dAct, start * ffn], size, hidden, ffn);
-    ops.transpose([dOut, start * hidden], [scratch, 0], size, hidden);
-    ops.matMul([scratch, 0], [act, start * ffn], [dw[2]![e]!, 0], hidden, size, ffn);
+    ops.matMul([dOut, start * hidden], [act, start * ffn], [dw[2]![e]!, 0], hidden, size, ffn, { a: true });
   }
   // dAct -> dh1, dh3 through act = silu * h3, silu = h1 * sig, sig = sigmoid(h1): the gradients of
   // tf.mul and tf.sigmoid, by the same kernels in the same order (so the same rounding).
-  const temporaries: tf.TensorInfo[] = [dOut, dAct, xs, dxs1, dxs3, scratch];
+  const temporaries: tf.TensorInfo[] = [dOut, dAct, xs, dxs1, dxs3];
   const run = (name: string, a: tf.TensorInfo, b: tf.TensorInfo) => {
     const result = backendKernel(be, name, { a, b });
     temporaries.push(result);
@@ -420,8 +416,7 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
       [dh3, 1, w3, dxs3],
     ] as const) {
       // d w = dh^T xs [ffn, hidden]; d xs = dh w (w [ffn, hidden] is already [k, n])
-      ops.transpose([dh, start * ffn], [scratch, 0], size, ffn);
-      ops.matMul([scratch, 0], [xs, start * hidden], [dw[i]![e]!, 0], ffn, size, hidden);
+      ops.matMul([dh, start * ffn], [xs, start * hidden], [dw[i]![e]!, 0], ffn, size, hidden, { a: true });
       ops.matMul([dh, start * ffn], [ws[e]!, 0], [dxs, start * hidden], size, ffn, hidden);
     }
   }
