@@ -304,11 +304,16 @@ export class ShardedWriter {
 export async function writeFileSynced(path: string, content: string | Uint8Array): Promise<WrittenFile> {
   const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
   await writeFile(path, bytes);
+  await syncFile(path);
+  return { path, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/** fsync a file already written (by writeFile, copyFile...), so it is on disk before a rename publishes it. */
+export async function syncFile(path: string): Promise<void> {
   const handle = await open(path, 'r+');
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
-  return { path, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

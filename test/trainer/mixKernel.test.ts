@@ -235,14 +235,20 @@ test('the worker pool splits a combine between its threads and hashes like node:
 });
 
 test('a mean over arena buffers, computed in place, equals the copied one and writes only [from, to)', () => {
-  // Uneven ends: the partial blocks at both ends take the copying path, the rest run in place.
+  // Uneven ends: the partial blocks at both ends take the copying path, the rest run in place. All-BF16
+  // inputs take the fused one-pass kernel (multiplying by 1/n for 2, 4 and 8 inputs, dividing for 3),
+  // the others the in-place passes; the copied mean they are held to divides, pass by pass.
   const n = 3 * 4096 + 13;
   const from = 5;
   const to = n - 3;
+  const bf16 = (k: number) => Array.from({ length: k }, () => 'BF16' as const);
   const sets: ('F32' | 'BF16')[][] = [
-    ['BF16', 'BF16', 'BF16', 'BF16'],
+    bf16(4),
+    bf16(3),
+    bf16(2),
+    bf16(8),
     ['F32', 'BF16', 'F32'],
-    ['BF16'],
+    bf16(1),
     ['F32'],
   ];
   for (const [s, dtypes] of sets.entries()) {

@@ -18,7 +18,7 @@ import {
   type TensorSpec,
   type WrittenFile,
 } from '../safetensors.js';
-import { ShardedWriter, writeFileSynced } from '../shardedCheckpoint.js';
+import { ShardedWriter, syncFile, writeFileSynced } from '../shardedCheckpoint.js';
 import {
   FFN_TO_EXPERT,
   MixError,
@@ -252,6 +252,23 @@ function slotBuffers(
   });
 }
 
+/** config.json, then the first expert's tokenizer and generation files it has, each fsynced. */
+async function writeSideFiles(tmp: string, from: string, config: object): Promise<WrittenFile[]> {
+  const written = [await writeFileSynced(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`)];
+  for (const file of COPIED_FILES) {
+    const path = join(tmp, file);
+    try {
+      await copyFile(join(from, file), path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    await syncFile(path);
+    written.push({ path, bytes: (await stat(path)).size, sha256: await sha256File(path) });
+  }
+  return written;
+}
+
 export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   const started = performance.now();
   const startedCpu = process.cpuUsage();
@@ -312,11 +329,26 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
   }
   let tmp: string | undefined;
   let writer: ShardedWriter | undefined;
+  let sideFiles: Promise<WrittenFile[]> | undefined;
   try {
     const dtype = opts.dtype ?? majorityDtype(experts[0]!);
     const plan = planTensors(experts, dtype, seedIndex);
     await mkdir(dirname(opts.out), { recursive: true });
     tmp = await makeTempDir(opts.out);
+    const first = experts[0]!;
+    const config = mixtralConfigFromLlama(first.config, {
+      numExperts: experts.length,
+      router,
+      topK,
+      auxLossCoef,
+      expertNames: experts.map((e) => e.name),
+      routerInit,
+      torchDtype: torchDtypeName(dtype),
+    });
+    // config.json and the tokenizer files are written (and fsynced) while the tensors stream, not
+    // after: each fsync at the end is time the mix waits.
+    sideFiles = writeSideFiles(tmp, first.dir, config);
+    sideFiles.catch(() => undefined); // awaited below, or settled in finally
     writer = await ShardedWriter.create(tmp, plan, {
       ...(opts.shardSize === undefined ? {} : { shardSize: opts.shardSize }),
       hasher: () => kernels.hasher(),
@@ -378,27 +410,7 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     const written: WrittenFile[] = [...(await writer.close()).files];
     writer = undefined;
 
-    const first = experts[0]!;
-    const config = mixtralConfigFromLlama(first.config, {
-      numExperts: experts.length,
-      router,
-      topK,
-      auxLossCoef,
-      expertNames: experts.map((e) => e.name),
-      routerInit,
-      torchDtype: torchDtypeName(dtype),
-    });
-    written.push(await writeFileSynced(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`));
-    for (const file of COPIED_FILES) {
-      try {
-        await copyFile(join(first.dir, file), join(tmp, file));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
-      const path = join(tmp, file);
-      written.push({ path, bytes: (await stat(path)).size, sha256: await sha256File(path) });
-    }
+    written.push(...(await sideFiles));
     const weights = how.kind === 'weighted' ? [...how.weights] : undefined;
     await writeTrainerState(
       tmp,
@@ -452,6 +464,7 @@ export async function mixExperts(opts: MixOptions): Promise<MixSummary> {
     return summary;
   } finally {
     await writer?.abort();
+    await sideFiles?.catch(() => undefined);
     await kernels.close();
     if (tmp) await rm(tmp, { recursive: true, force: true });
     await Promise.all(inputs.map((e) => e.reader.close()));
