@@ -49,6 +49,17 @@ function shared(bytes: Uint8Array): SharedBytes {
   return { buffer: bytes.buffer, byteOffset: bytes.byteOffset, byteLength: bytes.byteLength };
 }
 
+/**
+ * The bytes themselves when a worker can see them (shared memory), else a shared copy: a writer hands
+ * its hasher the caller's own buffer for large chunks, which need not be shared.
+ */
+function inSharedMemory(bytes: Uint8Array): Uint8Array {
+  if (bytes.buffer instanceof SharedArrayBuffer) return bytes;
+  const copy = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+  copy.set(bytes);
+  return copy;
+}
+
 class KernelThread {
   /** Starting (bundling, in a development checkout); calls wait for it. */
   private readonly worker: Promise<Worker>;
@@ -163,7 +174,7 @@ export class KernelPool {
     const thread = this.threads[file % this.threads.length]!;
     return {
       update: async (bytes) => {
-        await thread.call({ op: 'hashUpdate', file, bytes: shared(bytes) });
+        await thread.call({ op: 'hashUpdate', file, bytes: shared(inSharedMemory(bytes)) });
       },
       digest: async () => (await thread.call({ op: 'hashDigest', file })).digest!,
     };

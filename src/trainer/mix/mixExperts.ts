@@ -62,7 +62,7 @@ export interface MixOptions {
   verifyInputs?: boolean;
   /**
    * Elements per streamed slice (memory ~ pipelineDepth x slice x (inputs x input bytes + output
-   * bytes), plus the writer's two 8 MB staging buffers).
+   * bytes), plus the writer's two 1 MB staging buffers).
    */
   sliceElements?: number;
   /** Slices in flight at once: read or combined while earlier ones are written (default 3). */
