@@ -238,9 +238,9 @@ test('the worker pool splits a combine between its threads and hashes like node:
 });
 
 test('a mean over arena buffers, computed in place, equals the copied one and writes only [from, to)', () => {
-  // Uneven ends: the partial blocks at both ends take the copying path, the rest run in place. All-BF16
-  // inputs take the fused one-pass kernel (multiplying by 1/n for 2, 4 and 8 inputs, dividing for 3),
-  // the others the in-place passes; the copied mean they are held to divides, pass by pass.
+  // Uneven ends: the elements past the last whole group of 8 take the copying path, the rest the fused
+  // one-pass kernel (multiplying by 1/n for 2, 4 and 8 inputs, dividing for 3); the copied mean they
+  // are held to divides, one pass per input.
   const n = 3 * 4096 + 13;
   const from = 5;
   const to = n - 3;
@@ -250,8 +250,10 @@ test('a mean over arena buffers, computed in place, equals the copied one and wr
     bf16(3),
     bf16(2),
     bf16(8),
-    ['F32', 'BF16', 'F32'],
     bf16(1),
+    ['F32', 'BF16', 'F32'],
+    ['BF16', 'F32'],
+    ['F32', 'F32', 'F32', 'F32'],
     ['F32'],
   ];
   for (const [s, dtypes] of sets.entries()) {
