@@ -27,6 +27,13 @@ export interface Strided {
   colStride: number;
 }
 
+/** Where a product goes: byte address, bytes between rows, and whether it adds to what is there. */
+export interface Output {
+  at: number;
+  ldc: number;
+  accumulate?: boolean;
+}
+
 /** The parts of tfjs-backend-wasm's emscripten module the kernel needs. */
 export interface WasmModuleParts {
   asm: { memory: WasmMemory };
@@ -37,8 +44,8 @@ export interface WasmModuleParts {
 export interface Gemm {
   /** Fused multiply-add (relaxed SIMD) or a multiply then an add. */
   readonly fma: boolean;
-  /** c (m x n, rows `ldc` bytes apart) = a (m x k) @ b (k x n). */
-  product(a: Strided, b: Strided, c: { at: number; ldc: number }, m: number, k: number, n: number): void;
+  /** c (m x n, rows `ldc` bytes apart) = a (m x k) @ b (k x n), or c += a @ b with `c.accumulate`. */
+  product(a: Strided, b: Strided, c: Output, m: number, k: number, n: number): void;
 }
 
 /** Row-major m x n (or a view into a tensor's memory): `cols` floats per row. */
@@ -122,6 +129,7 @@ export async function compileGemm(
         mc,
         kc,
         scratch.at,
+        c.accumulate ? 1 : 0,
       );
     },
   };

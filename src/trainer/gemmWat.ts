@@ -40,9 +40,9 @@ const min = (a: string, b: string) => `(select ${a} ${b} (i32.lt_s ${a} ${b}))`;
 
 /**
  * The module: imports `env.memory` (tfjs-backend-wasm's), exports
- * `gemm(a, ars, acs, b, brs, bcs, c, ldc, m, k, n, mc, kc, scratch)`: C (m x n, row stride ldc
- * bytes) = A (m x k, element (i, p) at a + i*ars + p*acs bytes) times B (k x n, (p, j) at
- * b + p*brs + j*bcs), in blocks of mc rows and kc of k, through `scratch` bytes:
+ * `gemm(a, ars, acs, b, brs, bcs, c, ldc, m, k, n, mc, kc, scratch, accumulate)`: C (m x n, row
+ * stride ldc bytes) = A (m x k, element (i, p) at a + i*ars + p*acs bytes) times B (k x n, (p, j)
+ * at b + p*brs + j*bcs), plus C when `accumulate`, in blocks of mc rows and kc of k, through `scratch` bytes:
  * ceil(n/8) * kc * 32 of packed B, mc * kc * 4 of packed A, rows * 32 of tile.
  */
 export function gemmWat(fma: boolean): string {
@@ -96,34 +96,58 @@ export function gemmWat(fma: boolean): string {
       .join('\n')}
   )`;
 
+  // Gathers `count` floats `stride` bytes apart from src into dst, dst+4, ...: the body of one step of
+  // a full strip or panel, unrolled (a loop with a select per element measured ~3x slower packing a
+  // transposed operand, which the attention kernel's dk and dv products are).
+  const gather = (count: number, stride: string) =>
+    range(count)
+      .map(
+        (r) =>
+          `(f32.store offset=${r * 4} ${get('dst')} (f32.load ${r === 0 ? get('src') : add(get('src'), mul(i32(r), stride))}))`,
+      )
+      .join('\n');
+
   // One strip: rows [0, mr) of A as k groups of `rows` floats, zeros past mr.
   const packA = `
   (func $packA (param $a i32) (param $rs i32) (param $cs i32) (param $mr i32) (param $k i32) (param $dst i32)
     (local $p i32) (local $r i32) (local $src i32)
-    ${forLoop(
-      'p',
-      i32(0),
-      get('k'),
-      i32(1),
-      set('src', add(get('a'), mul(get('p'), get('cs')))),
-      forLoop(
-        'r',
+    (if (i32.eq ${get('mr')} ${i32(rows)})
+      (then ${forLoop(
+        'p',
         i32(0),
-        i32(rows),
+        get('k'),
         i32(1),
-        `(f32.store ${get('dst')} (select (f32.load ${get('src')}) (f32.const 0) (i32.lt_s ${get('r')} ${get('mr')})))`,
-        set('dst', add(get('dst'), i32(4))),
-        // Past the last real row, keep reading that row (in bounds) and store zeros.
-        set(
-          'src',
-          add(get('src'), `(select ${get('rs')} ${i32(0)} (i32.lt_s ${add(get('r'), i32(1))} ${get('mr')}))`),
+        set('src', add(get('a'), mul(get('p'), get('cs')))),
+        gather(rows, get('rs')),
+        set('dst', add(get('dst'), i32(rows * 4))),
+      )})
+      (else ${forLoop(
+        'p',
+        i32(0),
+        get('k'),
+        i32(1),
+        set('src', add(get('a'), mul(get('p'), get('cs')))),
+        forLoop(
+          'r',
+          i32(0),
+          i32(rows),
+          i32(1),
+          `(f32.store ${get('dst')} (select (f32.load ${get('src')}) (f32.const 0) (i32.lt_s ${get('r')} ${get('mr')})))`,
+          set('dst', add(get('dst'), i32(4))),
+          // Past the last real row, keep reading that row (in bounds) and store zeros.
+          set(
+            'src',
+            add(
+              get('src'),
+              `(select ${get('rs')} ${i32(0)} (i32.lt_s ${add(get('r'), i32(1))} ${get('mr')}))`,
+            ),
+          ),
         ),
-      ),
-    )}
+      )}))
   )`;
 
-  // All of B as panels of 8 columns, panel j/8 at dst + j*k*4; a contiguous full row of 8 is copied
-  // as two vectors, anything else (a transposed B, the last partial panel) element by element.
+  // All of B as panels of 8 columns, panel j/8 at dst + j*k*4: a contiguous full row of 8 is copied
+  // as two vectors, a strided one (B transposed) gathered, a partial last panel element by element.
   const packB = `
   (func $packB (param $b i32) (param $rs i32) (param $cs i32) (param $k i32) (param $n i32) (param $dst i32)
     (local $j i32) (local $p i32) (local $jj i32) (local $src i32) (local $w i32)
@@ -139,10 +163,13 @@ export function gemmWat(fma: boolean): string {
         get('k'),
         i32(1),
         set('src', add(get('b'), add(mul(get('p'), get('rs')), mul(get('j'), get('cs'))))),
-        `(if (i32.and (i32.ge_s ${get('w')} ${i32(8)}) (i32.eq ${get('cs')} ${i32(4)}))
+        `(if (i32.ge_s ${get('w')} ${i32(8)})
           (then
-            (v128.store ${get('dst')} (v128.load ${get('src')}))
-            (v128.store offset=16 ${get('dst')} (v128.load offset=16 ${get('src')})))
+            (if (i32.eq ${get('cs')} ${i32(4)})
+              (then
+                (v128.store ${get('dst')} (v128.load ${get('src')}))
+                (v128.store offset=16 ${get('dst')} (v128.load offset=16 ${get('src')})))
+              (else ${gather(8, get('cs'))})))
           (else ${forLoop(
             'jj',
             i32(0),
@@ -178,7 +205,7 @@ export function gemmWat(fma: boolean): string {
   const gemm = `
   (func (export "gemm") (param $a i32) (param $ars i32) (param $acs i32) (param $b i32) (param $brs i32) (param $bcs i32)
       (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $mc i32) (param $kc i32)
-      (param $scratch i32)
+      (param $scratch i32) (param $accumulate i32)
     (local $pa i32) (local $tile i32) (local $pc i32) (local $kb i32) (local $acc i32) (local $ic i32) (local $iend i32)
     (local $i i32) (local $j i32) (local $mr i32) (local $w i32) (local $bp i32) (local $cp i32) (local $r i32) (local $jj i32)
     ${set('pa', add(get('scratch'), mul(`(i32.shl (i32.shr_u ${add(get('n'), i32(7))} ${i32(3)}) ${i32(5)})`, get('kc'))))}
@@ -186,7 +213,7 @@ export function gemmWat(fma: boolean): string {
     ;; At least one block of k, so that k = 0 still writes C (zeros).
     (loop $pc_next
       ${set('kb', min(get('kc'), `(i32.sub ${get('k')} ${get('pc')})`))}
-      ${set('acc', `(i32.gt_s ${get('pc')} ${i32(0)})`)}
+      ${set('acc', `(i32.or ${get('accumulate')} (i32.gt_s ${get('pc')} ${i32(0)}))`)}
       (call $packB ${add(get('b'), mul(get('pc'), get('brs')))} ${get('brs')} ${get('bcs')} ${get('kb')} ${get('n')} ${get('scratch')})
       ${forLoop(
         'ic',

@@ -135,6 +135,25 @@ test('gemm: a row stride wider than n writes the tile rows in place and leaves t
   }
 });
 
+test('gemm: accumulate adds the product to C, partial panels and blocks of k included', async () => {
+  for (const gemm of await variants()) {
+    for (const [m, k, n] of [
+      [7, 3, 11],
+      [13, 300, 9],
+    ] as const) {
+      const [a, b, c0] = [values(m * k), values(k * n), values(m * n)];
+      const want = reference(a, b, m, k, n);
+      want.out.forEach((v, i) => (want.out[i] = v + c0[i]!));
+      want.scale.forEach((v, i) => (want.scale[i] = v + Math.abs(c0[i]!)));
+      const [at, bt, c] = [tf.tensor1d(a), tf.tensor1d(b), tf.tensor1d(c0)];
+      const addr = (t: tf.Tensor) => addressOf(tf.backend(), t);
+      gemm.product(rowMajor(addr(at), k), rowMajor(addr(bt), n), { at: addr(c), ldc: 4 * n, accumulate: true }, m, k, n); // prettier-ignore
+      assertClose(c.dataSync(), want, `fma ${gemm.fma} ${m}x${k}x${n}`);
+      tf.dispose([at, bt, c]);
+    }
+  }
+});
+
 test('tf.matMul on wasm goes through the GEMM: flags, batches and broadcast batches against float64', () => {
   assert.ok(wasmGemm(), 'the wasm backend installed the GEMM');
   const [m, k, n, batch] = [5, 7, 9, 3];
