@@ -1,13 +1,13 @@
 // Batched and grouped matrix products: [B, m, k] x [B, k, n] (attention's q k^T and p v), and rows
 // [R, k] in consecutive groups times one [k, n] matrix per group (each MoE expert's SwiGLU on its
-// own tokens), plus 2-D products and transposes on views into tensors' memory for the fused MoE
-// kernels (moeKernels.ts).
+// own tokens), plus 2-D products, transposes and softmaxes on views into tensors' memory for the
+// fused MoE and attention kernels (moeKernels.ts, attentionKernel.ts).
 //
 // On the wasm backend every product is our GEMM (gemm.ts, through matMulKernel.ts for tf.matMul):
 // a batched or transposed product costs what a plain one does, so batchMatMul is tf.matMul with
 // its own gradient (transpose flags, no transposed copies). The views are byte addresses into a
-// tensor's memory, so nothing is copied; the transpose of a view still goes through the backend's
-// exported Transpose (cwrap, on a tensor id registered at the view's offset). Those are internals
+// tensor's memory, so nothing is copied; the transpose and softmax of a view go through the
+// backend's exported Transpose and Softmax (cwrap, on tensor ids registered at the view's offsets). Those are internals
 // of tfjs-backend-wasm 4.22 (pinned): the data id map, the id counter and the module's cwrap.
 // Other backends use tf.matMul and tf.slice.
 import * as tf from './tfjs.js';
@@ -37,7 +37,7 @@ function int32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Int32Array(values).buffer);
 }
 
-let exported: { transpose: (...args: unknown[]) => void } | undefined;
+let exported: { transpose: (...args: unknown[]) => void; softmax: (...args: unknown[]) => void } | undefined;
 
 function requireGemm(): Gemm {
   const gemm = wasmGemm();
@@ -45,13 +45,15 @@ function requireGemm(): Gemm {
   return gemm;
 }
 
-/** 2-D products and transposes of [rows, cols] views at element offsets into tensors' memory. */
+/** 2-D products, transposes and softmaxes of [rows, cols] views at element offsets into tensors' memory. */
 export function viewOps(be: WasmBackend) {
   exported ??= {
     // Transpose(x_id, x_shape, x_rank, dtype, out_id, perm, perm_length)
     transpose: be.wasm.cwrap('Transpose', null, ['number', 'array', 'number', 'number', 'number', 'array', 'number']), // prettier-ignore
+    // Softmax(x_id, out_id, channels, batch): XNNPACK's, over contiguous rows
+    softmax: be.wasm.cwrap('Softmax', null, ['number', 'number', 'number', 'number']),
   };
-  const { transpose } = exported;
+  const { transpose, softmax } = exported;
   const gemm = requireGemm();
   const view = (t: tf.TensorInfo, start: number, size: number) => {
     const id = be.dataIdNextNumber++;
@@ -84,6 +86,12 @@ export function viewOps(be: WasmBackend) {
     transpose([x, xAt]: At, [out, outAt]: At, rows: number, cols: number): void {
       const ids = [view(x, xAt, rows * cols), view(out, outAt, rows * cols)] as const;
       transpose(ids[0], int32Bytes([rows, cols]), 2, 0 /* float32 */, ids[1], int32Bytes([1, 0]), 2);
+      forget(...ids);
+    },
+    /** out (rows x cols) = softmax of each row of x (rows x cols), both contiguous */
+    softmax([x, xAt]: At, [out, outAt]: At, rows: number, cols: number): void {
+      const ids = [view(x, xAt, rows * cols), view(out, outAt, rows * cols)] as const;
+      softmax(ids[0], ids[1], cols, rows);
       forget(...ids);
     },
   };

@@ -9,7 +9,8 @@ import * as tf from './tfjs.js';
 import type { NamedTensor } from './checkpoint.js';
 import type { LlamaConfig, ModelConfig } from './hfConfig.js';
 import { hashInts, hashString } from './prng.js';
-import { batchMatMul } from './batchMatMul.js';
+import { causalAttention } from './attentionKernel.js';
+import { cachedConstant } from './stepConstants.js';
 import { linear, loadBalancingLoss, moeFeedForward, swiglu } from './moe.js';
 import { rmsNorm } from './rmsNorm.js';
 import { fusedKernelsHere } from './wasmHeap.js';
@@ -180,22 +181,6 @@ const embed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
 }) as (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor2D;
 
 /**
- * Constants of the step, built once per shape and backend and kept (tf.keep) across steps: issue 10's
- * profile found the rotary tables and the causal mask rebuilt and uploaded in every layer of every step.
- */
-const constants = new Map<string, tf.Tensor>();
-
-function cached(key: string, build: () => tf.Tensor): tf.Tensor {
-  const full = `${tf.getBackend()}|${key}`;
-  let t = constants.get(full);
-  if (!t) {
-    t = tf.keep(build());
-    constants.set(full, t);
-  }
-  return t;
-}
-
-/**
  * rotate_half(x) = [-x2, x1] on each head of x [rows, headDim], written as x @ R: on the wasm backend a
  * 2-D matmul runs in XNNPACK, while reverse, slice + concat and gather are scalar loops (measured side
  * by side on [8, 256, 256]: reverse 226 ms, gather 310 ms, slice + concat 115 ms, matmul 52 ms, one
@@ -205,7 +190,7 @@ const rotateHalf = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor2D;
   const hd = x.shape[1];
   const rotation = (sign: number) =>
-    cached(`rotate_half ${hd} ${sign}`, () => {
+    cachedConstant(`rotate_half ${hd} ${sign}`, () => {
       const r = new Float32Array(hd * hd);
       for (let j = 0; j < hd / 2; j++) {
         r[(j + hd / 2) * hd + j] = -sign; // out[j] = -x[j + half]
@@ -234,7 +219,7 @@ export function applyRotaryOps(x: tf.Tensor, invFreq: readonly number[], heads =
   const seqLen = x.shape[x.shape.length - 2]!;
   const width = heads * headDim;
   const table = (fn: 'cos' | 'sin') =>
-    cached(`rotary ${fn} ${seqLen} ${heads} ${scale} ${invFreq.join(',')}`, () => {
+    cachedConstant(`rotary ${fn} ${seqLen} ${heads} ${scale} ${invFreq.join(',')}`, () => {
       const values = new Float32Array(seqLen * width);
       for (let t = 0; t < seqLen; t++) {
         for (let i = 0; i < headDim; i++) {
@@ -249,20 +234,10 @@ export function applyRotaryOps(x: tf.Tensor, invFreq: readonly number[], heads =
   return tf.add(tf.mul(x, table('cos')), tf.mul(rotated, table('sin')));
 }
 
-/** Additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above. */
-function causalMask(seqLen: number): tf.Tensor2D {
-  return cached(`causal ${seqLen}`, () => {
-    const m = new Float32Array(seqLen * seqLen);
-    for (let i = 0; i < seqLen; i++) for (let j = i + 1; j < seqLen; j++) m[i * seqLen + j] = -1e9;
-    return tf.tensor2d(m, [seqLen, seqLen]);
-  }) as tf.Tensor2D;
-}
-
 /**
  * Causal self-attention with grouped key/value heads; x [B*T, hidden]. Rotary runs on the projections
  * before they are split into heads, with q's 1/sqrt(headDim) folded into its tables (one pass over
- * [B*T, H*hd] instead of one over the [B*H, T, T] scores). Keys are laid out [B*H, hd, T] by the one
- * transpose that splits their heads, so q k^T and p v are plain batched products (batchMatMul.ts).
+ * [B*T, H*hd] instead of one over the [B*H, T, T] scores); attentionKernel.ts does the rest.
  */
 function attention(
   x: tf.Tensor2D,
@@ -274,40 +249,20 @@ function attention(
 ): tf.Tensor2D {
   const hd = d.headDim;
   const project = (name: string, heads: number, scale: number) =>
-    applyRotary(
-      tf.reshape(linear(x, p2(params, `${prefix}.${name}.weight`)), [batch, seqLen, heads * hd]),
-      d.ropeInvFreq,
-      heads,
-      scale,
-    );
+    tf.reshape(
+      applyRotary(
+        tf.reshape(linear(x, p2(params, `${prefix}.${name}.weight`)), [batch, seqLen, heads * hd]),
+        d.ropeInvFreq,
+        heads,
+        scale,
+      ),
+      [batch * seqLen, heads * hd],
+    ) as tf.Tensor2D;
   const q = project('q_proj', d.heads, 1 / Math.sqrt(hd));
   const k = project('k_proj', d.kvHeads, 1);
   const v = linear(x, p2(params, `${prefix}.v_proj.weight`));
-  const split = (t: tf.Tensor, heads: number, perm: number[]) =>
-    tf.transpose(tf.reshape(t, [batch, seqLen, heads, hd]), perm);
-  let keys = split(k, d.kvHeads, [0, 2, 3, 1]); // [B, kv, hd, T]
-  let values = split(v, d.kvHeads, [0, 2, 1, 3]); // [B, kv, T, hd]
-  const group = d.heads / d.kvHeads;
-  if (group > 1) {
-    // HF repeat_kv: kv head h serves query heads h*group .. h*group+group-1.
-    // (Rank-4 tile: tfjs has no tile gradient for rank 5.)
-    const repeat = (t: tf.Tensor) =>
-      tf.tile(tf.reshape(t, [batch, d.kvHeads, 1, seqLen * hd]), [1, 1, group, 1]);
-    keys = repeat(keys);
-    values = repeat(values);
-  }
-  const rows = batch * d.heads;
-  const queries = tf.reshape(split(q, d.heads, [0, 2, 1, 3]), [rows, seqLen, hd]);
-  const scores = tf.add(
-    batchMatMul(queries as tf.Tensor3D, tf.reshape(keys, [rows, hd, seqLen])),
-    causalMask(seqLen),
-  );
-  const out = batchMatMul(tf.softmax(scores) as tf.Tensor3D, tf.reshape(values, [rows, seqLen, hd])); // [B*H, T, hd]
-  const merged = tf.reshape(tf.transpose(tf.reshape(out, [batch, d.heads, seqLen, hd]), [0, 2, 1, 3]), [
-    batch * seqLen,
-    d.heads * hd,
-  ]);
-  return linear(merged as tf.Tensor2D, p2(params, `${prefix}.o_proj.weight`));
+  const shape = { batch, seqLen, heads: d.heads, kvHeads: d.kvHeads, headDim: hd };
+  return linear(causalAttention(q, k, v, shape), p2(params, `${prefix}.o_proj.weight`));
 }
 
 export interface ForwardOptions {
