@@ -4,11 +4,12 @@
 //     in turn; and its matmul GFLOP/s against NumPy/OpenBLAS single-thread sgemm of the same shapes;
 //   - MoE (4 experts, top-2) step time against a dense model with the same active parameters, on a
 //     quiet machine and with 3 CPU hogs, with both dispatches;
-//   - HF-layout linear layers: matMul with transpose flags against explicit transposes.
+//   - our GEMM (tf.matMul on wasm, src/trainer/gemm.ts) against the backend's own XNNPACK matMul on
+//     the d256 step's shapes, plain and with a transposed operand, in turn.
 // PyTorch and NumPy come from Debian (`apt-get install python3-torch python3-numpy`; BTX_BENCH_PYTHON
 // picks another interpreter); without them the bench says so and prints the rest.
 // BTX_BENCH_REPS sets the timed steps per model (default 5); BTX_BENCH_TRAINER picks parts (comma
-// separated: step, moe, linear; default all) and BTX_BENCH_MODELS the step's models (d64, d256).
+// separated: step, moe, gemm; default all) and BTX_BENCH_MODELS the step's models (d64, d256).
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -21,7 +22,7 @@ import type { LlamaConfig, MixtralConfig } from '../src/trainer/hfConfig.js';
 import { llamaConfigFromSpec } from '../src/trainer/hfConfig.js';
 import { batchLoss, disposeParams, initParams, modelDims } from '../src/trainer/model.js';
 import type { ModelDims } from '../src/trainer/model.js';
-import { linear } from '../src/trainer/moe.js';
+import { useBackendMatMul, wasmGemm } from '../src/trainer/matMulKernel.js';
 import type { Dispatch } from '../src/trainer/moe.js';
 
 const BATCH = 8;
@@ -39,7 +40,7 @@ function picked<T extends string>(name: string, every: readonly T[]): T[] {
     throw new Error(`${name}: unknown ${unknown.join(', ')} (one of ${every.join(', ')})`);
   return wanted as T[];
 }
-const PARTS = picked('BTX_BENCH_TRAINER', ['step', 'moe', 'linear'] as const);
+const PARTS = picked('BTX_BENCH_TRAINER', ['step', 'moe', 'gemm'] as const);
 const MODELS = picked('BTX_BENCH_MODELS', ['d64', 'd256'] as const).map((m) => (m === 'd64' ? SMALL : LARGE));
 
 function median(xs: number[]): number {
@@ -331,23 +332,43 @@ async function moeVersusDense(): Promise<void> {
   }
 }
 
-function variable2d(shape: [number, number], std: number): tf.Variable<tf.Rank.R2> {
-  return tf.variable(tf.randomNormal<tf.Rank.R2>(shape, 0, std));
+/** GFLOP/s of tf.matMul on [m, k] (or its transpose) x [k, n], median of `time`'s reps. */
+async function matMulGflops(m: number, k: number, n: number, transposeA: boolean): Promise<number> {
+  const a = tf.randomNormal(transposeA ? [k, m] : [m, k]) as tf.Tensor2D;
+  const b = tf.randomNormal([k, n]) as tf.Tensor2D;
+  const ms = await time(async () => {
+    const c = tf.matMul(a, b, transposeA, false);
+    await c.data();
+    c.dispose();
+  });
+  tf.dispose([a, b]);
+  return (2 * m * k * n) / ms / 1e6;
 }
 
-async function linearMs(kind: 'flags' | 'explicit'): Promise<number> {
-  const x = variable2d([BATCH * 64, 64], 1);
-  const w = variable2d([192, 64], 1);
-  const ms = await time(async () => {
-    const { value, grads } = tf.variableGrads(
-      () => tf.sum(kind === 'flags' ? tf.matMul(x, w, false, true) : linear(x, w)) as tf.Scalar,
-      [x, w],
+/** Our GEMM against the backend's XNNPACK matMul, each shape in turn with both. */
+async function gemmVersusBackend(): Promise<void> {
+  const gemm = wasmGemm();
+  if (!gemm) {
+    console.log('gemm: not on the wasm backend, nothing to compare');
+    return;
+  }
+  const arithmetic = gemm.fma ? 'fused multiply-add' : 'multiply then add';
+  console.log(`matMul GFLOP/s, our GEMM (${arithmetic}) vs tfjs-backend-wasm's own kernel, one thread each:`);
+  for (const [m, k, n, t] of [
+    [1024, 1024, 1024, false],
+    [2048, 256, 688, false],
+    [2048, 688, 256, false],
+    [688, 2048, 256, true],
+  ] as const) {
+    useBackendMatMul(true);
+    const theirs = await matMulGflops(m, k, n, t);
+    useBackendMatMul(false);
+    const ours = await matMulGflops(m, k, n, t);
+    const shape = `${t ? `[${k},${m}]^T` : `[${m},${k}]`} x [${k},${n}]`;
+    console.log(
+      `  ${shape}: ours ${ours.toFixed(1)}, backend ${theirs.toFixed(1)} (${(ours / theirs).toFixed(2)}x)`,
     );
-    await value.data();
-    tf.dispose([value, ...Object.values(grads)]);
-  });
-  tf.dispose([x, w]);
-  return ms;
+  }
 }
 
 export async function bench(): Promise<void> {
@@ -358,14 +379,7 @@ export async function bench(): Promise<void> {
   );
   if (PARTS.includes('step')) await trainStepVersusBaselines();
   if (PARTS.includes('moe')) await moeVersusDense();
-  if (PARTS.includes('linear')) {
-    const flags = await linearMs('flags');
-    const explicit = await linearMs('explicit');
-    console.log(
-      `linear [${BATCH * 64},64] x [192,64]^T forward+backward: transpose flags ${flags.toFixed(2)} ms, ` +
-        `explicit transposes ${explicit.toFixed(2)} ms (${(flags / explicit).toFixed(2)}x)`,
-    );
-  }
+  if (PARTS.includes('gemm')) await gemmVersusBackend();
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await bench();

@@ -18,6 +18,12 @@ interface Backend {
 }
 
 let installed: Gemm | undefined;
+let backendKernelOnly = false;
+
+/** Send tf.matMul back to the backend's own kernel (true; the bench's baseline) or to ours. */
+export function useBackendMatMul(on: boolean): void {
+  backendKernelOnly = on;
+}
 
 /** The GEMM on the wasm backend's memory, once installWasmMatMul has run. */
 export function wasmGemm(): Gemm | undefined {
@@ -69,7 +75,7 @@ function matMul(gemm: Gemm, original: tf.KernelFunc, args: KernelArgs): tf.Tenso
   const [m, k] = transposeA ? [a1, a0] : [a0, a1];
   const [kb, n] = transposeB ? [b1, b0] : [b0, b1];
   const fallback = a.dtype !== 'float32' || b.dtype !== 'float32' || ra < 2 || rb < 2 || !batch || k !== kb;
-  if (fallback || m * n === 0)
+  if (backendKernelOnly || fallback || m * n === 0)
     return original(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   const be = args.backend as Backend;
   const out = be.makeOutput([...batch, m, n], 'float32');
