@@ -19,7 +19,7 @@
 import * as tf from './tfjs.js';
 import { viewOps } from './batchMatMul.js';
 import type { WasmBackend } from './batchMatMul.js';
-import type { KernelArgs } from './wasmHeap.js';
+import type { KernelArgs, WasmHeap } from './wasmHeap.js';
 
 const ROUTE = 'BtxMoeRoute';
 const ROUTE_GRAD = 'BtxMoeRouteGrad';
@@ -233,7 +233,6 @@ function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   const ffn = w1[0]!.shape[0]!;
   const slots = slotsOf(memory(be).f32, memory(be).at(mask), n, experts);
   const S = slots.total;
-  const y = be.makeOutput([n, hidden], 'float32');
   const [h1, h3] = [0, 1].map(() => be.makeOutput([S, ffn], 'float32'));
   const out = be.makeOutput([S, hidden], 'float32');
   const xs = be.makeOutput([S, hidden], 'float32');
@@ -256,83 +255,34 @@ function expertsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
     if (size === 0) continue;
     ops.matMul([act, start * ffn], [w2[e]!, 0], [out, start * hidden], size, ffn, hidden, { b: true });
   }
-  {
-    const { f32, at } = memory(be);
-    const [yo, o, g] = [y, out, gates].map(at) as [number, number, number];
-    f32.fill(0, yo, yo + n * hidden);
-    gatedSum(f32, yo, o, g, slots.rows, slots.expertOf, experts, hidden);
-  }
-  be.disposeData(xs.dataId);
+  // y[t] = sum over t's slots s of gate(s) * out[s]: the backend's Multiply (broadcasting the [S, 1]
+  // gates) and ScatterNd (which adds the rows in slot order into zeros), so the rounding of tf.mul
+  // then tf.add, and SIMD or compiled loops instead of JavaScript ones (~4 ns an element).
+  const { indices, slotGates } = slotTensors(be, slots, gates, experts);
+  const gated = backendKernel(be, 'Multiply', { a: out, b: slotGates });
+  const y = backendKernel(be, 'ScatterNd', { indices, updates: gated }, { shape: [n, hidden] });
+  for (const t of [xs, indices, slotGates, gated]) be.disposeData(t.dataId);
   return [y, h1, h3, sig, silu, act, out];
 }
 
-// The loops over slots below are functions of their own, called with plain numbers and typed arrays:
-// written inside the kernels they ran ~3x slower (V8 optimises a large function's loops less well;
-// measured the same way on AdamW's loops, see adamw.ts).
-
-/** y[rows[s]] += gate(s) * out[s], gate(s) = gates[rows[s], expertOf[s]]; rounded as tf.mul then tf.add. */
-function gatedSum(
-  f32: Float32Array,
-  y: number,
-  out: number,
-  gates: number,
-  rows: Int32Array,
-  expertOf: Int32Array,
-  experts: number,
-  hidden: number,
-): void {
-  for (let s = 0; s < rows.length; s++) {
-    const t = rows[s]!;
-    const gate = f32[gates + t * experts + expertOf[s]!]!;
-    const dst = y + t * hidden;
-    const src = out + s * hidden;
-    for (let j = 0; j < hidden; j++) f32[dst + j] = f32[dst + j]! + Math.fround(gate * f32[src + j]!);
-  }
-}
-
 /**
- * Per slot s of token t and expert e: dOut[s] = gates[t, e] * dy[t] and dGates[t, e] = out[s] . dy[t]
- * (a float32 sum in order, as tf.sum of a tf.mul). Arguments are offsets in f32.
+ * ScatterNd's indices for the slots ([S, 1] int32: each slot's token) and each slot's gate
+ * ([S, 1] float32, gates[token, expert]).
  */
-function gateGradients(
-  f32: Float32Array,
-  at: { dy: number; gates: number; out: number; dGates: number; dOut: number },
+function slotTensors(
+  be: Backend,
   slots: { rows: Int32Array; expertOf: Int32Array },
+  gates: tf.TensorInfo,
   experts: number,
-  hidden: number,
-): void {
-  const { dy, gates, out, dGates, dOut } = at;
-  const { rows, expertOf } = slots;
-  for (let s = 0; s < rows.length; s++) {
-    const cell = rows[s]! * experts + expertOf[s]!;
-    const gate = f32[gates + cell]!;
-    const d = dy + rows[s]! * hidden;
-    const src = out + s * hidden;
-    const dst = dOut + s * hidden;
-    let dot = 0;
-    for (let j = 0; j < hidden; j++) {
-      dot = Math.fround(dot + Math.fround(f32[src + j]! * f32[d + j]!));
-      f32[dst + j] = gate * f32[d + j]!;
-    }
-    f32[dGates + cell] = dot;
-  }
-}
-
-/** dst[rows[s]] += a[s] + b[s] for rows of `width` floats (rounded as tf.add twice). */
-function scatterAddPairs(
-  f32: Float32Array,
-  dst: number,
-  a: number,
-  b: number,
-  rows: Int32Array,
-  width: number,
-) {
-  for (let s = 0; s < rows.length; s++) {
-    const to = dst + rows[s]! * width;
-    const i = s * width;
-    for (let j = 0; j < width; j++)
-      f32[to + j] = f32[to + j]! + Math.fround(f32[a + i + j]! + f32[b + i + j]!);
-  }
+): { indices: tf.TensorInfo; slotGates: tf.TensorInfo } {
+  const count = slots.rows.length;
+  const indices = (be as unknown as WasmHeap).makeOutput([count, 1], 'int32');
+  const slotGates = be.makeOutput([count, 1], 'float32');
+  new Int32Array(be.wasm.HEAPU8.buffer).set(slots.rows, memory(be).at(indices));
+  const { f32, at } = memory(be);
+  const [g, o] = [at(gates), at(slotGates)];
+  for (let s = 0; s < count; s++) f32[o + s] = f32[g + slots.rows[s]! * experts + slots.expertOf[s]!]!;
+  return { indices, slotGates };
 }
 
 /** dst[s] = src[rows[s]] for rows of `width` floats. */
@@ -360,26 +310,25 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
   const ffn = w1[0]!.shape[0]!;
   const slots = slotsOf(memory(be).f32, memory(be).at(mask), n, experts);
   const S = slots.total;
-  const dx = be.makeOutput([n, hidden], 'float32');
   const dGates = be.makeOutput([n, experts], 'float32');
   const dw = [w1, w3, w2].map((ws) => ws.map((w) => be.makeOutput([...w.shape], 'float32')));
-  const dOut = be.makeOutput([S, hidden], 'float32');
   const dAct = be.makeOutput([S, ffn], 'float32');
   const xs = be.makeOutput([S, hidden], 'float32');
+  const dys = be.makeOutput([S, hidden], 'float32');
   const dxs1 = be.makeOutput([S, hidden], 'float32');
   const dxs3 = be.makeOutput([S, hidden], 'float32');
+  // dOut[s] = gate(s) * dy[t]; dGates[t, e] = out[s] . dy[t] (a float32 sum in order: the backend's
+  // Sum over the rows of a Multiply, as tf.sum of a tf.mul), for slot s of token t and expert e.
+  const { indices, slotGates } = slotTensors(be, slots, gates, experts);
+  gatherRows(be, dy, dys, slots.rows, hidden);
+  const dOut = backendKernel(be, 'Multiply', { a: dys, b: slotGates });
+  const outDy = backendKernel(be, 'Multiply', { a: out, b: dys });
+  const dots = backendKernel(be, 'Sum', { x: outDy }, { axis: [1], keepDims: false });
   {
-    // dOut[s] = gate * dy[t]; dGates[t, e] = out[s] . dy[t]
     const { f32, at } = memory(be);
-    const [dyo, g, o, dgo, dout] = [dy, gates, out, dGates, dOut].map(at) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    f32.fill(0, dgo, dgo + n * experts);
-    gateGradients(f32, { dy: dyo, gates: g, out: o, dGates: dgo, dOut: dout }, slots, experts, hidden);
+    const [dg, d] = [at(dGates), at(dots)];
+    f32.fill(0, dg, dg + n * experts);
+    for (let s = 0; s < S; s++) f32[dg + slots.rows[s]! * experts + slots.expertOf[s]!] = f32[d + s]!;
   }
   gatherRows(be, x, xs, slots.rows, hidden);
   const ops = viewOps(be);
@@ -392,7 +341,7 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
   }
   // dAct -> dh1, dh3 through act = silu * h3, silu = h1 * sig, sig = sigmoid(h1): the gradients of
   // tf.mul and tf.sigmoid, by the same kernels in the same order (so the same rounding).
-  const temporaries: tf.TensorInfo[] = [dOut, dAct, xs, dxs1, dxs3];
+  const temporaries: tf.TensorInfo[] = [dOut, dAct, xs, dys, dxs1, dxs3, slotGates, outDy, dots];
   const run = (name: string, a: tf.TensorInfo, b: tf.TensorInfo) => {
     const result = backendKernel(be, name, { a, b });
     temporaries.push(result);
@@ -420,12 +369,14 @@ function expertsGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
       ops.matMul([dh, start * ffn], [ws[e]!, 0], [dxs, start * hidden], size, ffn, hidden);
     }
   }
-  {
-    const { f32, at } = memory(be);
-    const [d, a, b] = [dx, dxs1, dxs3].map(at) as [number, number, number];
-    f32.fill(0, d, d + n * hidden);
-    scatterAddPairs(f32, d, a, b, slots.rows, hidden);
-  }
+  // dx[t] = sum over t's slots of dxs1 + dxs3 (tf.add, then ScatterNd's adds in slot order).
+  const dx = backendKernel(
+    be,
+    'ScatterNd',
+    { indices, updates: run('Add', dxs1, dxs3) },
+    { shape: [n, hidden] },
+  );
+  temporaries.push(indices);
   for (const t of temporaries) be.disposeData(t.dataId);
   return [dx, dGates, ...dw.flat()];
 }
