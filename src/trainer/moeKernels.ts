@@ -7,9 +7,11 @@
 // per-element loop: the six gathers of a d64 MoE step took 13 ms of its ~120 ms of kernel time
 // (`tf.profile`, minimum of 5 runs). Here each routing and each experts call is one kernel forward
 // and one backward. The selection never leaves the backend: the experts kernels read the routing
-// mask from wasm memory (no dataSync), rows move by copyWithin, the element-wise parts are plain
-// loops over wasm memory, and the products are our GEMM on views (batchMatMul.ts' viewOps; HF [out, in]
-// weights and slot-major activations are read transposed through strides, so nothing is transposed).
+// mask from wasm memory (no dataSync), rows are gathered by copyWithin, the element-wise parts
+// (SwiGLU, gating, the per-slot dot products, the scatter-adds back to tokens) are the backend's own
+// kernels called from ours, and the products are our GEMM on views (batchMatMul.ts' viewOps; HF
+// [out, in] weights and slot-major activations are read transposed through strides, so nothing is
+// transposed). The load-balancing loss over all MoE layers is one more kernel and its gradient one.
 //
 // The math is exactly route() + sparseDispatch()'s in moe.ts (which stay the path on other
 // backends): probs = softmax(logits); the k most probable experts per token (ties: lowest index);
