@@ -63,6 +63,14 @@ const SHAPES: [m: number, k: number, n: number][] = [
   [200, 300, 9],
 ];
 
+/** transposeA, transposeB: every way the operands can be stored. */
+const LAYOUTS = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+] as const;
+
 async function variants(): Promise<Gemm[]> {
   const wasm = (tf.backend() as unknown as { wasm: WasmModuleParts }).wasm;
   return [await compileGemm(wasm, false), await compileGemm(wasm, true)];
@@ -73,12 +81,7 @@ test('gemm: both variants equal a float64 product within float32 rounding, throu
     for (const [m, k, n] of SHAPES) {
       const [a, b] = [values(m * k), values(k * n)];
       const want = reference(a, b, m, k, n);
-      for (const [ta, tb] of [
-        [false, false],
-        [true, false],
-        [false, true],
-        [true, true],
-      ] as const) {
+      for (const [ta, tb] of LAYOUTS) {
         // Operands as stored (transposed where asked); C inside a larger tensor, guarded on both sides.
         const aStored = tf.tensor1d(ta ? transpose(a, m, k) : a);
         const bStored = tf.tensor1d(tb ? transpose(b, k, n) : b);
@@ -161,12 +164,7 @@ test('tf.matMul on wasm goes through the GEMM: flags, batches and broadcast batc
   const bs = [...Array(batch).keys()].map(() => values(k * n));
   const stack3 = (xs: Float32Array[], rows: number, cols: number, t: boolean) =>
     tf.tensor(Float32Array.from(xs.flatMap((x) => [...(t ? transpose(x, rows, cols) : x)])), [xs.length, t ? cols : rows, t ? rows : cols]) as tf.Tensor3D; // prettier-ignore
-  for (const [ta, tb] of [
-    [false, false],
-    [true, false],
-    [false, true],
-    [true, true],
-  ] as const) {
+  for (const [ta, tb] of LAYOUTS) {
     const out = tf.matMul(stack3(as, m, k, ta), stack3(bs, k, n, tb), ta, tb);
     assert.deepEqual(out.shape, [batch, m, n]);
     const got = out.dataSync();
