@@ -7,15 +7,11 @@
 //
 // Fused multiply-add is WebAssembly's relaxed SIMD (f32x4.relaxed_madd: one rounding where the CPU
 // has FMA, a multiply and an add otherwise; V8 picks once per process, so a machine computes the
-// same bits every time). Node 22 has it on; Node 20 keeps it behind --experimental-wasm-relaxed-simd,
-// which is set here at run time (v8.setFlagsFromString, before the module is compiled) because
-// neither NODE_OPTIONS nor our users' `node` command lines would carry it. BTX_GEMM_FMA=0 keeps the
-// multiply-then-add module. The WAT is compiled by wabt (the WebAssembly project's assembler,
-// compiled to JS) once per process, ~50 ms.
-import v8 from 'node:v8';
-import wabtInit from 'wabt';
-import { gemmWat, PANEL_BYTES, RELAXED_PROBE_WAT, TILE_ROWS } from './gemmWat.js';
-import { webAssembly, type WasmMemory } from '../util/webAssembly.js';
+// same bits every time; wasmAssembler.ts turns it on in Node 20). BTX_GEMM_FMA=0 keeps the
+// multiply-then-add module.
+import { gemmWat, PANEL_BYTES, TILE_ROWS } from './gemmWat.js';
+import { instantiate, relaxedSimd } from './wasmAssembler.js';
+import type { WasmMemory } from '../util/webAssembly.js';
 
 /** Environment switch: 0 keeps the multiply-then-add kernel even where fused multiply-add runs. */
 export const GEMM_FMA_ENV = 'BTX_GEMM_FMA';
@@ -58,30 +54,6 @@ export function transposed(at: number, storedCols: number): Strided {
   return { at, rowStride: 4, colStride: 4 * storedCols };
 }
 
-type Wabt = Awaited<ReturnType<typeof wabtInit>>;
-
-function assemble(wabt: Wabt, text: string, relaxed: boolean): Uint8Array {
-  const parsed = wabt.parseWat('gemm.wat', text, { simd: true, relaxed_simd: relaxed });
-  try {
-    return parsed.toBinary({}).buffer;
-  } finally {
-    parsed.destroy();
-  }
-}
-
-function wasmApi() {
-  if (!webAssembly) throw new Error('gemm: this runtime has no WebAssembly');
-  return webAssembly;
-}
-
-/** Whether f32x4.relaxed_madd compiles here, turning V8's flag on first where it is off. */
-function relaxedSimd(wabt: Wabt): boolean {
-  const probe = assemble(wabt, RELAXED_PROBE_WAT, true);
-  if (wasmApi().validate(probe)) return true;
-  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-  return wasmApi().validate(probe);
-}
-
 /** Blocks of k: a 6 x 256 strip of A and a 256 x 8 panel of B (14 KiB) stay in L1 (32 KiB a core here). */
 const K_BLOCK = 256;
 /** A block of A this many bytes at most stays in L2 (512 KiB a core here) beside B's panels. */
@@ -92,12 +64,9 @@ export async function compileGemm(
   wasm: WasmModuleParts,
   fma = process.env[GEMM_FMA_ENV] !== '0',
 ): Promise<Gemm> {
-  const wabt = await wabtInit();
-  const useFma = fma && relaxedSimd(wabt);
-  const api = wasmApi();
-  const module = new api.Module(assemble(wabt, gemmWat(useFma), useFma));
-  const instance = new api.Instance(module, { env: { memory: wasm.asm.memory } });
-  const gemm = (instance.exports as { gemm: unknown }).gemm as (...args: number[]) => void;
+  const useFma = fma && (await relaxedSimd());
+  const exports = (await instantiate(gemmWat(useFma), wasm.asm.memory, useFma)) as { gemm: unknown };
+  const gemm = exports.gemm as (...args: number[]) => void;
   const rows = useFma ? TILE_ROWS.fma : TILE_ROWS.separate;
   let scratch = { at: 0, bytes: 0 };
   return {

@@ -16,27 +16,13 @@
 // 17-19 GFLOP/s). Six rows is the most that fits: 12 accumulators + 2 of B + 1 broadcast = 15 of
 // the 15 xmm registers V8 allocates on x64.
 
+import { add, forLoop, get, i32, min, mul, range, set } from './watText.js';
+
 /** Rows of the micro-kernel's tile for each arithmetic: 6 with fused multiply-add, 4 without. */
 export const TILE_ROWS = { fma: 6, separate: 4 } as const;
 
 /** Bytes of one packed panel row (8 float32). */
 export const PANEL_BYTES = 32;
-
-const range = (n: number) => [...Array(n).keys()];
-const get = (name: string) => `(local.get $${name})`;
-const set = (name: string, value: string) => `(local.set $${name} ${value})`;
-const add = (a: string, b: string) => `(i32.add ${a} ${b})`;
-const mul = (a: string, b: string) => `(i32.mul ${a} ${b})`;
-const i32 = (v: number) => `(i32.const ${v})`;
-/** `for (name = from; name < end; name += step) body`, as a block and a loop. */
-const forLoop = (name: string, from: string, end: string, step: string, ...body: string[]) => `
-  ${set(name, from)}
-  (block $${name}_done (loop $${name}_next
-    (br_if $${name}_done (i32.ge_s ${get(name)} ${end}))
-    ${body.join('\n')}
-    ${set(name, add(get(name), step))}
-    (br $${name}_next)))`;
-const min = (a: string, b: string) => `(select ${a} ${b} (i32.lt_s ${a} ${b}))`;
 
 /**
  * The module: imports `env.memory` (tfjs-backend-wasm's), exports
@@ -257,7 +243,3 @@ export function gemmWat(fma: boolean): string {
   )`;
   return `(module (import "env" "memory" (memory 1)) ${micro} ${packA} ${packB} ${gemm})`;
 }
-
-/** A module whose one function uses f32x4.relaxed_madd: validates only where relaxed SIMD is on. */
-export const RELAXED_PROBE_WAT = `(module (func (param v128 v128 v128) (result v128)
-  (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))))`;
