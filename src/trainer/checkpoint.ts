@@ -4,7 +4,6 @@
 // `<dir>.tmp-<random>`, fsynced and renamed, so a reader never sees half of one; the hashes catch
 // the rest (a bad disk, a truncated copy), and findLatestCheckpoint then falls back to the previous.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { log, errorFields } from '../util/log.js';
@@ -94,10 +93,33 @@ export function checkpointDirName(step: number): string {
 
 const STEP_DIR = /^step-(\d+)$/;
 
+const SHA256_CHUNK = 1024 * 1024;
+
+/**
+ * A file's sha256, read in 1 MB chunks into two buffers in turn: the next chunk is read (on libuv's
+ * thread pool) while this one is hashed, and no buffer is allocated per chunk. `btx mix` checking 4
+ * experts' 232 MB with a read stream (a fresh 4 MB buffer per chunk, read after the hash) took ~0.37
+ * CPU s more than without the check.
+ */
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }))
-    hash.update(chunk as Buffer);
+  const handle = await open(path, 'r');
+  try {
+    const buffers = [Buffer.allocUnsafeSlow(SHA256_CHUNK), Buffer.allocUnsafeSlow(SHA256_CHUNK)];
+    let position = 0;
+    let current = 0;
+    let reading = handle.read(buffers[0]!, 0, SHA256_CHUNK, position);
+    for (;;) {
+      const { bytesRead } = await reading;
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      reading = handle.read(buffers[current ^ 1]!, 0, SHA256_CHUNK, position);
+      hash.update(buffers[current]!.subarray(0, bytesRead));
+      current ^= 1;
+    }
+  } finally {
+    await handle.close();
+  }
   return hash.digest('hex');
 }
 
