@@ -8,14 +8,15 @@
 // query heads by index (HF repeat_kv), and rows go in blocks of 64 so the products skip the blocks
 // above the diagonal (with T = 256, 10 of the 16 blocks are computed). A block's scores are
 // [64, i1] (only the columns its rows can see), kept packed for the backward pass; softmax is the
-// backend's XNNPACK kernel on a block (a JS loop with Math.exp took ~3x the time), its gradient a
-// loop. q arrives scaled (model.ts folds 1/sqrt(hd) into its rotary tables).
+// backend's XNNPACK kernel on a block (a JS loop with Math.exp took ~3x the time), its gradient
+// ours (rowKernels.ts). q arrives scaled (model.ts folds 1/sqrt(hd) into its rotary tables).
 import * as tf from './tfjs.js';
 import { rowMajor, transposed, type Strided } from './gemm.js';
-import { addressOf, wasmGemm } from './matMulKernel.js';
+import { wasmGemm } from './matMulKernel.js';
 import { viewOps, type WasmBackend } from './batchMatMul.js';
-import { fusedKernelsHere, heapViews, type KernelArgs } from './wasmHeap.js';
+import { addressOf, fusedKernelsHere, heapViews, type KernelArgs } from './wasmHeap.js';
 import { cachedConstant } from './stepConstants.js';
+import { rowKernels } from './rowKernels.js';
 
 export interface AttentionShape {
   batch: number;
@@ -120,20 +121,6 @@ function forwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
 }
 
 /**
- * dS = P * (dP - rowsum(P * dP)) in place of dP, for `rows` rows of `cols`. A function of its own,
- * called once a block: written inline in the kernel (with a destructured pair of row offsets per
- * row) the loop took 57 against 13 ms of a d256 layer's backward pass (CPU profile).
- */
-function softmaxGrad(p: Float32Array, ds: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let dot = 0;
-    for (let j = 0; j < cols; j++) dot += p[o + j]! * ds[o + j]!;
-    for (let j = 0; j < cols; j++) ds[o + j] = p[o + j]! * (ds[o + j]! - dot);
-  }
-}
-
-/**
  * Per row block, with dP = dO v^T and dS = P * (dP - rowsum(P * dP)) (softmax's gradient; zero
  * above the diagonal, where P is): dq = dS k, and dS^T q, P^T dO added into dk, dv for the rows the
  * block reaches (a kv head also sums over the query heads it serves).
@@ -144,6 +131,7 @@ function backwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[]
   const { batch: B, seqLen: T, heads: H, kvHeads: KV, headDim: hd } = s;
   const group = H / KV;
   const gemm = gemmHere();
+  const kernels = rowKernels();
   const { blocks, size } = scoreBlocks(T);
   const shapes = [[B * T, H * hd], [B * T, KV * hd], [B * T, KV * hd], [BLOCK * T]];
   const { outputs } = heapViews(backend, [], shapes);
@@ -158,7 +146,7 @@ function backwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[]
       for (const { i0, i1, at } of blocks) {
         const [rows, offset] = [i1 - i0, (b * H + h) * size + at];
         gemm.product(dO.rows(b, h, i0), V.cols(b, g), { at: dsAt, ldc: 4 * i1 }, rows, hd, i1);
-        softmaxGrad(heap(backend, pAt + 4 * offset), heap(backend, dsAt), rows, i1);
+        kernels.softmaxGrad(pAt + 4 * offset, dsAt, rows, i1);
         gemm.product(rowMajor(dsAt, i1), K.rows(b, g), dQ.out(b, h, i0), rows, i1, hd);
         // Rows of dk, dv before this block already hold earlier blocks' sums; rows i0..i1 start here.
         for (const [r0, r1, accumulate] of [

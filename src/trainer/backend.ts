@@ -7,6 +7,7 @@ import * as tf from './tfjs.js';
 import { log } from '../util/log.js';
 import { shareDataOnWasmIdentityAndCast } from './wasmKernels.js';
 import { installWasmMatMul } from './matMulKernel.js';
+import { installRowKernels } from './rowKernels.js';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_ENV = 'BTX_BACKEND';
@@ -31,8 +32,9 @@ async function tryWasm(): Promise<boolean> {
     wasm.setWasmPaths(dist);
     shareDataOnWasmIdentityAndCast();
     if (!(await tf.setBackend('wasm'))) return false;
-    // Our products on this backend (batchMatMul.ts, moeKernels.ts) are the GEMM: no GEMM, no wasm.
+    // Our products and row kernels on this backend are our WebAssembly modules: without them, no wasm.
     const gemm = await installWasmMatMul();
+    await installRowKernels();
     log.debug('wasm matMul through our GEMM', { fusedMultiplyAdd: gemm.fma });
     return true;
   } catch {

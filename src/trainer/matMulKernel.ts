@@ -8,7 +8,7 @@
 // returns half the output), and hands other dtypes to the backend's kernel, which rejects them.
 import * as tf from './tfjs.js';
 import { compileGemm, rowMajor, transposed, type Gemm, type Strided, type WasmModuleParts } from './gemm.js';
-import type { KernelArgs } from './wasmHeap.js';
+import { addressOf, type KernelArgs } from './wasmHeap.js';
 
 /** The parts of BackendWasm the kernel uses. */
 interface Backend {
@@ -28,11 +28,6 @@ export function useBackendMatMul(on: boolean): void {
 /** The GEMM on the wasm backend's memory, once installWasmMatMul has run. */
 export function wasmGemm(): Gemm | undefined {
   return installed;
-}
-
-/** Byte address of a tensor's data in wasm memory. */
-export function addressOf(backend: unknown, t: tf.TensorInfo): number {
-  return (backend as Backend).dataIdMap.get(t.dataId).memoryOffset;
 }
 
 const count = (dims: number[]) => dims.reduce((a, b) => a * b, 1);

@@ -1,14 +1,14 @@
-// RMSNorm as one kernel forward and one backward on the wasm backend, a loop over the tensors' wasm
-// memory (wasmHeap.ts); other backends compose tf ops.
+// RMSNorm as one kernel forward and one backward on the wasm backend, over the tensors' wasm memory
+// (rowKernels.ts); other backends compose tf ops.
 //
 // Why: as tf ops RMSNorm is 6 kernels forward and ~14 backward (mean, rsqrt, two broadcast muls and
 // their reductions), and at d64 each kernel's engine and wasm-call overhead costs more than its
-// arithmetic (issue 10). Measured fused against the ops on [512, 64], forward + backward: 1.6 ms vs
-// 4.8 ms of CPU; on [2048, 256] 21 vs 28 ms (the shared machine under load). The same formulas
-// (sums in float64, stored as float32), so the model computes the same function;
-// test/trainer/rmsNorm.test.ts checks value and gradients against the tf-op composition.
+// arithmetic (issue 10). The kernels are WebAssembly SIMD (rowKernelsWat.ts; they were JavaScript
+// loops over the heap, ~3x slower); test/trainer/rmsNorm.test.ts checks value and gradients against
+// the tf-op composition.
 import * as tf from './tfjs.js';
-import { fusedKernelsHere, heapViews, type KernelArgs } from './wasmHeap.js';
+import { addressOf, fusedKernelsHere, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { rowKernels } from './rowKernels.js';
 
 function rows(t: tf.TensorInfo): [number, number] {
   const width = t.shape[t.shape.length - 1]!;
@@ -18,18 +18,11 @@ function rows(t: tf.TensorInfo): [number, number] {
 /** y = x * rsqrt(mean(x^2) + eps) * w over the last axis. */
 function rmsNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, w } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo };
-  const eps = (attrs as { eps: number }).eps;
   const [n, d] = rows(x);
-  const { outputs, views } = heapViews(backend, [x, w], [[...x.shape]]);
-  const [xs, ws, ys] = views as [Float32Array, Float32Array, Float32Array];
-  for (let r = 0; r < n; r++) {
-    const o = r * d;
-    let squares = 0;
-    for (let j = 0; j < d; j++) squares += xs[o + j]! * xs[o + j]!;
-    const scale = 1 / Math.sqrt(Math.fround(squares / d) + eps);
-    for (let j = 0; j < d; j++) ys[o + j] = xs[o + j]! * scale * ws[j]!;
-  }
-  return outputs[0]!;
+  const y = (backend as WasmHeap).makeOutput([...x.shape], 'float32');
+  const address = (t: tf.TensorInfo) => addressOf(backend, t);
+  rowKernels().rmsNorm(address(x), address(w), address(y), n, d, (attrs as { eps: number }).eps);
+  return y;
 }
 
 /**
@@ -38,34 +31,13 @@ function rmsNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
  */
 function rmsNormGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const { dy, x, w } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo; w: tf.TensorInfo };
-  const eps = (attrs as { eps: number }).eps;
   const [n, d] = rows(x);
-  const { outputs, views } = heapViews(backend, [dy, x, w], [[...x.shape], [d]]);
-  const [dys, xs, ws, dxs, dws] = views as Float32Array[] as [
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Float32Array,
-  ];
-  const dw = new Float64Array(d);
-  for (let r = 0; r < n; r++) {
-    const o = r * d;
-    let squares = 0;
-    let dot = 0;
-    for (let j = 0; j < d; j++) {
-      squares += xs[o + j]! * xs[o + j]!;
-      dot += dys[o + j]! * ws[j]! * xs[o + j]!;
-    }
-    const s = 1 / Math.sqrt(Math.fround(squares / d) + eps);
-    const k = (s * s * s * dot) / d;
-    for (let j = 0; j < d; j++) {
-      dxs[o + j] = s * dys[o + j]! * ws[j]! - k * xs[o + j]!;
-      dw[j] += dys[o + j]! * xs[o + j]! * s;
-    }
-  }
-  dws.set(dw);
-  return outputs;
+  const be = backend as WasmHeap;
+  const [dx, dw] = [be.makeOutput([...x.shape], 'float32'), be.makeOutput([d], 'float32')];
+  const address = (t: tf.TensorInfo) => addressOf(backend, t);
+  const eps = (attrs as { eps: number }).eps;
+  rowKernels().rmsNormGrad(address(dy), address(x), address(w), address(dx), address(dw), n, d, eps);
+  return [dx, dw];
 }
 
 const KERNELS: [string, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]][] = [

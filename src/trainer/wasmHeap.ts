@@ -16,6 +16,12 @@ export function fusedKernelsHere(): boolean {
   return tf.getBackend() === 'wasm';
 }
 
+/** Byte address of a tensor's data in wasm memory (BackendWasm's data id map). */
+export function addressOf(backend: unknown, t: tf.TensorInfo): number {
+  const be = backend as { dataIdMap: { get(dataId: object): { memoryOffset: number } } };
+  return be.dataIdMap.get(t.dataId).memoryOffset;
+}
+
 /** The parts of tfjs-backend-wasm's BackendWasm that a kernel written in JavaScript needs. */
 export interface WasmHeap {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;

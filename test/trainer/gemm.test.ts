@@ -8,7 +8,8 @@ import {
   type Gemm,
   type WasmModuleParts,
 } from '../../src/trainer/gemm.js';
-import { addressOf, wasmGemm } from '../../src/trainer/matMulKernel.js';
+import { wasmGemm } from '../../src/trainer/matMulKernel.js';
+import { addressOf } from '../../src/trainer/wasmHeap.js';
 import { mulberry32 } from '../../src/trainer/prng.js';
 import { backend } from './trainerFixtures.js';
 

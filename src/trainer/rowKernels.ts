@@ -1,0 +1,39 @@
+// The row-wise kernels of rowKernelsWat.ts, compiled once against tfjs-backend-wasm's memory (as the
+// GEMM is, gemm.ts) and called on byte addresses of the tensors. initBackend installs them with the
+// wasm backend; rmsNorm.ts and attentionKernel.ts call them.
+import * as tf from './tfjs.js';
+import { ROW_KERNELS_WAT } from './rowKernelsWat.js';
+import { instantiate } from './wasmAssembler.js';
+import type { WasmModuleParts } from './gemm.js';
+
+export interface RowKernels {
+  rmsNorm(x: number, w: number, y: number, n: number, d: number, eps: number): void;
+  rmsNormGrad(
+    dy: number,
+    x: number,
+    w: number,
+    dx: number,
+    dw: number,
+    n: number,
+    d: number,
+    eps: number,
+  ): void;
+  softmaxGrad(p: number, ds: number, rows: number, d: number): void;
+}
+
+let installed: RowKernels | undefined;
+
+/** Compile the row kernels against the wasm backend's memory (the backend must be set). */
+export async function installRowKernels(): Promise<RowKernels> {
+  installed ??= (await instantiate(
+    ROW_KERNELS_WAT,
+    (tf.backend() as unknown as { wasm: WasmModuleParts }).wasm.asm.memory,
+  )) as RowKernels;
+  return installed;
+}
+
+/** The row kernels; throws before installRowKernels has run (only wasm-backend kernels call this). */
+export function rowKernels(): RowKernels {
+  if (!installed) throw new Error('the wasm row kernels are not installed (installRowKernels)');
+  return installed;
+}

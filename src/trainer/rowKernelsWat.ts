@@ -1,0 +1,172 @@
+// The WebAssembly text of the step's row-wise kernels (rowKernels.ts compiles it): RMSNorm forward
+// and backward, and softmax's gradient, four float32 lanes at a time with a scalar tail for widths
+// that are not a multiple of 4.
+//
+// They were JavaScript loops over the tensors' wasm memory (every element read as a double and
+// written back as a float): ~10 ns an element here under load. Row sums are float32 in four lanes
+// (the JavaScript summed in float64), as tfjs's own mean and PyTorch sum them.
+import { add, forLoop, get, i32, set } from './watText.js';
+
+const load = (at: string) => `(v128.load ${at})`;
+const store = (at: string, v: string) => `(v128.store ${at} ${v})`;
+const f32Load = (at: string) => `(f32.load ${at})`;
+const f32Store = (at: string, v: string) => `(f32.store ${at} ${v})`;
+const vadd = (a: string, b: string) => `(f32x4.add ${a} ${b})`;
+const vsub = (a: string, b: string) => `(f32x4.sub ${a} ${b})`;
+const vmul = (a: string, b: string) => `(f32x4.mul ${a} ${b})`;
+const fadd = (a: string, b: string) => `(f32.add ${a} ${b})`;
+const fsub = (a: string, b: string) => `(f32.sub ${a} ${b})`;
+const fmul = (a: string, b: string) => `(f32.mul ${a} ${b})`;
+const ZERO = '(v128.const f32x4 0 0 0 0)';
+/** The sum of a vector's four lanes. */
+const lanes = (v: string) =>
+  fadd(fadd(`(f32x4.extract_lane 0 ${v})`, `(f32x4.extract_lane 1 ${v})`), fadd(`(f32x4.extract_lane 2 ${v})`, `(f32x4.extract_lane 3 ${v})`)); // prettier-ignore
+/** Byte address of element `j` (an i32 expression) of the row at `base`. */
+const at = (base: string, j = get('j')) => add(get(base), `(i32.shl ${j} ${i32(2)})`);
+/** The vector part of a row (j in steps of 4 up to d4), then the scalar tail up to `width`. */
+const row = (width: string, vector: string[], scalar: string[]) =>
+  forLoop('j', i32(0), get('d4'), i32(4), ...vector) + forLoop('j', get('d4'), width, i32(1), ...scalar);
+/** 1 / sqrt(ss / d + eps), RMSNorm's scale of a row with sum of squares ss. */
+const rsqrtMean = `(f32.div (f32.const 1) (f32.sqrt ${fadd(`(f32.div ${get('ss')} (f32.convert_i32_s ${get('d')}))`, get('eps'))}))`; // prettier-ignore
+
+/** y = x * rsqrt(mean(x^2) + eps) * w, row by row of x [n, d]. */
+const rmsNorm = `
+  (func (export "rmsNorm") (param $x i32) (param $w i32) (param $y i32) (param $n i32) (param $d i32) (param $eps f32)
+    (local $r i32) (local $j i32) (local $d4 i32) (local $acc v128) (local $ss f32) (local $s f32) (local $sv v128)
+    ${set('d4', `(i32.and ${get('d')} ${i32(-4)})`)}
+    ${forLoop(
+      'r',
+      i32(0),
+      get('n'),
+      i32(1),
+      set('acc', ZERO),
+      forLoop(
+        'j',
+        i32(0),
+        get('d4'),
+        i32(4),
+        set('acc', vadd(get('acc'), vmul(load(at('x')), load(at('x'))))),
+      ),
+      set('ss', lanes(get('acc'))),
+      forLoop(
+        'j',
+        get('d4'),
+        get('d'),
+        i32(1),
+        set('ss', fadd(get('ss'), fmul(f32Load(at('x')), f32Load(at('x'))))),
+      ),
+      set('s', rsqrtMean),
+      set('sv', `(f32x4.splat ${get('s')})`),
+      row(
+        get('d'),
+        [store(at('y'), vmul(vmul(load(at('x')), get('sv')), load(at('w'))))],
+        [f32Store(at('y'), fmul(fmul(f32Load(at('x')), get('s')), f32Load(at('w'))))],
+      ),
+      set('x', add(get('x'), `(i32.shl ${get('d')} ${i32(2)})`)),
+      set('y', add(get('y'), `(i32.shl ${get('d')} ${i32(2)})`)),
+    )}
+  )`;
+
+/**
+ * With s = rsqrt(mean(x^2) + eps) per row and g = dy * w: dx = s * dy * w - (s^3 mean(g * x)) * x,
+ * dw = sum over rows of dy * x * s (dw is zeroed first).
+ */
+const rmsNormGrad = `
+  (func (export "rmsNormGrad") (param $dy i32) (param $x i32) (param $w i32) (param $dx i32) (param $dw i32)
+      (param $n i32) (param $d i32) (param $eps f32)
+    (local $r i32) (local $j i32) (local $d4 i32) (local $accS v128) (local $accD v128) (local $ss f32) (local $dot f32)
+    (local $s f32) (local $k f32) (local $sv v128) (local $kv v128) (local $dyv v128) (local $xv v128)
+    ${set('d4', `(i32.and ${get('d')} ${i32(-4)})`)}
+    ${forLoop('j', i32(0), get('d'), i32(1), f32Store(at('dw'), '(f32.const 0)'))}
+    ${forLoop(
+      'r',
+      i32(0),
+      get('n'),
+      i32(1),
+      set('accS', ZERO),
+      set('accD', ZERO),
+      forLoop(
+        'j',
+        i32(0),
+        get('d4'),
+        i32(4),
+        set('xv', load(at('x'))),
+        set('accS', vadd(get('accS'), vmul(get('xv'), get('xv')))),
+        set('accD', vadd(get('accD'), vmul(vmul(load(at('dy')), load(at('w'))), get('xv')))),
+      ),
+      set('ss', lanes(get('accS'))),
+      set('dot', lanes(get('accD'))),
+      forLoop(
+        'j',
+        get('d4'),
+        get('d'),
+        i32(1),
+        set('ss', fadd(get('ss'), fmul(f32Load(at('x')), f32Load(at('x'))))),
+        set('dot', fadd(get('dot'), fmul(fmul(f32Load(at('dy')), f32Load(at('w'))), f32Load(at('x'))))),
+      ),
+      set('s', rsqrtMean),
+      set(
+        'k',
+        `(f32.div ${fmul(fmul(fmul(get('s'), get('s')), get('s')), get('dot'))} (f32.convert_i32_s ${get('d')}))`,
+      ),
+      set('sv', `(f32x4.splat ${get('s')})`),
+      set('kv', `(f32x4.splat ${get('k')})`),
+      row(
+        get('d'),
+        [
+          set('dyv', load(at('dy'))),
+          set('xv', load(at('x'))),
+          store(at('dx'), vsub(vmul(vmul(get('sv'), get('dyv')), load(at('w'))), vmul(get('kv'), get('xv')))),
+          store(at('dw'), vadd(load(at('dw')), vmul(vmul(get('dyv'), get('xv')), get('sv')))),
+        ],
+        [
+          f32Store(at('dx'), fsub(fmul(fmul(get('s'), f32Load(at('dy'))), f32Load(at('w'))), fmul(get('k'), f32Load(at('x'))))), // prettier-ignore
+          f32Store(
+            at('dw'),
+            fadd(f32Load(at('dw')), fmul(fmul(f32Load(at('dy')), f32Load(at('x'))), get('s'))),
+          ),
+        ],
+      ),
+      ...['dy', 'x', 'dx'].map((p) => set(p, add(get(p), `(i32.shl ${get('d')} ${i32(2)})`))),
+    )}
+  )`;
+
+/** ds = p * (ds - rowsum(p * ds)) in place, for `rows` rows of `d` (softmax's gradient). */
+const softmaxGrad = `
+  (func (export "softmaxGrad") (param $p i32) (param $ds i32) (param $rows i32) (param $d i32)
+    (local $r i32) (local $j i32) (local $d4 i32) (local $acc v128) (local $dot f32) (local $dv v128)
+    ${set('d4', `(i32.and ${get('d')} ${i32(-4)})`)}
+    ${forLoop(
+      'r',
+      i32(0),
+      get('rows'),
+      i32(1),
+      set('acc', ZERO),
+      forLoop(
+        'j',
+        i32(0),
+        get('d4'),
+        i32(4),
+        set('acc', vadd(get('acc'), vmul(load(at('p')), load(at('ds'))))),
+      ),
+      set('dot', lanes(get('acc'))),
+      forLoop(
+        'j',
+        get('d4'),
+        get('d'),
+        i32(1),
+        set('dot', fadd(get('dot'), fmul(f32Load(at('p')), f32Load(at('ds'))))),
+      ),
+      set('dv', `(f32x4.splat ${get('dot')})`),
+      row(
+        get('d'),
+        [store(at('ds'), vmul(load(at('p')), vsub(load(at('ds')), get('dv'))))],
+        [f32Store(at('ds'), fmul(f32Load(at('p')), fsub(f32Load(at('ds')), get('dot'))))],
+      ),
+      set('p', add(get('p'), `(i32.shl ${get('d')} ${i32(2)})`)),
+      set('ds', add(get('ds'), `(i32.shl ${get('d')} ${i32(2)})`)),
+    )}
+  )`;
+
+/** The module: imports `env.memory` (tfjs-backend-wasm's); arguments are byte addresses and sizes. */
+export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad})`;
