@@ -1,15 +1,17 @@
 // Rotary embedding (HF's rotate_half convention) as one kernel forward and one backward on the wasm
-// backend, a loop over the tensor's wasm memory (wasmHeap.ts); model.ts' applyRotary uses it there
-// and composes tf ops elsewhere.
+// backend, WebAssembly SIMD over the tensor's wasm memory (rowKernels.ts); model.ts' applyRotary uses
+// it there and composes tf ops elsewhere.
 //
 // Why: as tf ops the rotary of q or k is a reshape, a [rows, hd] x [hd, hd] product for
 // rotate_half, two broadcast multiplies and an add forward, about twice that backward: ~30 kernels
 // per layer, each costing more engine and wasm-call overhead than arithmetic at d64 (issue 10).
-// The tables are the same float32 values as the ops' (scale folded in); products and sums are
-// rounded once to float32, so the function is the same to within an ulp
+// The tables are the same float32 values as the ops' (scale folded in); each product and the sum
+// are rounded to float32, as the ops round them, so the function is the same to within an ulp
 // (test/trainer/rotaryKernel.test.ts checks value and gradient against the ops).
 import * as tf from './tfjs.js';
-import { heapViews, type KernelArgs } from './wasmHeap.js';
+import { addressOf, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { rowKernels } from './rowKernels.js';
+import type { WasmModuleParts } from './gemm.js';
 
 interface RotaryAttrs {
   seqLen: number;
@@ -18,22 +20,33 @@ interface RotaryAttrs {
   invFreq: number[];
 }
 
-/** scale * cos and scale * sin of t * invFreq[i], [T, headDim / 2], as float32 (as the ops' tables). */
-const tables = new Map<string, { cos: Float32Array; sin: Float32Array }>();
+/**
+ * scale * cos and scale * sin of t * invFreq[i], [T, headDim / 2], as float32 (as the ops' tables),
+ * copied once into wasm memory (the backend's malloc; kept for the process, a few KB each).
+ */
+const tables = new Map<string, { cos: number; sin: number }>();
 
-function rotaryTables(a: RotaryAttrs): { cos: Float32Array; sin: Float32Array } {
+function rotaryTables(a: RotaryAttrs, backend: unknown): { cos: number; sin: number } {
   const key = `${a.seqLen} ${a.scale} ${a.invFreq.join(',')}`;
   let t = tables.get(key);
   if (!t) {
     const half = a.invFreq.length;
-    t = { cos: new Float32Array(a.seqLen * half), sin: new Float32Array(a.seqLen * half) };
+    const [cos, sin] = [new Float32Array(a.seqLen * half), new Float32Array(a.seqLen * half)];
     for (let p = 0; p < a.seqLen; p++) {
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(p * a.invFreq[i]!);
-        t.cos[p * half + i] = a.scale * Math.cos(angle);
-        t.sin[p * half + i] = a.scale * Math.sin(angle);
+        cos[p * half + i] = a.scale * Math.cos(angle);
+        sin[p * half + i] = a.scale * Math.sin(angle);
       }
     }
+    const wasm = (backend as { wasm: WasmModuleParts & { HEAPU8: Uint8Array } }).wasm;
+    const copy = (values: Float32Array) => {
+      const at = wasm._malloc(values.byteLength);
+      if (at === 0) throw new Error('rotary: out of wasm memory for its tables');
+      new Float32Array(wasm.HEAPU8.buffer, at, values.length).set(values);
+      return at;
+    };
+    t = { cos: copy(cos), sin: copy(sin) };
     tables.set(key, t);
   }
   return t;
@@ -47,26 +60,13 @@ function rotaryTables(a: RotaryAttrs): { cos: Float32Array; sin: Float32Array } 
 function rotate(args: KernelArgs, sign: 1 | -1): tf.TensorInfo {
   const x = args.inputs.x!;
   const a = args.attrs as unknown as RotaryAttrs;
-  const { cos, sin } = rotaryTables(a);
+  const { cos, sin } = rotaryTables(a, args.backend);
   const width = x.shape[x.shape.length - 1]!;
   const rows = x.shape.reduce((p, q) => p * q, 1) / width;
-  const half = a.headDim / 2;
-  const { outputs, views } = heapViews(args.backend, [x], [[...x.shape]]);
-  const [xs, out] = views as [Float32Array, Float32Array];
-  for (let r = 0; r < rows; r++) {
-    const t = (r % a.seqLen) * half;
-    for (let h = r * width; h < (r + 1) * width; h += a.headDim) {
-      for (let i = 0; i < half; i++) {
-        const c = cos[t + i]!;
-        const s = sign * sin[t + i]!;
-        const lo = xs[h + i]!;
-        const hi = xs[h + i + half]!;
-        out[h + i] = lo * c - hi * s;
-        out[h + i + half] = hi * c + lo * s;
-      }
-    }
-  }
-  return outputs[0]!;
+  const out = (args.backend as WasmHeap).makeOutput([...x.shape], 'float32');
+  const [xAt, outAt] = [addressOf(args.backend, x), addressOf(args.backend, out)];
+  rowKernels().rotary(xAt, outAt, cos, sin, rows, width, a.headDim, a.seqLen, sign);
+  return out;
 }
 
 tf.registerKernel({

@@ -19,6 +19,17 @@ export interface RowKernels {
     eps: number,
   ): void;
   softmaxGrad(p: number, ds: number, rows: number, d: number): void;
+  rotary(
+    x: number,
+    out: number,
+    cos: number,
+    sin: number,
+    rows: number,
+    width: number,
+    headDim: number,
+    seqLen: number,
+    sign: number,
+  ): void;
 }
 
 let installed: RowKernels | undefined;

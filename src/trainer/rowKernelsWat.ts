@@ -1,11 +1,11 @@
 // The WebAssembly text of the step's row-wise kernels (rowKernels.ts compiles it): RMSNorm forward
-// and backward, and softmax's gradient, four float32 lanes at a time with a scalar tail for widths
+// and backward, softmax's gradient and the rotary embedding, four float32 lanes at a time with a scalar tail for widths
 // that are not a multiple of 4.
 //
 // They were JavaScript loops over the tensors' wasm memory (every element read as a double and
 // written back as a float): ~10 ns an element here under load. Row sums are float32 in four lanes
 // (the JavaScript summed in float64), as tfjs's own mean and PyTorch sum them.
-import { add, forLoop, get, i32, set } from './watText.js';
+import { add, forLoop, get, i32, mul, set } from './watText.js';
 
 const load = (at: string) => `(v128.load ${at})`;
 const store = (at: string, v: string) => `(v128.store ${at} ${v})`;
@@ -168,5 +168,65 @@ const softmaxGrad = `
     )}
   )`;
 
+/**
+ * Rotary embedding (HF rotate_half) of x [rows, width] into out, heads of headDim side by side, row
+ * r at position r mod seqLen of the [seqLen, headDim / 2] tables: out[i] = x[i] c - x[i + half] s,
+ * out[i + half] = x[i + half] c + x[i] s, with s = sign * sin (sign -1: the backward pass).
+ */
+const rotary = `
+  (func (export "rotary") (param $x i32) (param $out i32) (param $cos i32) (param $sin i32) (param $rows i32)
+      (param $width i32) (param $headDim i32) (param $seqLen i32) (param $sign f32)
+    (local $r i32) (local $h i32) (local $i i32) (local $half i32) (local $h4 i32) (local $ct i32) (local $st i32)
+    (local $lo i32) (local $hi i32) (local $olo i32) (local $ohi i32) (local $signs v128) (local $c v128) (local $s v128)
+    (local $a v128) (local $b v128)
+    ${set('half', `(i32.shr_u ${get('headDim')} ${i32(1)})`)}
+    ${set('h4', `(i32.and ${get('half')} ${i32(-4)})`)}
+    ${set('signs', `(f32x4.splat ${get('sign')})`)}
+    ${forLoop(
+      'r',
+      i32(0),
+      get('rows'),
+      i32(1),
+      set(
+        'ct',
+        add(
+          get('cos'),
+          `(i32.shl ${mul(`(i32.rem_u ${get('r')} ${get('seqLen')})`, get('half'))} ${i32(2)})`,
+        ),
+      ),
+      set('st', add(get('sin'), `(i32.sub ${get('ct')} ${get('cos')})`)),
+      forLoop(
+        'h',
+        i32(0),
+        get('width'),
+        get('headDim'),
+        set('lo', add(get('x'), `(i32.shl ${add(mul(get('r'), get('width')), get('h'))} ${i32(2)})`)),
+        set('hi', add(get('lo'), `(i32.shl ${get('half')} ${i32(2)})`)),
+        set('olo', add(get('out'), `(i32.sub ${get('lo')} ${get('x')})`)),
+        set('ohi', add(get('olo'), `(i32.shl ${get('half')} ${i32(2)})`)),
+        forLoop(
+          'i',
+          i32(0),
+          get('h4'),
+          i32(4),
+          set('c', load(at('ct', get('i')))),
+          set('s', vmul(load(at('st', get('i'))), get('signs'))),
+          set('a', load(at('lo', get('i')))),
+          set('b', load(at('hi', get('i')))),
+          store(at('olo', get('i')), vsub(vmul(get('a'), get('c')), vmul(get('b'), get('s')))),
+          store(at('ohi', get('i')), vadd(vmul(get('b'), get('c')), vmul(get('a'), get('s')))),
+        ),
+        forLoop(
+          'i',
+          get('h4'),
+          get('half'),
+          i32(1),
+          f32Store(at('olo', get('i')), fsub(fmul(f32Load(at('lo', get('i'))), f32Load(at('ct', get('i')))), fmul(f32Load(at('hi', get('i'))), fmul(f32Load(at('st', get('i'))), get('sign'))))), // prettier-ignore
+          f32Store(at('ohi', get('i')), fadd(fmul(f32Load(at('hi', get('i'))), f32Load(at('ct', get('i')))), fmul(f32Load(at('lo', get('i'))), fmul(f32Load(at('st', get('i'))), get('sign'))))), // prettier-ignore
+        ),
+      ),
+    )}
+  )`;
+
 /** The module: imports `env.memory` (tfjs-backend-wasm's); arguments are byte addresses and sizes. */
-export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad})`;
+export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad} ${rotary})`;
