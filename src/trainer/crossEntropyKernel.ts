@@ -1,14 +1,17 @@
-// The mean next-token cross-entropy as one kernel on the wasm backend (a loop over the logits' wasm
-// memory, wasmHeap.ts) whose gradient is one multiply; model.ts' crossEntropy uses it there and
-// composes tf ops elsewhere.
+// The mean next-token cross-entropy as one kernel on the wasm backend whose gradient is one
+// multiply; model.ts' crossEntropy uses it there and composes tf ops elsewhere.
 //
 // Why: as tf ops the loss is logSoftmax, oneHot, cast, multiply, sum, mean and neg, ~12 kernels
 // forward and ~15 backward, and its gradient computes exp(logits) a second time (issue 10: per-kernel
-// overhead set the d64 step's time). Here one pass computes each row's softmax once, the loss from it
-// (float64 sums), and the gradient for dy = 1, (softmax - onehot) / N, which the backward pass only
-// scales. test/trainer/crossEntropyKernel.test.ts checks value and gradient against the ops.
+// overhead set the d64 step's time). Here the backend's XNNPACK softmax runs once over the logits
+// into the gradient's memory; the loss is -log of each row's target probability (the exact
+// log-sum-exp where that probability underflows), and the gradient for dy = 1, (softmax - onehot) / N,
+// which the backward pass only scales. A JavaScript loop with Math.exp per logit took ~10x the time
+// of the softmax. test/trainer/crossEntropyKernel.test.ts checks value and gradient against the ops.
 import * as tf from './tfjs.js';
-import { heapViews, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { addressOf, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { viewOps, type WasmBackend } from './batchMatMul.js';
+import { rowKernels } from './rowKernels.js';
 
 /** logits [N, V], targets [N] int32 -> [loss (scalar), d loss / d logits [N, V]]. */
 function crossEntropyKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
@@ -20,27 +23,33 @@ function crossEntropyKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
     const t = checked[r]!;
     if (!(t >= 0 && t < v)) throw new Error(`cross-entropy: target ${t} outside [0, ${v})`);
   }
-  const { outputs, ints } = heapViews(backend, [logits, targets], [[], [n, v]]);
-  const [ls, ts, loss, grad] = ints as [Float32Array, Int32Array, Float32Array, Float32Array];
+  const be = backend as WasmHeap;
+  const [loss, grad] = [be.makeOutput([], 'float32'), be.makeOutput([n, v], 'float32')];
+  viewOps(backend as WasmBackend).softmax([logits, 0], [grad, 0], n, v);
+  // Views after every allocation (the softmax's view ids may grow the memory, detaching older ones).
+  const [ls, ts, ps] = [logits, targets, grad].map((t) => be.typedArrayFromHeap(t)) as [Float32Array, Int32Array, Float32Array]; // prettier-ignore
   let total = 0;
   for (let r = 0; r < n; r++) {
-    const o = r * v;
-    const target = ts[r]!;
-    let max = -Infinity;
-    for (let j = 0; j < v; j++) if (ls[o + j]! > max) max = ls[o + j]!;
-    let sum = 0;
-    for (let j = 0; j < v; j++) {
-      const e = Math.exp(ls[o + j]! - max);
-      grad[o + j] = e;
-      sum += e;
-    }
-    total += max + Math.log(sum) - ls[o + target]!;
-    const k = 1 / (sum * n);
-    for (let j = 0; j < v; j++) grad[o + j] = grad[o + j]! * k;
-    grad[o + target] = grad[o + target]! - 1 / n;
+    const at = r * v + ts[r]!;
+    const p = ps[at]!;
+    total += p >= UNDERFLOW ? -Math.log(p) : logSumExp(ls, r * v, v) - ls[at]!;
+    ps[at] = p - 1;
   }
-  loss[0] = total / n;
-  return outputs;
+  be.typedArrayFromHeap(loss)[0] = total / n;
+  rowKernels().scale(addressOf(backend, grad), n * v, 1 / n);
+  return [loss, grad];
+}
+
+/** A probability below this is recomputed exactly: -log of a float32 that underflowed would be wrong. */
+const UNDERFLOW = 1e-30;
+
+/** log(sum(exp(row))) of v logits from `o`, in float64 with the max subtracted. */
+function logSumExp(ls: Float32Array, o: number, v: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < v; j++) max = Math.max(max, ls[o + j]!);
+  let sum = 0;
+  for (let j = 0; j < v; j++) sum += Math.exp(ls[o + j]! - max);
+  return max + Math.log(sum);
 }
 
 tf.registerKernel({

@@ -19,6 +19,7 @@ export interface RowKernels {
     eps: number,
   ): void;
   softmaxGrad(p: number, ds: number, rows: number, d: number): void;
+  scale(x: number, count: number, factor: number): void;
   rotary(
     x: number,
     out: number,

@@ -1,5 +1,5 @@
 // The WebAssembly text of the step's row-wise kernels (rowKernels.ts compiles it): RMSNorm forward
-// and backward, softmax's gradient and the rotary embedding, four float32 lanes at a time with a scalar tail for widths
+// and backward, softmax's gradient, the rotary embedding and a scaling, four float32 lanes at a time with a scalar tail for widths
 // that are not a multiple of 4.
 //
 // They were JavaScript loops over the tensors' wasm memory (every element read as a double and
@@ -228,5 +228,14 @@ const rotary = `
     )}
   )`;
 
+/** x *= factor over `count` floats, in place. */
+const scale = `
+  (func (export "scale") (param $x i32) (param $count i32) (param $factor f32)
+    (local $j i32) (local $d4 i32) (local $fv v128)
+    ${set('d4', `(i32.and ${get('count')} ${i32(-4)})`)}
+    ${set('fv', `(f32x4.splat ${get('factor')})`)}
+    ${row(get('count'), [store(at('x'), vmul(load(at('x')), get('fv')))], [f32Store(at('x'), fmul(f32Load(at('x')), get('factor')))])}
+  )`;
+
 /** The module: imports `env.memory` (tfjs-backend-wasm's); arguments are byte addresses and sizes. */
-export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad} ${rotary})`;
+export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad} ${rotary} ${scale})`;
