@@ -273,8 +273,8 @@ async function trainStepVersusBaselines(): Promise<void> {
  */
 async function interleavedMs(
   steppers: Stepper[],
-  reps = 11,
-  warmup = 2,
+  reps = Math.max(21, 4 * REPS),
+  warmup = 10,
 ): Promise<{ wall: number; cpu: number }[]> {
   const wall: number[][] = steppers.map(() => []);
   const cpu: number[][] = steppers.map(() => []);

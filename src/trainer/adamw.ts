@@ -2,18 +2,18 @@
 // named tensors that a checkpoint can store (optimizer.safetensors) and a resumed run can reload.
 // Decay applies to matrices only (nanoGPT's rule): norms' gains are not pulled toward zero.
 //
-// The update is one fused loop per parameter on the host: the gradient and the weights are read
-// once, the moments live in Float32Arrays, the new weights are written back once. Written as tf ops
-// it was ~13 elementwise passes and as many kernel launches per parameter tensor (issue 10), which
-// at d64 (21 tensors) was nearly a third of the step's ~940 ops. The arithmetic is JavaScript's
-// (float64, rounded to float32 when stored), the same on every run and backend, so a resumed run
-// stays bit-identical. On the wasm backend the gradients and weights are read where they lie in
-// wasm memory (views, not dataSync copies) and the new weights are written into one array per
-// parameter kept across steps: the copies and their garbage were a third of AdamW's time in the d64
-// MoE step (node --cpu-prof).
+// The update is one fused pass per parameter: the gradient and the weights are read once, the
+// moments updated in place, the new weights written once. Written as tf ops it was ~13 elementwise
+// passes and as many kernel launches per parameter tensor (issue 10). On the wasm backend the pass
+// is rowKernels.ts' SIMD AdamW (float32 lanes) with the moments in wasm memory, writing a new
+// weights tensor; it was a JavaScript loop over views (float64, rounded when stored), which the
+// other backends still run. Either way the arithmetic is the same on every run of a machine and
+// backend, so a resumed run stays bit-identical.
 import * as tf from './tfjs.js';
 import type { NamedTensor } from './checkpoint.js';
-import { fusedKernelsHere, type WasmHeap } from './wasmHeap.js';
+import { addressOf, fusedKernelsHere, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { rowKernels } from './rowKernels.js';
+import type { WasmModuleParts } from './gemm.js';
 
 export interface AdamWOptions {
   beta1: number;
@@ -36,11 +36,44 @@ export const OPTIMIZER_KIND = 'adamw';
 
 interface Slot {
   param: tf.Variable;
-  m: Float32Array;
-  v: Float32Array;
+  moments: Moments;
   decay: boolean;
-  /** The new weights, on the wasm backend (which copies them into its memory on upload). */
-  next?: Float32Array;
+}
+
+/**
+ * The first and second moments of one parameter: host arrays, or on the wasm backend two blocks of
+ * wasm memory (the backend's malloc) that the update kernel works on in place.
+ */
+interface Moments {
+  /** Views or arrays of m and v (on wasm, valid until the backend next allocates). */
+  read(): { m: Float32Array; v: Float32Array };
+  /** Byte addresses of m and v in wasm memory (wasm only). */
+  readonly at?: { m: number; v: number };
+  free(): void;
+}
+
+function hostMoments(size: number): Moments {
+  const [m, v] = [new Float32Array(size), new Float32Array(size)];
+  return { read: () => ({ m, v }), free: () => {} };
+}
+
+function wasmMoments(size: number): Moments {
+  const wasm = (tf.engine().backend as unknown as { wasm: WasmModuleParts & { HEAPU8: Uint8Array } }).wasm;
+  const alloc = () => {
+    const at = wasm._malloc(4 * size);
+    if (at === 0) throw new Error(`AdamW: out of wasm memory for moments of ${size} parameters`);
+    new Float32Array(wasm.HEAPU8.buffer, at, size).fill(0);
+    return at;
+  };
+  const at = { m: alloc(), v: alloc() };
+  return {
+    at,
+    read: () => ({
+      m: new Float32Array(wasm.HEAPU8.buffer, at.m, size),
+      v: new Float32Array(wasm.HEAPU8.buffer, at.v, size),
+    }),
+    free: () => [at.m, at.v].forEach((p) => wasm._free(p)),
+  };
 }
 
 /**
@@ -89,6 +122,36 @@ function update(
   }
 }
 
+/** The update on the wasm backend: rowKernels.ts' SIMD AdamW into a new weights tensor. */
+function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { w, g } = inputs as { w: tf.TensorInfo; g: tf.TensorInfo };
+  const a = attrs as unknown as UpdateConstants & { m: number; v: number };
+  const out = (backend as WasmHeap).makeOutput([...w.shape], 'float32');
+  const size = w.shape.reduce((p, q) => p * q, 1);
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
+  rowKernels().adamw(
+    at(w),
+    at(g),
+    at(out),
+    a.m,
+    a.v,
+    size,
+    a.clip,
+    a.keep,
+    a.stepSize,
+    a.beta1,
+    a.beta2,
+    a.eps,
+  );
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: 'BtxAdamW',
+  backendName: 'wasm',
+  kernelFunc: adamwKernel as unknown as tf.KernelFunc,
+});
+
 /**
  * A float32 tensor's values: on the wasm backend a view of wasm memory, valid until the backend
  * next allocates (which can grow the memory and detach it); elsewhere dataSync's array.
@@ -107,13 +170,9 @@ export class AdamW {
     params: Map<string, tf.Variable>,
     readonly opts: AdamWOptions = ADAMW_DEFAULTS,
   ) {
+    const moments = fusedKernelsHere() ? wasmMoments : hostMoments;
     for (const [name, param] of params) {
-      this.slots.set(name, {
-        param,
-        m: new Float32Array(param.size),
-        v: new Float32Array(param.size),
-        decay: param.shape.length >= 2,
-      });
+      this.slots.set(name, { param, moments: moments(param.size), decay: param.shape.length >= 2 });
     }
   }
 
@@ -135,18 +194,23 @@ export class AdamW {
     const norm = Math.sqrt(squares);
     const clip = gradClip > 0 ? Math.min(1, gradClip / (norm + 1e-6)) : 1;
     const stepSize = (lr * Math.sqrt(1 - beta2 ** this.step)) / (1 - beta1 ** this.step);
-    const wasm = fusedKernelsHere();
     for (const s of present) {
-      const { m, v } = s;
-      // Views are taken here, after the previous parameter's upload (which may have grown the memory).
-      const g = values(grads[s.param.name]!);
-      const w = values(s.param);
-      // Off wasm, dataSync's array is updated in place and handed to the new tensor, as the CPU
-      // backend keeps the array it is given; wasm copies it, so one array per parameter serves.
-      const out = wasm ? (s.next ??= new Float32Array(s.param.size)) : w;
       const keep = s.decay ? 1 - lr * weightDecay : 1;
-      update(w, out, m, v, g, { clip, keep, stepSize, beta1, beta2, eps });
-      tf.tidy(() => s.param.assign(tf.tensor(out, s.param.shape, 'float32')));
+      const c = { clip, keep, stepSize, beta1, beta2, eps };
+      const grad = grads[s.param.name]!;
+      if (s.moments.at) {
+        const attrs = { ...c, ...s.moments.at } as unknown as tf.NamedAttrMap;
+        tf.tidy(() =>
+          s.param.assign(tf.engine().runKernel('BtxAdamW', { w: s.param, g: grad }, attrs) as tf.Tensor),
+        );
+        continue;
+      }
+      // dataSync's array is updated in place and handed to the new tensor (the CPU backend keeps
+      // the array it is given).
+      const w = values(s.param);
+      const { m, v } = s.moments.read();
+      update(w, w, m, v, values(grad), c);
+      tf.tidy(() => s.param.assign(tf.tensor(w, s.param.shape, 'float32')));
     }
     return tf.scalar(norm);
   }
@@ -156,8 +220,9 @@ export class AdamW {
     const out: NamedTensor[] = [];
     for (const [name, s] of this.slots) {
       const shape = [...s.param.shape];
-      out.push({ name: `${name}.exp_avg`, shape, data: s.m.slice() });
-      out.push({ name: `${name}.exp_avg_sq`, shape, data: s.v.slice() });
+      const { m, v } = s.moments.read();
+      out.push({ name: `${name}.exp_avg`, shape, data: m.slice() });
+      out.push({ name: `${name}.exp_avg_sq`, shape, data: v.slice() });
     }
     return out;
   }
@@ -170,9 +235,10 @@ export class AdamW {
   load(tensors: Map<string, NamedTensor>, step: number): string[] {
     const fresh: string[] = [];
     for (const [name, s] of this.slots) {
+      const { m, v } = s.moments.read();
       for (const [suffix, target] of [
-        ['exp_avg', s.m],
-        ['exp_avg_sq', s.v],
+        ['exp_avg', m],
+        ['exp_avg_sq', v],
       ] as const) {
         const t = tensors.get(`${name}.${suffix}`);
         if (!t) {
@@ -191,6 +257,9 @@ export class AdamW {
     return fresh;
   }
 
-  /** Nothing to free: the moments are host arrays (kept for callers written against tensors). */
-  dispose(): void {}
+  /** Frees the moments' wasm memory (host arrays are left to the garbage collector). */
+  dispose(): void {
+    for (const s of this.slots.values()) s.moments.free();
+    this.slots.clear();
+  }
 }

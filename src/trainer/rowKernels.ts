@@ -20,6 +20,20 @@ export interface RowKernels {
   ): void;
   softmaxGrad(p: number, ds: number, rows: number, d: number): void;
   scale(x: number, count: number, factor: number): void;
+  adamw(
+    w: number,
+    g: number,
+    out: number,
+    m: number,
+    v: number,
+    count: number,
+    clip: number,
+    keep: number,
+    stepSize: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+  ): void;
   rotary(
     x: number,
     out: number,

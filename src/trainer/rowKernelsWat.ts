@@ -1,5 +1,5 @@
 // The WebAssembly text of the step's row-wise kernels (rowKernels.ts compiles it): RMSNorm forward
-// and backward, softmax's gradient, the rotary embedding and a scaling, four float32 lanes at a time with a scalar tail for widths
+// and backward, softmax's gradient, the rotary embedding, a scaling and AdamW's update, four float32 lanes at a time with a scalar tail for widths
 // that are not a multiple of 4.
 //
 // They were JavaScript loops over the tensors' wasm memory (every element read as a double and
@@ -21,6 +21,8 @@ const ZERO = '(v128.const f32x4 0 0 0 0)';
 /** The sum of a vector's four lanes. */
 const lanes = (v: string) =>
   fadd(fadd(`(f32x4.extract_lane 0 ${v})`, `(f32x4.extract_lane 1 ${v})`), fadd(`(f32x4.extract_lane 2 ${v})`, `(f32x4.extract_lane 3 ${v})`)); // prettier-ignore
+const splat = (name: string) => `(f32x4.splat ${get(name)})`;
+const splatOneMinus = (name: string) => `(f32x4.splat (f32.sub (f32.const 1) ${get(name)}))`;
 /** Byte address of element `j` (an i32 expression) of the row at `base`. */
 const at = (base: string, j = get('j')) => add(get(base), `(i32.shl ${j} ${i32(2)})`);
 /** The vector part of a row (j in steps of 4 up to d4), then the scalar tail up to `width`. */
@@ -237,5 +239,41 @@ const scale = `
     ${row(get('count'), [store(at('x'), vmul(load(at('x')), get('fv')))], [f32Store(at('x'), fmul(f32Load(at('x')), get('factor')))])}
   )`;
 
+/**
+ * One AdamW step over `count` parameters, in place on the moments m and v: with g' = g * clip,
+ * m = b1 m + (1 - b1) g', v = b2 v + (1 - b2) g'^2, out = w * keep - stepSize * m / (sqrt(v) + eps).
+ */
+const adamw = `
+  (func (export "adamw") (param $w i32) (param $g i32) (param $out i32) (param $m i32) (param $v i32) (param $count i32)
+      (param $clip f32) (param $keep f32) (param $stepSize f32) (param $beta1 f32) (param $beta2 f32) (param $eps f32)
+    (local $j i32) (local $d4 i32) (local $gv v128) (local $mv v128) (local $vv v128) (local $gs f32) (local $ms f32) (local $vs f32)
+    ${set('d4', `(i32.and ${get('count')} ${i32(-4)})`)}
+    ${row(
+      get('count'),
+      [
+        set('gv', vmul(load(at('g')), splat('clip'))),
+        set('mv', vadd(vmul(splat('beta1'), load(at('m'))), vmul(splatOneMinus('beta1'), get('gv')))),
+        set(
+          'vv',
+          vadd(vmul(splat('beta2'), load(at('v'))), vmul(vmul(splatOneMinus('beta2'), get('gv')), get('gv'))),
+        ),
+        store(at('m'), get('mv')),
+        store(at('v'), get('vv')),
+        store(at('out'), vsub(vmul(load(at('w')), splat('keep')), `(f32x4.div ${vmul(splat('stepSize'), get('mv'))} ${vadd(`(f32x4.sqrt ${get('vv')})`, splat('eps'))})`)), // prettier-ignore
+      ],
+      [
+        set('gs', fmul(f32Load(at('g')), get('clip'))),
+        set(
+          'ms',
+          fadd(fmul(get('beta1'), f32Load(at('m'))), fmul(fsub('(f32.const 1)', get('beta1')), get('gs'))),
+        ),
+        set('vs', fadd(fmul(get('beta2'), f32Load(at('v'))), fmul(fmul(fsub('(f32.const 1)', get('beta2')), get('gs')), get('gs')))), // prettier-ignore
+        f32Store(at('m'), get('ms')),
+        f32Store(at('v'), get('vs')),
+        f32Store(at('out'), fsub(fmul(f32Load(at('w')), get('keep')), `(f32.div ${fmul(get('stepSize'), get('ms'))} ${fadd(`(f32.sqrt ${get('vs')})`, get('eps'))})`)), // prettier-ignore
+      ],
+    )}
+  )`;
+
 /** The module: imports `env.memory` (tfjs-backend-wasm's); arguments are byte addresses and sizes. */
-export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad} ${rotary} ${scale})`;
+export const ROW_KERNELS_WAT = `(module (import "env" "memory" (memory 1)) ${rmsNorm} ${rmsNormGrad} ${softmaxGrad} ${rotary} ${scale} ${adamw})`;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
-import { AdamW } from '../../src/trainer/adamw.js';
+import { ADAMW_DEFAULTS, AdamW } from '../../src/trainer/adamw.js';
 import { backend } from './trainerFixtures.js';
 
 before(backend);
@@ -53,5 +53,44 @@ test('AdamW: takes two clipped, bias-corrected steps as written in torch.optim.A
     close(byName.get('w.exp_avg_sq')!, v.w, 'w.exp_avg_sq');
     close(byName.get('g.exp_avg')!, m.g, 'g.exp_avg');
     close(byName.get('g.exp_avg_sq')!, v.g, 'g.exp_avg_sq');
+  });
+});
+
+test('AdamW: a parameter long enough for the SIMD loop and its tail matches float64, and moments reload', () => {
+  const [rows, cols] = [3, 5]; // 15 = 12 in lanes of 4 + 3 in the tail
+  const start = Array.from({ length: rows * cols }, (_, i) => Math.sin(i + 1));
+  const w = tf.variable(tf.tensor2d(start, [rows, cols]), true, 'wide');
+  const opt = new AdamW(new Map([['wide', w]]), { ...ADAMW_DEFAULTS, gradClip: 0 });
+  const [b1, b2, eps, lr, wd] = [0.9, 0.95, 1e-8, 0.05, 0.1];
+  const expected = [...start];
+  const [m, v] = [start.map(() => 0), start.map(() => 0)];
+  for (let step = 1; step <= 3; step++) {
+    const g = start.map((_, i) => Math.cos(i * step) * (i % 4 === 0 ? 10 : 0.1));
+    g.forEach((gi, j) => {
+      m[j] = b1 * m[j]! + (1 - b1) * gi;
+      v[j] = b2 * v[j]! + (1 - b2) * gi * gi;
+      const update = (lr * (m[j]! / (1 - b1 ** step))) / (Math.sqrt(v[j]! / (1 - b2 ** step)) + eps);
+      expected[j] = expected[j]! * (1 - lr * wd) - update;
+    });
+    opt.apply({ wide: tf.tensor2d(g, [rows, cols]) }, lr);
+  }
+  const got = w.dataSync();
+  expected.forEach((x, j) => assert.ok(Math.abs(got[j]! - x) < 1e-5, `wide[${j}]: ${got[j]} != ${x}`));
+  // The moments survive toTensors -> load into a fresh optimizer, value for value.
+  return opt.toTensors().then((saved) => {
+    const again = new AdamW(new Map([['wide', w]]), { ...ADAMW_DEFAULTS, gradClip: 0 });
+    again.load(new Map(saved.map((t) => [t.name, t])), 3);
+    return again.toTensors().then((reloaded) => {
+      assert.deepEqual(
+        reloaded.map((t) => [t.name, [...t.data]]),
+        saved.map((t) => [t.name, [...t.data]]),
+      );
+      saved.forEach((t) => {
+        const want = t.name.endsWith('exp_avg') ? m : v;
+        want.forEach((x, j) => assert.ok(Math.abs(t.data[j]! - x) < 1e-5 * Math.max(1, Math.abs(x)), `${t.name}[${j}]`)); // prettier-ignore
+      });
+      again.dispose();
+      opt.dispose();
+    });
   });
 });
