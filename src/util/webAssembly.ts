@@ -10,6 +10,8 @@ export interface WebAssemblyApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports?: Record<string, Record<string, unknown>>) => { exports: unknown };
+  /** A shared memory (the mix's SIMD arena, read by worker threads). */
+  Memory: new (desc: { initial: number; maximum: number; shared: true }) => { buffer: SharedArrayBuffer };
 }
 
 /** The global, or undefined in a runtime without WebAssembly. */

@@ -11,6 +11,8 @@
 // slice, from a module emitted for the inputs' dtypes; any other buffers go through the kernel's own
 // memory block by block, one pass per input.
 
+import { webAssembly } from '../../util/webAssembly.js';
+
 const I32 = 0x7f;
 const F32 = 0x7d;
 const V128 = 0x7b;
@@ -282,15 +284,7 @@ function moduleBytes(functions: Record<string, ReturnType<typeof loopFunction>> 
   ]);
 }
 
-/** The part of the WebAssembly global used here (this project's TypeScript libs do not declare it). */
-interface WebAssemblyApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-  Memory: new (desc: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer };
-}
-
-const wasm = (globalThis as unknown as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+const wasm = webAssembly;
 
 interface Exports {
   setBf16(acc: number, src: number, n: number): void;
