@@ -28,6 +28,19 @@ const at = (base: string, j = get('j')) => add(get(base), `(i32.shl ${j} ${i32(2
 /** The vector part of a row (j in steps of 4 up to d4), then the scalar tail up to `width`. */
 const row = (width: string, vector: string[], scalar: string[]) =>
   forLoop('j', i32(0), get('d4'), i32(4), ...vector) + forLoop('j', get('d4'), width, i32(1), ...scalar);
+/** result = the sum over a row of a[j] * b[j] (lanes of 4, then the tail; locals acc, j, d4, d). */
+const rowDot = (result: string, a: string, b: string) => [
+  set('acc', ZERO),
+  forLoop('j', i32(0), get('d4'), i32(4), set('acc', vadd(get('acc'), vmul(load(at(a)), load(at(b)))))),
+  set(result, lanes(get('acc'))),
+  forLoop(
+    'j',
+    get('d4'),
+    get('d'),
+    i32(1),
+    set(result, fadd(get(result), fmul(f32Load(at(a)), f32Load(at(b))))),
+  ),
+];
 /** 1 / sqrt(ss / d + eps), RMSNorm's scale of a row with sum of squares ss. */
 const rsqrtMean = `(f32.div (f32.const 1) (f32.sqrt ${fadd(`(f32.div ${get('ss')} (f32.convert_i32_s ${get('d')}))`, get('eps'))}))`; // prettier-ignore
 
@@ -41,22 +54,7 @@ const rmsNorm = `
       i32(0),
       get('n'),
       i32(1),
-      set('acc', ZERO),
-      forLoop(
-        'j',
-        i32(0),
-        get('d4'),
-        i32(4),
-        set('acc', vadd(get('acc'), vmul(load(at('x')), load(at('x'))))),
-      ),
-      set('ss', lanes(get('acc'))),
-      forLoop(
-        'j',
-        get('d4'),
-        get('d'),
-        i32(1),
-        set('ss', fadd(get('ss'), fmul(f32Load(at('x')), f32Load(at('x'))))),
-      ),
+      ...rowDot('ss', 'x', 'x'),
       set('s', rsqrtMean),
       set('sv', `(f32x4.splat ${get('s')})`),
       row(
@@ -143,22 +141,7 @@ const softmaxGrad = `
       i32(0),
       get('rows'),
       i32(1),
-      set('acc', ZERO),
-      forLoop(
-        'j',
-        i32(0),
-        get('d4'),
-        i32(4),
-        set('acc', vadd(get('acc'), vmul(load(at('p')), load(at('ds'))))),
-      ),
-      set('dot', lanes(get('acc'))),
-      forLoop(
-        'j',
-        get('d4'),
-        get('d'),
-        i32(1),
-        set('dot', fadd(get('dot'), fmul(f32Load(at('p')), f32Load(at('ds'))))),
-      ),
+      ...rowDot('dot', 'p', 'ds'),
       set('dv', `(f32x4.splat ${get('dot')})`),
       row(
         get('d'),
