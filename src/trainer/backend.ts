@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import * as tf from './tfjs.js';
 import { log } from '../util/log.js';
 import { shareDataOnWasmIdentityAndCast } from './wasmKernels.js';
+import { gatherRowsOnWasm } from './gatherKernel.js';
 import { installWasmMatMul } from './matMulKernel.js';
 import { installRowKernels } from './rowKernels.js';
 
@@ -31,6 +32,7 @@ async function tryWasm(): Promise<boolean> {
     const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/');
     wasm.setWasmPaths(dist);
     shareDataOnWasmIdentityAndCast();
+    gatherRowsOnWasm();
     if (!(await tf.setBackend('wasm'))) return false;
     // Our products and row kernels on this backend are our WebAssembly modules: without them, no wasm.
     const gemm = await installWasmMatMul();

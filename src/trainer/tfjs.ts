@@ -82,6 +82,7 @@ export const {
   zerosLike,
   BatchMatMul,
   Cast,
+  GatherV2,
   Identity,
   Variable,
 } = tfjs;
