@@ -27,6 +27,11 @@ import type { Dispatch } from '../src/trainer/moe.js';
 
 const BATCH = 8;
 const REPS = Number(process.env.BTX_BENCH_REPS ?? 5);
+/**
+ * Untimed steps of each side first: a training run is thousands of steps, and V8 compiles our
+ * kernels' JavaScript over the first few (with one warm-up step the d64 median was ~1.5x the steady one).
+ */
+const STEP_WARMUP = 3;
 const SMALL: ModelSpec = { vocabSize: 259, dModel: 64, layers: 2, heads: 4, ffnHidden: 192, seqLen: 64 };
 const LARGE: ModelSpec = { vocabSize: 259, dModel: 256, layers: 4, heads: 4, ffnHidden: 688, seqLen: 256 };
 
@@ -203,7 +208,7 @@ async function stepVersusTorch(
   if (torch) await torch.ask({ op: 'init', model: { ...d, seqLen: spec.seqLen }, batch: BATCH });
   const mine = { wall: [] as number[], cpu: [] as number[] };
   const theirs = { wall: [] as number[], cpu: [] as number[] };
-  for (let r = 0; r < REPS + 1; r++) {
+  for (let r = 0; r < STEP_WARMUP + REPS; r++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     await ours.step();
@@ -212,7 +217,7 @@ async function stepVersusTorch(
     const reply = torch
       ? await torch.ask<{ ms: number[]; cpu: number[] }>({ op: 'step', reps: 1 })
       : undefined;
-    if (r === 0) continue; // warm-up
+    if (r < STEP_WARMUP) continue;
     mine.wall.push(wall);
     mine.cpu.push((c.user + c.system) / 1000);
     if (reply) {
