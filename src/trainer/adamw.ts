@@ -11,9 +11,16 @@
 // backend, so a resumed run stays bit-identical.
 import * as tf from './tfjs.js';
 import type { NamedTensor } from './checkpoint.js';
-import { addressOf, fusedKernelsHere, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import {
+  addressOf,
+  allocate,
+  floatsAt,
+  fusedKernelsHere,
+  wasmModule,
+  type KernelArgs,
+  type WasmHeap,
+} from './wasmHeap.js';
 import { rowKernels } from './rowKernels.js';
-import type { WasmModuleParts } from './gemm.js';
 
 export interface AdamWOptions {
   beta1: number;
@@ -58,19 +65,18 @@ function hostMoments(size: number): Moments {
 }
 
 function wasmMoments(size: number): Moments {
-  const wasm = (tf.engine().backend as unknown as { wasm: WasmModuleParts & { HEAPU8: Uint8Array } }).wasm;
+  const wasm = wasmModule(tf.engine().backend);
   const alloc = () => {
-    const at = wasm._malloc(4 * size);
-    if (at === 0) throw new Error(`AdamW: out of wasm memory for moments of ${size} parameters`);
-    new Float32Array(wasm.HEAPU8.buffer, at, size).fill(0);
+    const at = allocate(wasm, 4 * size, `AdamW moments of ${size} parameters`);
+    floatsAt(wasm, at, size).fill(0);
     return at;
   };
   const at = { m: alloc(), v: alloc() };
   return {
     at,
     read: () => ({
-      m: new Float32Array(wasm.HEAPU8.buffer, at.m, size),
-      v: new Float32Array(wasm.HEAPU8.buffer, at.v, size),
+      m: floatsAt(wasm, at.m, size),
+      v: floatsAt(wasm, at.v, size),
     }),
     free: () => [at.m, at.v].forEach((p) => wasm._free(p)),
   };

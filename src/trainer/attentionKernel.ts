@@ -12,9 +12,9 @@
 // ours (rowKernels.ts). q arrives scaled (model.ts folds 1/sqrt(hd) into its rotary tables).
 import * as tf from './tfjs.js';
 import { rowMajor, transposed, type Strided } from './gemm.js';
-import { wasmGemm } from './matMulKernel.js';
+import { requireWasmGemm, wasmGemm } from './matMulKernel.js';
 import { viewOps, type WasmBackend } from './batchMatMul.js';
-import { addressOf, fusedKernelsHere, heapViews, type KernelArgs } from './wasmHeap.js';
+import { addressOf, floatsAt, fusedKernelsHere, heapViews, wasmModule, type KernelArgs } from './wasmHeap.js';
 import { cachedConstant } from './stepConstants.js';
 import { rowKernels } from './rowKernels.js';
 
@@ -57,21 +57,6 @@ function heads(base: number, s: AttentionShape, count: number) {
   };
 }
 
-/**
- * Float32 view of wasm memory from byte address `at`, taken when it is used: the GEMM's scratch and
- * the views registered for softmax allocate, and a grown memory detaches views taken before.
- */
-function heap(backend: unknown, at: number): Float32Array {
-  const { buffer } = (backend as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8;
-  return new Float32Array(buffer, at);
-}
-
-function gemmHere() {
-  const gemm = wasmGemm();
-  if (!gemm) throw new Error(`${FORWARD} needs our GEMM on the wasm backend`);
-  return gemm;
-}
-
 /** The row blocks of a head's scores, each [i1 - i0, i1] (the columns a causal row block needs), packed. */
 function scoreBlocks(T: number): { blocks: { i0: number; i1: number; at: number }[]; size: number } {
   const blocks = [];
@@ -95,7 +80,7 @@ function forwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   const s = attrs as unknown as AttentionShape;
   const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const { batch: B, seqLen: T, heads: H, kvHeads: KV, headDim: hd } = s;
-  const gemm = gemmHere();
+  const gemm = requireWasmGemm();
   const ops = viewOps(backend as WasmBackend);
   const { blocks, size } = scoreBlocks(T);
   const { outputs } = heapViews(backend, [], [[B * T, H * hd], [B * H, size], [BLOCK * T]]);
@@ -109,7 +94,8 @@ function forwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
       for (const { i0, i1, at } of blocks) {
         const [rows, offset] = [i1 - i0, (b * H + h) * size + at];
         gemm.product(Q.rows(b, h, i0), K.cols(b, g), { at: sAt, ldc: 4 * i1 }, rows, hd, i1);
-        const scores = heap(backend, sAt);
+        // Taken here: the GEMM's scratch and softmax's view ids allocate, which can grow the memory.
+        const scores = floatsAt(wasmModule(backend), sAt);
         for (let r = 0; r < rows; r++) scores.fill(MASKED, r * i1 + i0 + r + 1, (r + 1) * i1);
         ops.softmax([scratch, 0], [probs, offset], rows, i1);
         gemm.product(rowMajor(pAt + 4 * offset, i1), V.rows(b, g), O.out(b, h, i0), rows, i1, hd);
@@ -130,7 +116,7 @@ function backwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[]
   const { dy, q, k, v, probs } = inputs as Record<'dy' | 'q' | 'k' | 'v' | 'probs', tf.TensorInfo>;
   const { batch: B, seqLen: T, heads: H, kvHeads: KV, headDim: hd } = s;
   const group = H / KV;
-  const gemm = gemmHere();
+  const gemm = requireWasmGemm();
   const kernels = rowKernels();
   const { blocks, size } = scoreBlocks(T);
   const shapes = [[B * T, H * hd], [B * T, KV * hd], [B * T, KV * hd], [BLOCK * T]];

@@ -1,19 +1,19 @@
-// Batched and grouped matrix products: [B, m, k] x [B, k, n] (attention's q k^T and p v), and rows
-// [R, k] in consecutive groups times one [k, n] matrix per group (each MoE expert's SwiGLU on its
-// own tokens), plus 2-D products, transposes and softmaxes on views into tensors' memory for the
-// fused MoE and attention kernels (moeKernels.ts, attentionKernel.ts).
+// Grouped matrix products, rows [R, k] in consecutive groups times one [k, n] matrix per group
+// (each MoE expert's SwiGLU on its own tokens), plus 2-D products, transposes and softmaxes on views
+// into tensors' memory for the fused MoE, attention and loss kernels (moeKernels.ts,
+// attentionKernel.ts, crossEntropyKernel.ts). A batched product is tf.matMul itself: on the wasm
+// backend every product is our GEMM (gemm.ts, through matMulKernel.ts), so a batched or transposed
+// product costs what a plain one does.
 //
-// On the wasm backend every product is our GEMM (gemm.ts, through matMulKernel.ts for tf.matMul):
-// a batched or transposed product costs what a plain one does, so batchMatMul is tf.matMul with
-// its own gradient (transpose flags, no transposed copies). The views are byte addresses into a
+// On the wasm backend the products on views are GEMM calls on byte addresses into a
 // tensor's memory, so nothing is copied; the transpose and softmax of a view go through the
 // backend's exported Transpose and Softmax (cwrap, on tensor ids registered at the view's offsets). Those are internals
 // of tfjs-backend-wasm 4.22 (pinned): the data id map, the id counter and the module's cwrap.
 // Other backends use tf.matMul and tf.slice.
 import * as tf from './tfjs.js';
 import { fusedKernelsHere, type KernelArgs } from './wasmHeap.js';
-import { rowMajor, transposed, type Gemm } from './gemm.js';
-import { wasmGemm } from './matMulKernel.js';
+import { rowMajor, transposed } from './gemm.js';
+import { requireWasmGemm } from './matMulKernel.js';
 
 const GROUPED = 'BtxGroupedMatMul';
 
@@ -39,12 +39,6 @@ function int32Bytes(values: number[]): Uint8Array {
 
 let exported: { transpose: (...args: unknown[]) => void; softmax: (...args: unknown[]) => void } | undefined;
 
-function requireGemm(): Gemm {
-  const gemm = wasmGemm();
-  if (!gemm) throw new Error('wasm products on views need our GEMM (installWasmMatMul) to be installed');
-  return gemm;
-}
-
 /** 2-D products, transposes and softmaxes of [rows, cols] views at element offsets into tensors' memory. */
 export function viewOps(be: WasmBackend) {
   exported ??= {
@@ -54,7 +48,7 @@ export function viewOps(be: WasmBackend) {
     softmax: be.wasm.cwrap('Softmax', null, ['number', 'number', 'number', 'number']),
   };
   const { transpose, softmax } = exported;
-  const gemm = requireGemm();
+  const gemm = requireWasmGemm();
   const view = (t: tf.TensorInfo, start: number, size: number) => {
     const id = be.dataIdNextNumber++;
     be.wasm.tfjs.registerTensor(id, size, be.dataIdMap.get(t.dataId).memoryOffset + 4 * start);
@@ -140,11 +134,6 @@ tf.registerKernel({
   backendName: 'wasm',
   kernelFunc: groupedMatMulKernel as unknown as tf.KernelFunc,
 });
-
-/** a @ b for a [B, m, k], b [B, k, n]; gradients dy @ b^T and a^T @ dy through transpose flags. */
-export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  return tf.matMul(a, b);
-}
 
 /** Grouped rows a [R, k] times b [G, k, n] (or b^T stored [G, n, k]); or, with `weights`, a_g^T b_g. */
 function groupedProduct(

@@ -6,7 +6,7 @@
 // here it is one copyWithin (a memmove) per index. Other gathers (another axis or dtype, batch
 // dimensions) stay on the backend's kernel.
 import * as tf from './tfjs.js';
-import { addressOf, type WasmHeap } from './wasmHeap.js';
+import { addressOf, floatsAt, wasmModule, type WasmHeap } from './wasmHeap.js';
 
 let installed = false;
 
@@ -26,7 +26,7 @@ export function gatherRowsOnWasm(): void {
       if (!rowAxis || batchDims !== 0 || x.dtype !== 'float32' || indices.dtype !== 'int32' || rank < 1) {
         return original.kernelFunc(args);
       }
-      const be = args.backend as unknown as WasmHeap & { wasm: { HEAPU8: Uint8Array } };
+      const be = args.backend as unknown as WasmHeap;
       const rows = x.shape[0]!;
       const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
       // Checked before anything is allocated, so that a bad index leaks no output.
@@ -34,7 +34,7 @@ export function gatherRowsOnWasm(): void {
       for (const i of ids)
         if (!(i >= 0 && i < rows)) throw new Error(`gather: index ${i} outside [0, ${rows})`);
       const out = be.makeOutput([...indices.shape, ...x.shape.slice(1)], 'float32');
-      const heap = new Float32Array(be.wasm.HEAPU8.buffer);
+      const heap = floatsAt(wasmModule(be), 0);
       const [from, to] = [addressOf(be, x) / 4, addressOf(be, out) / 4];
       // The ids again: the output's allocation may have grown the memory and detached the first view.
       be.typedArrayFromHeap(indices).forEach((i, r) => heap.copyWithin(to + r * width, from + i * width, from + (i + 1) * width)); // prettier-ignore

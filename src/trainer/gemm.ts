@@ -11,7 +11,7 @@
 // multiply-then-add module.
 import { gemmWat, PANEL_BYTES, TILE_ROWS } from './gemmWat.js';
 import { instantiate, relaxedSimd } from './wasmAssembler.js';
-import type { WasmMemory } from '../util/webAssembly.js';
+import { allocate, type WasmModule } from './wasmHeap.js';
 
 /** Environment switch: 0 keeps the multiply-then-add kernel even where fused multiply-add runs. */
 export const GEMM_FMA_ENV = 'BTX_GEMM_FMA';
@@ -28,13 +28,6 @@ export interface Output {
   at: number;
   ldc: number;
   accumulate?: boolean;
-}
-
-/** The parts of tfjs-backend-wasm's emscripten module the kernel needs. */
-export interface WasmModuleParts {
-  asm: { memory: WasmMemory };
-  _malloc(bytes: number): number;
-  _free(ptr: number): void;
 }
 
 export interface Gemm {
@@ -60,10 +53,7 @@ const K_BLOCK = 256;
 const A_BLOCK_BYTES = 192 * 1024;
 
 /** Compile the kernel against the backend's memory; `fma` false forces multiply-then-add. */
-export async function compileGemm(
-  wasm: WasmModuleParts,
-  fma = process.env[GEMM_FMA_ENV] !== '0',
-): Promise<Gemm> {
+export async function compileGemm(wasm: WasmModule, fma = process.env[GEMM_FMA_ENV] !== '0'): Promise<Gemm> {
   const useFma = fma && (await relaxedSimd());
   const exports = (await instantiate(gemmWat(useFma), wasm.asm.memory, useFma)) as { gemm: unknown };
   const gemm = exports.gemm as (...args: number[]) => void;
@@ -79,9 +69,7 @@ export async function compileGemm(
       if (bytes > scratch.bytes) {
         if (scratch.bytes > 0) wasm._free(scratch.at);
         scratch = { at: 0, bytes: 0 };
-        const at = wasm._malloc(bytes);
-        if (at === 0) throw new Error(`gemm: out of wasm memory for ${bytes} bytes of scratch`);
-        scratch = { at, bytes };
+        scratch = { at: allocate(wasm, bytes, "the GEMM's packing scratch"), bytes };
       }
       gemm(
         a.at,

@@ -1,21 +1,13 @@
 // tf.matMul on the wasm backend through our GEMM (gemm.ts) instead of the backend's own kernel.
 //
 // tfjs-backend-wasm sends a 2-D float32 product without transpose flags to XNNPACK (12-17 GFLOP/s
-// here) and everything else, batched or transposed, to a scalar loop (0.3-0.7 GFLOP/s; see
-// batchMatMul.ts). Our kernel reads operands through strides, so transposeA/transposeB and every
+// here) and everything else, batched or transposed, to a scalar loop (0.3-0.7 GFLOP/s). Our kernel reads operands through strides, so transposeA/transposeB and every
 // batch entry cost the same as a plain product: 23-41 GFLOP/s. It takes every float32 product,
 // batch dimensions broadcast by numpy's rule (where the backend's kernel, given [2, 1] against [3],
 // returns half the output), and hands other dtypes to the backend's kernel, which rejects them.
 import * as tf from './tfjs.js';
-import { compileGemm, rowMajor, transposed, type Gemm, type Strided, type WasmModuleParts } from './gemm.js';
-import { addressOf, type KernelArgs } from './wasmHeap.js';
-
-/** The parts of BackendWasm the kernel uses. */
-interface Backend {
-  wasm: WasmModuleParts;
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
+import { compileGemm, rowMajor, transposed, type Gemm, type Strided } from './gemm.js';
+import { addressOf, wasmModule, type KernelArgs, type WasmHeap } from './wasmHeap.js';
 
 let installed: Gemm | undefined;
 let backendKernelOnly = false;
@@ -27,6 +19,12 @@ export function useBackendMatMul(on: boolean): void {
 
 /** The GEMM on the wasm backend's memory, once installWasmMatMul has run. */
 export function wasmGemm(): Gemm | undefined {
+  return installed;
+}
+
+/** The GEMM; throws before installWasmMatMul has run (only wasm-backend kernels call this). */
+export function requireWasmGemm(): Gemm {
+  if (!installed) throw new Error('our wasm GEMM is not installed (installWasmMatMul)');
   return installed;
 }
 
@@ -72,7 +70,7 @@ function matMul(gemm: Gemm, original: tf.KernelFunc, args: KernelArgs): tf.Tenso
   const fallback = a.dtype !== 'float32' || b.dtype !== 'float32' || ra < 2 || rb < 2 || !batch || k !== kb;
   if (backendKernelOnly || fallback || m * n === 0)
     return original(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  const be = args.backend as Backend;
+  const be = args.backend as WasmHeap;
   const out = be.makeOutput([...batch, m, n], 'float32');
   const [aAt, bAt, outAt] = [addressOf(be, a), addressOf(be, b), addressOf(be, out)];
   const [aIndex, bIndex] = [batchIndices(aBatch, batch), batchIndices(bBatch, batch)];
@@ -94,8 +92,7 @@ function matMul(gemm: Gemm, original: tf.KernelFunc, args: KernelArgs): tf.Tenso
 /** Compile the GEMM against the wasm backend's memory and route its BatchMatMul kernel through it. */
 export async function installWasmMatMul(): Promise<Gemm> {
   if (installed) return installed;
-  const be = tf.backend() as unknown as Backend;
-  const gemm = await compileGemm(be.wasm);
+  const gemm = await compileGemm(wasmModule(tf.backend()));
   const original = tf.getKernel(tf.BatchMatMul, 'wasm')!;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
   tf.registerKernel({

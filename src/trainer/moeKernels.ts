@@ -21,7 +21,7 @@
 import * as tf from './tfjs.js';
 import { viewOps } from './batchMatMul.js';
 import type { WasmBackend } from './batchMatMul.js';
-import type { KernelArgs, WasmHeap } from './wasmHeap.js';
+import { addressOf, floatsAt, wasmModule, type KernelArgs, type WasmHeap } from './wasmHeap.js';
 
 const ROUTE = 'BtxMoeRoute';
 const ROUTE_GRAD = 'BtxMoeRouteGrad';
@@ -50,8 +50,8 @@ function backendKernel(
 /** All of wasm memory as floats (re-read after anything that may grow it) and a tensor's offset in it. */
 function memory(be: Backend): { f32: Float32Array; at: (t: tf.TensorInfo) => number } {
   return {
-    f32: new Float32Array(be.wasm.HEAPU8.buffer),
-    at: (t) => be.dataIdMap.get(t.dataId).memoryOffset / 4,
+    f32: floatsAt(wasmModule(be), 0),
+    at: (t) => addressOf(be, t) / 4,
   };
 }
 

@@ -9,9 +9,8 @@
 // are rounded to float32, as the ops round them, so the function is the same to within an ulp
 // (test/trainer/rotaryKernel.test.ts checks value and gradient against the ops).
 import * as tf from './tfjs.js';
-import { addressOf, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { addressOf, allocate, floatsAt, wasmModule, type KernelArgs, type WasmHeap } from './wasmHeap.js';
 import { rowKernels } from './rowKernels.js';
-import type { WasmModuleParts } from './gemm.js';
 
 interface RotaryAttrs {
   seqLen: number;
@@ -39,11 +38,10 @@ function rotaryTables(a: RotaryAttrs, backend: unknown): { cos: number; sin: num
         sin[p * half + i] = a.scale * Math.sin(angle);
       }
     }
-    const wasm = (backend as { wasm: WasmModuleParts & { HEAPU8: Uint8Array } }).wasm;
+    const wasm = wasmModule(backend);
     const copy = (values: Float32Array) => {
-      const at = wasm._malloc(values.byteLength);
-      if (at === 0) throw new Error('rotary: out of wasm memory for its tables');
-      new Float32Array(wasm.HEAPU8.buffer, at, values.length).set(values);
+      const at = allocate(wasm, values.byteLength, 'the rotary tables');
+      floatsAt(wasm, at, values.length).set(values);
       return at;
     };
     t = { cos: copy(cos), sin: copy(sin) };

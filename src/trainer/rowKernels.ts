@@ -4,7 +4,7 @@
 import * as tf from './tfjs.js';
 import { ROW_KERNELS_WAT } from './rowKernelsWat.js';
 import { instantiate } from './wasmAssembler.js';
-import type { WasmModuleParts } from './gemm.js';
+import { wasmModule } from './wasmHeap.js';
 
 export interface RowKernels {
   rmsNorm(x: number, w: number, y: number, n: number, d: number, eps: number): void;
@@ -51,10 +51,7 @@ let installed: RowKernels | undefined;
 
 /** Compile the row kernels against the wasm backend's memory (the backend must be set). */
 export async function installRowKernels(): Promise<RowKernels> {
-  installed ??= (await instantiate(
-    ROW_KERNELS_WAT,
-    (tf.backend() as unknown as { wasm: WasmModuleParts }).wasm.asm.memory,
-  )) as RowKernels;
+  installed ??= (await instantiate(ROW_KERNELS_WAT, wasmModule(tf.backend()).asm.memory)) as RowKernels;
   return installed;
 }
 

@@ -3,6 +3,7 @@
 // heap, so nothing is copied in or out. Uses BackendWasm's makeOutput and typedArrayFromHeap
 // (tfjs-backend-wasm 4.22, pinned; see batchMatMul.ts for the other internals used).
 import * as tf from './tfjs.js';
+import type { WasmMemory } from '../util/webAssembly.js';
 
 /** What tfjs passes a kernel registered from JavaScript (ours, on the wasm backend). */
 export interface KernelArgs {
@@ -14,6 +15,34 @@ export interface KernelArgs {
 /** Whether our wasm kernels run here (the wasm backend); elsewhere the tf-op compositions do. */
 export function fusedKernelsHere(): boolean {
   return tf.getBackend() === 'wasm';
+}
+
+/** The parts of tfjs-backend-wasm's emscripten module (BackendWasm.wasm) our kernels use. */
+export interface WasmModule {
+  asm: { memory: WasmMemory };
+  HEAPU8: Uint8Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+}
+
+/** The wasm backend's emscripten module. */
+export function wasmModule(backend: unknown): WasmModule {
+  return (backend as { wasm: WasmModule }).wasm;
+}
+
+/**
+ * Floats of wasm memory from byte address `at` (`length` of them, or to the end). Take the view
+ * where it is used: an allocation can grow the memory, which detaches views taken before it.
+ */
+export function floatsAt(wasm: WasmModule, at: number, length?: number): Float32Array {
+  return new Float32Array(wasm.HEAPU8.buffer, at, length);
+}
+
+/** `bytes` of wasm memory from the backend's malloc, kept until freed; an error naming `what` if none is left. */
+export function allocate(wasm: WasmModule, bytes: number, what: string): number {
+  const at = wasm._malloc(bytes);
+  if (at === 0) throw new Error(`out of wasm memory for ${what} (${bytes} bytes)`);
+  return at;
 }
 
 /** Byte address of a tensor's data in wasm memory (BackendWasm's data id map). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
-import { batchMatMul, groupedMatMul } from '../../src/trainer/batchMatMul.js';
+import { groupedMatMul } from '../../src/trainer/batchMatMul.js';
 import { backend } from './trainerFixtures.js';
 
 before(backend);
@@ -16,16 +16,21 @@ for (const [batch, m, k, n] of [
   [1, 4, 6, 2],
   [3, 1, 9, 1],
 ] as const) {
-  test(`batchMatMul: equals tf.matMul, value and both gradients ([${batch},${m},${k}] x [${batch},${k},${n}])`, () => {
+  test(`batched tf.matMul: equals one 2-D product per batch entry, value and both gradients ([${batch},${m},${k}] x [${batch},${k},${n}])`, () => {
     const a = tf.randomNormal([batch, m, k], 0, 1, 'float32', 1) as tf.Tensor3D;
     const b = tf.randomNormal([batch, k, n], 0, 1, 'float32', 2) as tf.Tensor3D;
     const weights = tf.randomNormal([batch, m, n], 0, 1, 'float32', 3);
     const loss = (f: (x: tf.Tensor3D, y: tf.Tensor3D) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) =>
       tf.sum(tf.mul(f(x as tf.Tensor3D, y as tf.Tensor3D), weights)) as tf.Scalar;
-    const ours = tf.valueAndGrads(loss(batchMatMul));
-    const reference = tf.valueAndGrads(loss((x, y) => tf.matMul(x, y)));
+    // The reference never batches: each entry's 2-D product, stacked.
+    const entry = (t: tf.Tensor3D, i: number) =>
+      tf.reshape(tf.slice(t, [i, 0, 0], [1, -1, -1]), [t.shape[1], t.shape[2]]) as tf.Tensor2D;
+    const perEntry = (x: tf.Tensor3D, y: tf.Tensor3D) =>
+      tf.stack([...Array(batch).keys()].map((i) => tf.matMul(entry(x, i), entry(y, i))));
+    const ours = tf.valueAndGrads(loss((x, y) => tf.matMul(x, y)));
+    const reference = tf.valueAndGrads(loss(perEntry));
     const [o, r] = [ours([a, b]), reference([a, b])];
-    assert.ok(maxAbsDiff(batchMatMul(a, b), tf.matMul(a, b)) < 1e-5);
+    assert.ok(maxAbsDiff(tf.matMul(a, b), perEntry(a, b)) < 1e-5);
     assert.ok(Math.abs(o.value.arraySync() - r.value.arraySync()) < 1e-4);
     assert.ok(maxAbsDiff(o.grads[0]!, r.grads[0]!) < 1e-5, 'gradient of a');
     assert.ok(maxAbsDiff(o.grads[1]!, r.grads[1]!) < 1e-5, 'gradient of b');
@@ -33,12 +38,12 @@ for (const [batch, m, k, n] of [
   });
 }
 
-test('batchMatMul: leaves no tensors behind', () => {
+test('batched tf.matMul: leaves no tensors behind', () => {
   const a = tf.ones([2, 3, 4]) as tf.Tensor3D;
   const b = tf.ones([2, 4, 5]) as tf.Tensor3D;
   const before = tf.memory().numTensors;
   tf.tidy(() => {
-    batchMatMul(a, b);
+    tf.matMul(a, b);
   });
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([a, b]);

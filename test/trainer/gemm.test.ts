@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '../../src/trainer/tfjs.js';
-import {
-  compileGemm,
-  rowMajor,
-  transposed,
-  type Gemm,
-  type WasmModuleParts,
-} from '../../src/trainer/gemm.js';
+import { compileGemm, rowMajor, transposed, type Gemm } from '../../src/trainer/gemm.js';
 import { wasmGemm } from '../../src/trainer/matMulKernel.js';
-import { addressOf } from '../../src/trainer/wasmHeap.js';
+import { addressOf, wasmModule } from '../../src/trainer/wasmHeap.js';
 import { mulberry32 } from '../../src/trainer/prng.js';
 import { backend } from './trainerFixtures.js';
 
@@ -73,7 +67,7 @@ const LAYOUTS = [
 ] as const;
 
 async function variants(): Promise<Gemm[]> {
-  const wasm = (tf.backend() as unknown as { wasm: WasmModuleParts }).wasm;
+  const wasm = wasmModule(tf.backend());
   return [await compileGemm(wasm, false), await compileGemm(wasm, true)];
 }
 
