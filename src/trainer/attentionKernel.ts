@@ -14,7 +14,14 @@ import * as tf from './tfjs.js';
 import { rowMajor, transposed, type Strided } from './gemm.js';
 import { requireWasmGemm, wasmGemm } from './matMulKernel.js';
 import { viewOps, type WasmBackend } from './batchMatMul.js';
-import { addressOf, floatsAt, fusedKernelsHere, heapViews, wasmModule, type KernelArgs } from './wasmHeap.js';
+import {
+  addressOf,
+  floatsAt,
+  fusedKernelsHere,
+  wasmModule,
+  type KernelArgs,
+  type WasmHeap,
+} from './wasmHeap.js';
 import { cachedConstant } from './stepConstants.js';
 import { rowKernels } from './rowKernels.js';
 
@@ -57,6 +64,11 @@ function heads(base: number, s: AttentionShape, count: number) {
   };
 }
 
+/** Float32 outputs (and scratch) of the given shapes, allocated by the backend. */
+function outputsOf(backend: unknown, shapes: number[][]): tf.TensorInfo[] {
+  return shapes.map((shape) => (backend as WasmHeap).makeOutput(shape, 'float32'));
+}
+
 /** The row blocks of a head's scores, each [i1 - i0, i1] (the columns a causal row block needs), packed. */
 function scoreBlocks(T: number): { blocks: { i0: number; i1: number; at: number }[]; size: number } {
   const blocks = [];
@@ -83,8 +95,11 @@ function forwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   const gemm = requireWasmGemm();
   const ops = viewOps(backend as WasmBackend);
   const { blocks, size } = scoreBlocks(T);
-  const { outputs } = heapViews(backend, [], [[B * T, H * hd], [B * H, size], [BLOCK * T]]);
-  const [out, probs, scratch] = outputs as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+  const [out, probs, scratch] = outputsOf(backend, [[B * T, H * hd], [B * H, size], [BLOCK * T]]) as [
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+  ];
   const view = (t: tf.TensorInfo, count: number) => heads(addressOf(backend, t), s, count);
   const [Q, K, V, O] = [view(q, H), view(k, KV), view(v, KV), view(out, H)];
   const [pAt, sAt] = [addressOf(backend, probs), addressOf(backend, scratch)];
@@ -120,8 +135,12 @@ function backwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[]
   const kernels = rowKernels();
   const { blocks, size } = scoreBlocks(T);
   const shapes = [[B * T, H * hd], [B * T, KV * hd], [B * T, KV * hd], [BLOCK * T]];
-  const { outputs } = heapViews(backend, [], shapes);
-  const [dq, dk, dv, scratch] = outputs as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+  const [dq, dk, dv, scratch] = outputsOf(backend, shapes) as [
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+  ];
   const view = (t: tf.TensorInfo, count: number) => heads(addressOf(backend, t), s, count);
   const [dO, Q, K, V, dQ, dK, dV] = [view(dy, H), view(q, H), view(k, KV), view(v, KV), view(dq, H), view(dk, KV), view(dv, KV)]; // prettier-ignore
   const [pAt, dsAt] = [addressOf(backend, probs), addressOf(backend, scratch)];

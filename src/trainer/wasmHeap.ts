@@ -1,7 +1,8 @@
-// Kernels written in JavaScript over tfjs-backend-wasm's memory: a kernel allocates its outputs with
-// the backend and reads and writes every tensor through Float32Array/Int32Array views of the wasm
-// heap, so nothing is copied in or out. Uses BackendWasm's makeOutput and typedArrayFromHeap
-// (tfjs-backend-wasm 4.22, pinned; see batchMatMul.ts for the other internals used).
+// What our kernels on tfjs-backend-wasm share: a kernel allocates its outputs with the backend and
+// reads and writes tensors where they lie in wasm memory (byte addresses for our WebAssembly
+// modules, Float32Array/Int32Array views for JavaScript), so nothing is copied in or out. Uses
+// BackendWasm's data id map, makeOutput and typedArrayFromHeap and its emscripten module's heap and
+// malloc (tfjs-backend-wasm 4.22, pinned; see batchMatMul.ts for the other internals used).
 import * as tf from './tfjs.js';
 import type { WasmMemory } from '../util/webAssembly.js';
 
@@ -55,20 +56,4 @@ export function addressOf(backend: unknown, t: tf.TensorInfo): number {
 export interface WasmHeap {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array;
-}
-
-/**
- * Outputs of `shapes` (float32), then views of `inputs` and the outputs over wasm memory, in that
- * order. The views are taken after every allocation: an allocation can grow the memory, which
- * detaches views taken before it.
- */
-export function heapViews(
-  backend: unknown,
-  inputs: tf.TensorInfo[],
-  shapes: number[][],
-): { outputs: tf.TensorInfo[]; views: Float32Array[]; ints: (Int32Array | Float32Array)[] } {
-  const be = backend as WasmHeap;
-  const outputs = shapes.map((s) => be.makeOutput(s, 'float32'));
-  const all = [...inputs, ...outputs].map((t) => be.typedArrayFromHeap(t));
-  return { outputs, views: all as Float32Array[], ints: all };
 }
