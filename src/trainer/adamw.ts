@@ -104,18 +104,11 @@ interface UpdateConstants {
 }
 
 /**
- * out = the updated w (out may be w). The moments are rounded to float32 as they are stored and used
+ * w updated in place (the host path: other backends). The moments are rounded to float32 as they are stored and used
  * rounded; kept in locals rather than read back, the loop runs ~30% faster (10.7 -> 6.9-7.6 ns per
  * parameter, 361k parameters, in isolation).
  */
-function update(
-  w: Float32Array,
-  out: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  g: Float32Array,
-  c: UpdateConstants,
-) {
+function update(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, c: UpdateConstants) {
   const { clip, keep, stepSize, beta1, beta2, eps } = c;
   const [rest1, rest2] = [1 - beta1, 1 - beta2];
   for (let i = 0; i < w.length; i++) {
@@ -124,7 +117,7 @@ function update(
     const vi = Math.fround(beta2 * v[i]! + rest2 * gi * gi);
     m[i] = mi;
     v[i] = vi;
-    out[i] = w[i]! * keep - (stepSize * mi) / (Math.sqrt(vi) + eps);
+    w[i] = w[i]! * keep - (stepSize * mi) / (Math.sqrt(vi) + eps);
   }
 }
 
@@ -215,7 +208,7 @@ export class AdamW {
       // the array it is given).
       const w = values(s.param);
       const { m, v } = s.moments.read();
-      update(w, w, m, v, values(grad), c);
+      update(w, m, v, values(grad), c);
       tf.tidy(() => s.param.assign(tf.tensor(w, s.param.shape, 'float32')));
     }
     return tf.scalar(norm);

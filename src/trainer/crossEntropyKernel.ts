@@ -17,13 +17,13 @@ import { rowKernels } from './rowKernels.js';
 function crossEntropyKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
   const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
   const [n, v] = logits.shape as [number, number];
+  const be = backend as WasmHeap;
   // Checked before anything is allocated, so that a bad target leaks no output.
-  const checked = (backend as WasmHeap).typedArrayFromHeap(targets);
+  const checked = be.typedArrayFromHeap(targets);
   for (let r = 0; r < n; r++) {
     const t = checked[r]!;
     if (!(t >= 0 && t < v)) throw new Error(`cross-entropy: target ${t} outside [0, ${v})`);
   }
-  const be = backend as WasmHeap;
   const [loss, grad] = [be.makeOutput([], 'float32'), be.makeOutput([n, v], 'float32')];
   viewOps(backend as WasmBackend).softmax([logits, 0], [grad, 0], n, v);
   // Views after every allocation (the softmax's view ids may grow the memory, detaching older ones).
