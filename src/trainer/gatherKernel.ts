@@ -6,40 +6,30 @@
 // here it is one copyWithin (a memmove) per index. Other gathers (another axis or dtype, batch
 // dimensions) stay on the backend's kernel.
 import * as tf from './tfjs.js';
-import { addressOf, floatsAt, wasmModule, type WasmHeap } from './wasmHeap.js';
-
-let installed = false;
+import { addressOf, floatsAt, replaceWasmKernel, wasmModule, type WasmHeap } from './wasmHeap.js';
 
 /** Replace the wasm backend's GatherV2; call after @tensorflow/tfjs-backend-wasm is imported. */
 export function gatherRowsOnWasm(): void {
-  if (installed) return;
-  const original = tf.getKernel(tf.GatherV2, 'wasm');
-  if (!original) return;
-  tf.unregisterKernel(tf.GatherV2, 'wasm');
-  tf.registerKernel({
-    ...original,
-    kernelFunc: (args) => {
-      const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
-      const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
-      const rank = x.shape.length;
-      const rowAxis = (axis < 0 ? axis + rank : axis) === 0;
-      if (!rowAxis || batchDims !== 0 || x.dtype !== 'float32' || indices.dtype !== 'int32' || rank < 1) {
-        return original.kernelFunc(args);
-      }
-      const be = args.backend as unknown as WasmHeap;
-      const rows = x.shape[0]!;
-      const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
-      // Checked before anything is allocated, so that a bad index leaks no output.
-      const ids = be.typedArrayFromHeap(indices);
-      for (const i of ids)
-        if (!(i >= 0 && i < rows)) throw new Error(`gather: index ${i} outside [0, ${rows})`);
-      const out = be.makeOutput([...indices.shape, ...x.shape.slice(1)], 'float32');
-      const heap = floatsAt(wasmModule(be), 0);
-      const [from, to] = [addressOf(be, x) / 4, addressOf(be, out) / 4];
-      // The ids again: the output's allocation may have grown the memory and detached the first view.
-      be.typedArrayFromHeap(indices).forEach((i, r) => heap.copyWithin(to + r * width, from + i * width, from + (i + 1) * width)); // prettier-ignore
-      return out;
-    },
+  replaceWasmKernel(tf.GatherV2, (original) => (args) => {
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+    const rank = x.shape.length;
+    const rowAxis = (axis < 0 ? axis + rank : axis) === 0;
+    if (!rowAxis || batchDims !== 0 || x.dtype !== 'float32' || indices.dtype !== 'int32' || rank < 1) {
+      return original(args);
+    }
+    const be = args.backend as unknown as WasmHeap;
+    const rows = x.shape[0]!;
+    const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
+    // Checked before anything is allocated, so that a bad index leaks no output.
+    const ids = be.typedArrayFromHeap(indices);
+    for (const i of ids)
+      if (!(i >= 0 && i < rows)) throw new Error(`gather: index ${i} outside [0, ${rows})`);
+    const out = be.makeOutput([...indices.shape, ...x.shape.slice(1)], 'float32');
+    const heap = floatsAt(wasmModule(be), 0);
+    const [from, to] = [addressOf(be, x) / 4, addressOf(be, out) / 4];
+    // The ids again: the output's allocation may have grown the memory and detached the first view.
+    be.typedArrayFromHeap(indices).forEach((i, r) => heap.copyWithin(to + r * width, from + i * width, from + (i + 1) * width)); // prettier-ignore
+    return out;
   });
-  installed = true;
 }

@@ -7,7 +7,7 @@
 // returns half the output), and hands other dtypes to the backend's kernel, which rejects them.
 import * as tf from './tfjs.js';
 import { compileGemm, rowMajor, transposed, type Gemm, type Strided } from './gemm.js';
-import { addressOf, wasmModule, type KernelArgs, type WasmHeap } from './wasmHeap.js';
+import { addressOf, replaceWasmKernel, wasmModule, type KernelArgs, type WasmHeap } from './wasmHeap.js';
 
 let installed: Gemm | undefined;
 let backendKernelOnly = false;
@@ -93,12 +93,10 @@ function matMul(gemm: Gemm, original: tf.KernelFunc, args: KernelArgs): tf.Tenso
 export async function installWasmMatMul(): Promise<Gemm> {
   if (installed) return installed;
   const gemm = await compileGemm(wasmModule(tf.backend()));
-  const original = tf.getKernel(tf.BatchMatMul, 'wasm')!;
-  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
-  tf.registerKernel({
-    ...original,
-    kernelFunc: (args) => matMul(gemm, original.kernelFunc, args as unknown as KernelArgs),
-  });
+  replaceWasmKernel(
+    tf.BatchMatMul,
+    (original) => (args) => matMul(gemm, original, args as unknown as KernelArgs),
+  );
   installed = gemm;
   return gemm;
 }

@@ -46,6 +46,20 @@ export function allocate(wasm: WasmModule, bytes: number, what: string): number 
   return at;
 }
 
+const replaced = new Set<string>();
+
+/**
+ * Route the wasm backend's kernel `name` through `make(original)`, where `original` is the backend's
+ * own kernel (for the cases ours hands back). Once per process; nothing where there is no such kernel.
+ */
+export function replaceWasmKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+  const original = tf.getKernel(name, 'wasm');
+  if (replaced.has(name) || !original) return;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
+  replaced.add(name);
+}
+
 /** Byte address of a tensor's data in wasm memory (BackendWasm's data id map). */
 export function addressOf(backend: unknown, t: tf.TensorInfo): number {
   const be = backend as { dataIdMap: { get(dataId: object): { memoryOffset: number } } };

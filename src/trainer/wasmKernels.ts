@@ -7,26 +7,17 @@
 // malloc, a copy and a kernel launch. Tensor data is never written after its kernel made it
 // (Variable.assign swaps in new data), so sharing is as safe here as on the CPU backend.
 import * as tf from './tfjs.js';
-
-let installed = false;
+import { replaceWasmKernel } from './wasmHeap.js';
 
 /** Replace the wasm backend's Identity and Cast; call after @tensorflow/tfjs-backend-wasm is imported. */
 export function shareDataOnWasmIdentityAndCast(): void {
-  if (installed) return;
   for (const name of [tf.Identity, tf.Cast]) {
-    const original = tf.getKernel(name, 'wasm');
-    if (!original) continue;
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({
-      ...original,
-      kernelFunc: (args) => {
-        const x = args.inputs.x!;
-        const dtype = name === tf.Cast ? (args.attrs as { dtype: tf.DataType }).dtype : x.dtype;
-        if (dtype !== x.dtype || dtype === 'string') return original.kernelFunc(args);
-        (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-        return { dataId: x.dataId, shape: x.shape, dtype };
-      },
+    replaceWasmKernel(name, (original) => (args) => {
+      const x = args.inputs.x!;
+      const dtype = name === tf.Cast ? (args.attrs as { dtype: tf.DataType }).dtype : x.dtype;
+      if (dtype !== x.dtype || dtype === 'string') return original(args);
+      (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype };
     });
   }
-  installed = true;
 }
