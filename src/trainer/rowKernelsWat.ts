@@ -28,6 +28,9 @@ const at = (base: string, j = get('j')) => add(get(base), `(i32.shl ${j} ${i32(2
 /** The vector part of a row (j in steps of 4 up to d4), then the scalar tail up to `width`. */
 const row = (width: string, vector: string[], scalar: string[]) =>
   forLoop('j', i32(0), get('d4'), i32(4), ...vector) + forLoop('j', get('d4'), width, i32(1), ...scalar);
+/** Each pointer moved on by one row of d floats. */
+const nextRow = (...pointers: string[]) =>
+  pointers.map((p) => set(p, add(get(p), `(i32.shl ${get('d')} ${i32(2)})`)));
 /** result = the sum over a row of a[j] * b[j] (lanes of 4, then the tail; locals acc, j, d4, d). */
 const rowDot = (result: string, a: string, b: string) => [
   set('acc', ZERO),
@@ -62,8 +65,7 @@ const rmsNorm = `
         [store(at('y'), vmul(vmul(load(at('x')), get('sv')), load(at('w'))))],
         [f32Store(at('y'), fmul(fmul(f32Load(at('x')), get('s')), f32Load(at('w'))))],
       ),
-      set('x', add(get('x'), `(i32.shl ${get('d')} ${i32(2)})`)),
-      set('y', add(get('y'), `(i32.shl ${get('d')} ${i32(2)})`)),
+      ...nextRow('x', 'y'),
     )}
   )`;
 
@@ -127,7 +129,7 @@ const rmsNormGrad = `
           ),
         ],
       ),
-      ...['dy', 'x', 'dx'].map((p) => set(p, add(get(p), `(i32.shl ${get('d')} ${i32(2)})`))),
+      ...nextRow('dy', 'x', 'dx'),
     )}
   )`;
 
@@ -148,8 +150,7 @@ const softmaxGrad = `
         [store(at('ds'), vmul(load(at('p')), vsub(load(at('ds')), get('dv'))))],
         [f32Store(at('ds'), fmul(f32Load(at('p')), fsub(f32Load(at('ds')), get('dot'))))],
       ),
-      set('p', add(get('p'), `(i32.shl ${get('d')} ${i32(2)})`)),
-      set('ds', add(get('ds'), `(i32.shl ${get('d')} ${i32(2)})`)),
+      ...nextRow('p', 'ds'),
     )}
   )`;
 
